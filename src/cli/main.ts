@@ -1,0 +1,43 @@
+import { SafeLoraError } from "../errors.js";
+import { TOOL } from "../version.js";
+import { ExitCode, exitCodeFor } from "./exit-codes.js";
+import { processIo, type CliIo } from "./io.js";
+import { patchCommand } from "./patch-command.js";
+
+const HELP = `safe-lora ${TOOL.version}: Safe LoRA for LoRA adapters
+
+Usage:
+  safe-lora patch --adapter <dir> --base <dir> --aligned <dir> [options]
+  safe-lora --version
+
+Run "safe-lora patch --help" for the options.`;
+
+/** Runs the CLI with `args` (without node and script) and returns the exit code; never throws. */
+export async function main(args: string[], io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "patch":
+        return await patchCommand(rest, io);
+      case "--version":
+      case "-v":
+        io.stdout(`${TOOL.version}\n`);
+        return ExitCode.ok;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        io.stdout(`${HELP}\n`);
+        return command === undefined ? ExitCode.usage : ExitCode.ok;
+      default:
+        throw new SafeLoraError(`unknown command "${command}"; run safe-lora --help`, "usage");
+    }
+  } catch (error) {
+    if (error instanceof SafeLoraError) {
+      io.stderr(`safe-lora: ${error.message}\n`);
+      return exitCodeFor(error.code);
+    }
+    io.stderr(`safe-lora: internal error, please report it: ${(error as Error)?.stack ?? String(error)}\n`);
+    return ExitCode.internal;
+  }
+}

@@ -1,0 +1,251 @@
+import { createHash } from "node:crypto";
+import { posix } from "node:path";
+import { SafeLoraError } from "../errors.js";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from "../peft/open-adapter.js";
+import { baseWeightCandidates, type LoraModule } from "../peft/lora-modules.js";
+import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
+import { ProjectionSession, type ModuleProjection } from "../projection/projection-session.js";
+import { effectiveThreshold, isSelected, roundCosine, formatSelection, type Selection } from "../projection/selection.js";
+import type { FileDigest, ModuleReport, SafeLoraReport, SkipReason } from "../report/schema.js";
+import { Checkpoint } from "../safetensors/checkpoint.js";
+import { decodeToFloat32, encodeFromFloat32, isFloatDtype, type FloatDtype } from "../safetensors/dtype.js";
+import type { TensorInfo } from "../safetensors/header.js";
+import type { TensorToWrite } from "../safetensors/write.js";
+import type { RepoFiles } from "../storage/repo-files.js";
+import { TOOL } from "../version.js";
+import { ScratchBuffer } from "./scratch-buffer.js";
+
+export const OPERATOR_FORMULA = "C = V Vᵀ / ‖V‖_F with V = W_aligned − W_base (fp32); lora_B ← C·lora_B";
+
+/** One source of model weights: where it is and its files. */
+export interface WeightsInput {
+  readonly files: RepoFiles;
+  /** Pinned commit for Hub repos; null for local folders. */
+  readonly revision: string | null;
+  readonly subfolder?: string;
+}
+
+export interface PatchRequest {
+  readonly adapter: WeightsInput;
+  readonly base: WeightsInput;
+  readonly aligned: WeightsInput;
+  readonly selection: Selection;
+  readonly executionProvider: ExecutionProviderChoice;
+  readonly onProgress?: (progress: PatchProgress) => void;
+}
+
+export interface PatchProgress {
+  /** Modules done so far, and in all. */
+  readonly done: number;
+  readonly total: number;
+  readonly module: string;
+  /** Weight bytes read from base and aligned so far. */
+  readonly bytesRead: number;
+}
+
+/** A patched adapter, ready to be written to a folder or committed: the new weights, config and report. */
+export interface PatchedAdapter {
+  readonly report: SafeLoraReport;
+  /** `__metadata__` of the patched weights: the input's, plus provenance under `safe_lora.*`. */
+  readonly metadata: Record<string, string>;
+  /** Every tensor of the input adapter in its original order; only projected `lora_B` tensors differ. */
+  readonly tensors: readonly TensorToWrite[];
+  /** `adapter_config.json`, byte for byte as the input had it. */
+  readonly configText: string;
+}
+
+interface ModulePlan {
+  readonly module: LoraModule;
+  readonly baseKey: string;
+  readonly a: TensorInfo;
+  readonly b: TensorInfo;
+  readonly dOut: number;
+  readonly dIn: number;
+  readonly rank: number;
+}
+
+interface ModuleOutcome {
+  readonly plan: ModulePlan;
+  readonly projection: ModuleProjection;
+  readonly cosineExact: number | null;
+  readonly skipped: SkipReason | null;
+}
+
+/**
+ * Checks everything that can be checked from headers alone — that every module has its base weight in both
+ * checkpoints with matching shapes — before a single weight byte is read.
+ */
+async function planModules(adapter: OpenedAdapter, base: Checkpoint, aligned: Checkpoint): Promise<ModulePlan[]> {
+  const plans: ModulePlan[] = [];
+  for (const module of adapter.modules) {
+    const candidates = baseWeightCandidates(module.name);
+    const baseKey = candidates.find((key) => base.has(key));
+    if (!baseKey) {
+      throw new SafeLoraError(
+        `the base model ${base.description} has no weight for adapter module "${module.name}" (looked for ${candidates.map((c) => `"${c}"`).join(", ")}); ` +
+          "check that --base and --aligned are the model family the adapter was trained on",
+        "missing-tensor",
+      );
+    }
+    if (!aligned.has(baseKey)) {
+      throw new SafeLoraError(
+        `the aligned model ${aligned.description} has no tensor "${baseKey}", which the base model has; the two are not the same architecture`,
+        "missing-tensor",
+      );
+    }
+    const [baseInfo, alignedInfo] = await Promise.all([base.info(baseKey), aligned.info(baseKey)]);
+    for (const info of [baseInfo, alignedInfo]) {
+      if (!isFloatDtype(info.dtype)) {
+        throw new SafeLoraError(
+          `"${baseKey}" is stored as ${info.dtype} in ${info === baseInfo ? base.description : aligned.description}: ` +
+            "quantized or integer weights cannot serve as a source of the alignment direction; use the original fp16/bf16/fp32 release",
+          "unsupported-dtype",
+        );
+      }
+    }
+    if (baseInfo.shape.length !== 2 || String(baseInfo.shape) !== String(alignedInfo.shape)) {
+      throw new SafeLoraError(
+        `"${baseKey}" has shape [${baseInfo.shape}] in the base model but [${alignedInfo.shape}] in the aligned model; they are not a base/aligned pair of one architecture`,
+        "shape-mismatch",
+      );
+    }
+    const [dOut, dIn] = baseInfo.shape as [number, number];
+    const a = adapter.weights.info(module.loraAKey);
+    const b = adapter.weights.info(module.loraBKey);
+    const rank = a.shape[0]!;
+    if (a.shape[1] !== dIn || b.shape[0] !== dOut) {
+      throw new SafeLoraError(
+        `module "${module.name}": lora_A [${a.shape}] and lora_B [${b.shape}] do not fit the model's weight [${baseInfo.shape}]; ` +
+          "the adapter was trained on a model of another size",
+        "shape-mismatch",
+      );
+    }
+    plans.push({ module, baseKey, a, b, dOut, dIn, rank });
+  }
+  return plans;
+}
+
+function cosineOf(projection: ModuleProjection): { cosineExact: number | null; skipped: SkipReason | null } {
+  if (projection.updateNormSq === 0) return { cosineExact: null, skipped: "zero-update" };
+  if (projection.vNormSq === 0) return { cosineExact: null, skipped: "zero-alignment" };
+  // CΔW = 0 with ΔW ≠ 0: the update is orthogonal to every alignment direction. The reference's
+  // cosine_similarity clamps the norm and yields 0 here, so the module counts as least aligned.
+  if (projection.projectedUpdateNormSq === 0) return { cosineExact: 0, skipped: null };
+  const cosine = projection.dot / Math.sqrt(projection.updateNormSq * projection.projectedUpdateNormSq);
+  return { cosineExact: Math.max(-1, Math.min(1, cosine)), skipped: null };
+}
+
+async function digest(files: RepoFiles, path: string): Promise<FileDigest> {
+  const source = await files.openBytes(path);
+  const bytes = await source.read(0, source.size);
+  return { path, size: source.size, sha256: createHash("sha256").update(bytes).digest("hex") };
+}
+
+/**
+ * Safe LoRA on one adapter: for every LoRA module, V = W_aligned − W_base, the cosine between CΔW and ΔW,
+ * and C·B; then the selection decides which `lora_B` tensors are replaced by C·B. Weights are read one
+ * module at a time, by byte range, into reused buffers: memory does not grow with the number of modules.
+ */
+export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapter> {
+  const started = performance.now();
+  const adapter = await openAdapter(request.adapter.files, request.adapter.subfolder);
+  const base = await Checkpoint.open(request.base.files, request.base.subfolder);
+  const aligned = await Checkpoint.open(request.aligned.files, request.aligned.subfolder);
+  const plans = await planModules(adapter, base, aligned);
+  const session = await ProjectionSession.create(request.executionProvider);
+
+  const outcomes: ModuleOutcome[] = [];
+  try {
+    const baseScratch = new ScratchBuffer();
+    const alignedScratch = new ScratchBuffer();
+    for (const plan of plans) {
+      const baseInfo = await base.info(plan.baseKey);
+      const alignedInfo = await aligned.info(plan.baseKey);
+      const [baseBytes, alignedBytes, aBytes, bBytes] = await Promise.all([
+        base.readBytes(plan.baseKey, baseScratch.bytes(baseInfo.end - baseInfo.begin)),
+        aligned.readBytes(plan.baseKey, alignedScratch.bytes(alignedInfo.end - alignedInfo.begin)),
+        adapter.weights.readBytes(plan.module.loraAKey),
+        adapter.weights.readBytes(plan.module.loraBKey),
+      ]);
+      const projection = await session.project({
+        name: plan.module.name,
+        dOut: plan.dOut,
+        dIn: plan.dIn,
+        rank: plan.rank,
+        wBase: baseScratch.decode(baseBytes, baseInfo.dtype),
+        wAligned: alignedScratch.decode(alignedBytes, alignedInfo.dtype),
+        loraA: decodeToFloat32(aBytes, plan.a.dtype),
+        loraB: decodeToFloat32(bBytes, plan.b.dtype),
+      });
+      outcomes.push({ plan, projection, ...cosineOf(projection) });
+      request.onProgress?.({
+        done: outcomes.length,
+        total: plans.length,
+        module: plan.module.name,
+        bytesRead: base.bytesRead + aligned.bytesRead,
+      });
+    }
+  } finally {
+    await session.release();
+  }
+
+  const rounded = outcomes.flatMap((outcome) => (outcome.cosineExact === null ? [] : [roundCosine(outcome.cosineExact)]));
+  const threshold = effectiveThreshold(request.selection, rounded);
+  const modules: ModuleReport[] = outcomes.map(({ plan, projection, cosineExact, skipped }) => {
+    const cosine = cosineExact === null ? null : roundCosine(cosineExact);
+    return {
+      name: plan.module.name,
+      layer: plan.module.layer,
+      target: plan.module.target,
+      shape: [plan.dOut, plan.dIn],
+      rank: plan.rank,
+      cosine,
+      cosineExact,
+      projected: cosine !== null && threshold !== null && isSelected(cosine, threshold),
+      skipped,
+      normRatio: projection.bNormSq === 0 || skipped ? null : Math.sqrt(projection.projectedBNormSq / projection.bNormSq),
+      alignmentDistance: projection.wBaseNormSq === 0 ? null : Math.sqrt(projection.vNormSq / projection.wBaseNormSq),
+    };
+  });
+
+  const replacements = new Map<string, Uint8Array>();
+  outcomes.forEach(({ plan, projection }, index) => {
+    if (modules[index]!.projected) replacements.set(plan.b.name, encodeFromFloat32(projection.projectedB, plan.b.dtype as FloatDtype));
+  });
+  const tensors: TensorToWrite[] = [];
+  for (const info of adapter.weights.header.tensors.values()) {
+    const data = replacements.get(info.name) ?? (await adapter.weights.readBytes(info.name));
+    tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data });
+  }
+
+  const at = (name: string) => (adapter.subfolder ? posix.join(adapter.subfolder, name) : name);
+  const adapterDigests = [await digest(adapter.files, at(ADAPTER_CONFIG)), await digest(adapter.files, at(ADAPTER_WEIGHTS))];
+  const projectedCount = modules.filter((module) => module.projected).length;
+  const report: SafeLoraReport = {
+    schemaVersion: 1,
+    method: "safe-lora",
+    tool: TOOL,
+    createdAt: new Date().toISOString(),
+    selection: { mode: request.selection.mode, value: request.selection.value, threshold },
+    operator: { formula: OPERATOR_FORMULA, executionProvider: session.executionProvider },
+    modules,
+    projectedCount,
+    moduleCount: modules.length,
+    untouchedTensors: [...adapter.untouched],
+    bytesRead: { base: base.bytesRead, aligned: aligned.bytesRead, adapter: adapter.files.bytesRead },
+    inputs: {
+      adapter: { location: request.adapter.files.description, revision: request.adapter.revision, files: adapterDigests },
+      base: { location: request.base.files.description, revision: request.base.revision, files: [] },
+      aligned: { location: request.aligned.files.description, revision: request.aligned.revision, files: [] },
+    },
+    durationMs: Math.round(performance.now() - started),
+  };
+  const metadata = {
+    ...adapter.weights.header.metadata,
+    "safe_lora.version": TOOL.version,
+    "safe_lora.selection": formatSelection(request.selection),
+    "safe_lora.threshold": String(threshold),
+    "safe_lora.projected": `${projectedCount}/${modules.length}`,
+  };
+  return { report, metadata, tensors, configText: adapter.configText };
+}

@@ -1,0 +1,43 @@
+import { join } from "node:path";
+import { renderModelCard, type ModelCardContext } from "../report/model-card.js";
+import { renderSimilarityChart } from "../report/similarity-chart.js";
+import { serializeSafetensors, writeChunks } from "../safetensors/write.js";
+import { writeDirAtomically } from "../storage/atomic-dir.js";
+import type { PatchedAdapter } from "./patch-adapter.js";
+
+export const REPORT_FILE = "safe-lora-report.json";
+export const CHART_FILE = "similarity.svg";
+
+/** One file of a Safe LoRA variant folder, as chunks to write in order. */
+export interface VariantFile {
+  readonly path: string;
+  readonly chunks: readonly Uint8Array[];
+}
+
+const text = (content: string) => [new TextEncoder().encode(content)];
+
+/**
+ * The files of a variant folder (DESIGN.md §4): the patched weights with the input's keys, dtypes and
+ * metadata, the unchanged config, the report card, the chart and the report JSON. The same list is
+ * written to disk by the CLI and committed to a pull request by the bot.
+ */
+export function variantFiles(patched: PatchedAdapter, card: ModelCardContext): VariantFile[] {
+  return [
+    { path: "adapter_model.safetensors", chunks: serializeSafetensors(patched.metadata, patched.tensors) },
+    { path: "adapter_config.json", chunks: text(patched.configText) },
+    { path: "README.md", chunks: text(renderModelCard(patched.report, card)) },
+    { path: CHART_FILE, chunks: text(renderSimilarityChart(patched.report)) },
+    { path: REPORT_FILE, chunks: text(`${JSON.stringify(patched.report, null, 2)}\n`) },
+  ];
+}
+
+/** Writes a variant folder atomically: `dir` ends up complete or untouched. */
+export async function writeVariant(dir: string, files: readonly VariantFile[], options: { replace?: boolean } = {}): Promise<void> {
+  await writeDirAtomically(
+    dir,
+    async (staging) => {
+      for (const file of files) await writeChunks(join(staging, file.path), file.chunks);
+    },
+    options,
+  );
+}

@@ -1,0 +1,10 @@
+import { z } from "zod";
+
+/** `--ep` / `SAFE_LORA_EP`. `auto` is the CPU for now; choosing among GPU providers comes with GPU workers. */
+export const ExecutionProviderChoice = z.enum(["auto", "cpu", "cuda", "webgpu"]);
+export type ExecutionProviderChoice = z.infer<typeof ExecutionProviderChoice>;
+
+/** The onnxruntime execution provider name a choice resolves to. */
+export function resolveExecutionProvider(choice: ExecutionProviderChoice): "cpu" | "cuda" | "webgpu" {
+  return choice === "auto" ? "cpu" : choice;
+}

@@ -1,0 +1,111 @@
+import type { ModuleReport, SafeLoraReport } from "./schema.js";
+
+export interface ModelCardContext {
+  /** The aligned model the adapter was trained on, when it is a Hub id (goes into `base_model`). */
+  readonly alignedHubId: string | null;
+  /** The adapter's licence, when its config or card names one. */
+  readonly license: string | null;
+  /** The command that reproduces this variant offline. */
+  readonly command: string;
+}
+
+const fmt = (value: number | null, digits = 5) => (value === null ? "—" : value.toFixed(digits));
+
+function frontMatter(context: ModelCardContext): string {
+  const lines = ["---"];
+  if (context.alignedHubId) lines.push(`base_model: ${context.alignedHubId}`, "base_model_relation: adapter");
+  lines.push("library_name: peft");
+  if (context.license) lines.push(`license: ${context.license}`);
+  lines.push("tags:", "  - safe-lora", "  - lora", "  - peft", "---");
+  return lines.join("\n");
+}
+
+function summary(report: SafeLoraReport): string {
+  const { selection } = report;
+  const threshold = selection.threshold === null ? "none (no module has a cosine)" : `τ = ${fmt(selection.threshold)}`;
+  return [
+    "# Safe LoRA variant",
+    "",
+    "Safe LoRA (Hsu et al., NeurIPS 2024) compares each LoRA update with the weight difference between the aligned and the " +
+      "base release of the model family, and maps the updates that point furthest away from it onto that alignment direction. " +
+      "This folder holds the adapter with those modules' `lora_B` replaced; everything else is unchanged.",
+    "",
+    `- **Projected:** ${report.projectedCount} of ${report.moduleCount} modules`,
+    `- **Selection:** \`${selection.mode}:${selection.value}\` (${threshold}; a module is projected when its rounded cosine is ≤ τ)`,
+    `- **Execution:** ${report.operator.executionProvider}, ${(report.durationMs / 1000).toFixed(1)} s`,
+  ].join("\n");
+}
+
+function skipNote(module: ModuleReport): string {
+  if (module.skipped === "zero-update") return "unchanged: the update is zero (lora_B is all zeros)";
+  if (module.skipped === "zero-alignment") return "unchanged: base and aligned weights are identical here";
+  return "";
+}
+
+function moduleTable(report: SafeLoraReport): string {
+  const rows = report.modules.map(
+    (m) =>
+      `| ${m.layer ?? "—"} | \`${m.target}\` | ${fmt(m.cosine)} | ${m.projected ? "**yes**" : "no"} | ${fmt(m.normRatio, 4)} | ${skipNote(m)} |`,
+  );
+  return [
+    "## Modules",
+    "",
+    "cos = cos(CΔW, ΔW); ‖CB‖/‖B‖ shows how strongly the operator would shrink the module's `lora_B` (it is applied only where projected).",
+    "",
+    "| layer | module | cos | projected | ‖CB‖/‖B‖ | note |",
+    "|---:|---|---:|:---:|---:|---|",
+    ...rows,
+  ].join("\n");
+}
+
+function inputs(report: SafeLoraReport): string {
+  const line = (role: string, input: SafeLoraReport["inputs"]["adapter"]) =>
+    `- **${role}:** \`${input.location}\`${input.revision ? ` @ \`${input.revision}\`` : ""}` +
+    input.files.map((file) => `\n  - \`${file.path}\` sha256 \`${file.sha256}\``).join("");
+  return [
+    "## Inputs",
+    "",
+    line("Adapter", report.inputs.adapter),
+    line("Base (unaligned)", report.inputs.base),
+    line("Aligned", report.inputs.aligned),
+    "",
+    `Bytes read: base ${report.bytesRead.base}, aligned ${report.bytesRead.aligned}, adapter ${report.bytesRead.adapter}.`,
+  ].join("\n");
+}
+
+const CAVEATS = [
+  "## Caveats",
+  "",
+  "- This is a weight-space heuristic. Nothing here measures the model's behaviour: evaluate the variant on your task and on safety prompts before you rely on it.",
+  "- The operator C = V Vᵀ / ‖V‖_F is not a projection: it scales each component of `lora_B` along V's singular directions by σᵢ²/‖V‖_F, " +
+    "and can shrink a projected module's update by orders of magnitude (see ‖CB‖/‖B‖). This follows the paper's reference implementation.",
+  "- Tensors other than LoRA factors (LoRA biases, `modules_to_save`) are copied unchanged and are not covered by Safe LoRA.",
+].join("\n");
+
+/** `README.md` of the patched variant: front matter the Hub reads, then the report in words and tables. */
+export function renderModelCard(report: SafeLoraReport, context: ModelCardContext): string {
+  const untouched =
+    report.untouchedTensors.length > 0
+      ? `\n\nCopied unchanged: ${report.untouchedTensors.map((name) => `\`${name}\``).join(", ")}.`
+      : "";
+  return [
+    frontMatter(context),
+    "",
+    summary(report),
+    "",
+    "![cosine per module](similarity.svg)",
+    "",
+    moduleTable(report) + untouched,
+    "",
+    inputs(report),
+    "",
+    "## Reproduce",
+    "",
+    "```bash",
+    context.command,
+    "```",
+    "",
+    CAVEATS,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,117 @@
+import { SafeLoraError } from "../errors.js";
+import type { ByteSource } from "./byte-source.js";
+import { DTYPE_BYTES, isDtype, type Dtype } from "./dtype.js";
+import { HeaderMetadata, TensorEntry } from "./schema.js";
+
+/**
+ * The reference implementation refuses headers above 100 MB; so do we, before allocating anything,
+ * so that a corrupt length field cannot make us read gigabytes or hang.
+ */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/** Where one tensor lives in its file. `begin`/`end` are absolute file offsets. */
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: Dtype;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+export interface SafetensorsHeader {
+  /** `__metadata__`, empty when absent. */
+  readonly metadata: HeaderMetadata;
+  /** Tensors in the order of their data offsets (the order a writer laid them out). */
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  /** Bytes before the data section: the 8-byte length prefix plus the JSON header. */
+  readonly dataStart: number;
+}
+
+function malformed(where: string, problem: string): SafeLoraError {
+  return new SafeLoraError(
+    `${where} is not a valid safetensors file: ${problem}. Re-save it with the safetensors library (save_file / save_pretrained).`,
+    "malformed-safetensors",
+  );
+}
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((product, dim) => product * dim, 1);
+}
+
+/**
+ * Parses and validates the header of a safetensors file given its JSON text and the file's size.
+ * Applies the format's rules: known dtypes, shape × dtype = byte length, offsets inside the data
+ * section, contiguous, without overlaps or holes.
+ */
+export function parseHeader(where: string, json: string, headerLength: number, fileSize: number): SafetensorsHeader {
+  if (!json.startsWith("{")) throw malformed(where, "the header does not start with '{'");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (error) {
+    throw malformed(where, `the header is not JSON (${(error as Error).message})`);
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw malformed(where, "the header is not a JSON object");
+
+  const dataStart = 8 + headerLength;
+  const dataSize = fileSize - dataStart;
+  let metadata: HeaderMetadata = {};
+  const entries: TensorInfo[] = [];
+  for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      const parsed = HeaderMetadata.safeParse(value);
+      if (!parsed.success) throw malformed(where, "__metadata__ must map strings to strings");
+      metadata = parsed.data;
+      continue;
+    }
+    const parsed = TensorEntry.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw malformed(where, `tensor "${name}": ${issue?.path.join(".") || "entry"} ${issue?.message ?? "is invalid"}`);
+    }
+    const { dtype, shape, data_offsets: [begin, end] } = parsed.data;
+    if (!isDtype(dtype)) throw malformed(where, `tensor "${name}" has unknown dtype "${dtype}"`);
+    if (end < begin) throw malformed(where, `tensor "${name}" ends (${end}) before it begins (${begin})`);
+    const expected = elementCount(shape) * DTYPE_BYTES[dtype];
+    if (!Number.isSafeInteger(expected) || expected !== end - begin) {
+      throw malformed(where, `tensor "${name}" has shape [${shape}] of ${dtype} (${expected} bytes) but spans ${end - begin} bytes`);
+    }
+    if (end > dataSize) {
+      throw malformed(where, `tensor "${name}" ends at byte ${end} of the data section, which holds only ${dataSize} bytes (truncated file?)`);
+    }
+    entries.push({ name, dtype, shape, begin: dataStart + begin, end: dataStart + end });
+  }
+
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = dataStart;
+  for (const entry of entries) {
+    if (entry.begin < cursor) throw malformed(where, `tensor "${entry.name}" overlaps the tensor before it`);
+    if (entry.begin > cursor) throw malformed(where, `there is a hole of ${entry.begin - cursor} bytes before tensor "${entry.name}"`);
+    cursor = entry.end;
+  }
+  if (cursor !== fileSize) throw malformed(where, `${fileSize - cursor} bytes after the last tensor belong to no tensor`);
+
+  return { metadata, tensors: new Map(entries.map((entry) => [entry.name, entry])), dataStart };
+}
+
+/** Reads and validates the header of a safetensors file, touching only its first 8 + N bytes. */
+export async function readHeader(source: ByteSource): Promise<SafetensorsHeader> {
+  if (source.size < 8) throw malformed(source.description, `it is ${source.size} bytes long, shorter than the 8-byte length prefix`);
+  const prefix = await source.read(0, 8);
+  const length = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (length > BigInt(MAX_HEADER_BYTES)) {
+    throw malformed(source.description, `its header claims ${length} bytes, more than the ${MAX_HEADER_BYTES}-byte limit`);
+  }
+  const headerLength = Number(length);
+  if (8 + headerLength > source.size) {
+    throw malformed(source.description, `its header claims ${headerLength} bytes but the file has only ${source.size - 8} after the prefix`);
+  }
+  const bytes = await source.read(8, headerLength);
+  let json: string;
+  try {
+    json = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw malformed(source.description, "the header is not valid UTF-8");
+  }
+  return parseHeader(source.description, json, headerLength, source.size);
+}

@@ -1,0 +1,19 @@
+import type { ByteSource } from "../safetensors/byte-source.js";
+
+/**
+ * The files of one model or adapter repo at one fixed state: a local folder, or (later) a Hub repo
+ * pinned to a commit. Everything that reads a model goes through this, so it never knows where files live.
+ */
+export interface RepoFiles {
+  /** Human-readable location for messages: a path, or `org/name@sha`. */
+  readonly description: string;
+  /** Bytes read so far through this object (text files and byte sources together). */
+  readonly bytesRead: number;
+  exists(path: string): Promise<boolean>;
+  /** Reads a small text file; a missing file is a SafeLoraError with code `missing-file`. */
+  readText(path: string): Promise<string>;
+  /** Opens a file for ranged reads. */
+  openBytes(path: string): Promise<ByteSource>;
+  /** Closes every byte source this object opened. */
+  close(): Promise<void>;
+}
