@@ -3,10 +3,13 @@ import { DTYPE_BYTES, type Dtype } from "./dtype.js";
 import { elementCount } from "./header.js";
 import type { HeaderMetadata } from "./schema.js";
 
-export interface TensorToWrite {
+export interface TensorLayout {
   readonly name: string;
   readonly dtype: Dtype;
   readonly shape: readonly number[];
+}
+
+export interface TensorToWrite extends TensorLayout {
   readonly data: Uint8Array;
 }
 
@@ -14,15 +17,12 @@ export interface TensorToWrite {
  * The header exactly as the reference writer lays it out: compact JSON, `__metadata__` first, tensors in
  * data order with contiguous offsets, padded with spaces so the data section starts 8-byte aligned.
  */
-export function encodeHeader(metadata: HeaderMetadata, tensors: readonly TensorToWrite[]): Uint8Array {
+export function encodeHeader(metadata: HeaderMetadata, tensors: readonly TensorLayout[]): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const tensor of tensors) {
-    const length = elementCount(tensor.shape) * DTYPE_BYTES[tensor.dtype];
-    if (length !== tensor.data.byteLength) {
-      throw new RangeError(`tensor "${tensor.name}": shape [${tensor.shape}] of ${tensor.dtype} needs ${length} bytes, got ${tensor.data.byteLength}`);
-    }
+    const length = byteLengthOf(tensor);
     header[tensor.name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + length] };
     offset += length;
   }
@@ -34,8 +34,17 @@ export function encodeHeader(metadata: HeaderMetadata, tensors: readonly TensorT
   return bytes;
 }
 
+export function byteLengthOf(tensor: TensorLayout): number {
+  return elementCount(tensor.shape) * DTYPE_BYTES[tensor.dtype];
+}
+
 /** A safetensors file as the chunks to write in order (header, then each tensor's bytes), without copying. */
 export function serializeSafetensors(metadata: HeaderMetadata, tensors: readonly TensorToWrite[]): Uint8Array[] {
+  for (const tensor of tensors) {
+    if (byteLengthOf(tensor) !== tensor.data.byteLength) {
+      throw new RangeError(`tensor "${tensor.name}": shape [${tensor.shape}] of ${tensor.dtype} needs ${byteLengthOf(tensor)} bytes, got ${tensor.data.byteLength}`);
+    }
+  }
   return [encodeHeader(metadata, tensors), ...tensors.map((tensor) => tensor.data)];
 }
 

@@ -1,0 +1,122 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProjectionSession, type ModuleTensors } from "../../src/projection/projection-session.js";
+
+/** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+function matrix(rows: number, cols: number, next: () => number): Float32Array {
+  return Float32Array.from({ length: rows * cols }, next);
+}
+
+/** The reference recipe in fp64, forming C = V Vᵀ / ‖V‖_F explicitly, as the official code does. */
+function reference(m: ModuleTensors) {
+  const { dOut, dIn, rank } = m;
+  const v = Float64Array.from({ length: dOut * dIn }, (_, i) => m.wAligned[i]! - m.wBase[i]!);
+  const vNorm = Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
+  const c = new Float64Array(dOut * dOut);
+  for (let i = 0; i < dOut; i++)
+    for (let j = 0; j < dOut; j++) {
+      let sum = 0;
+      for (let k = 0; k < dIn; k++) sum += v[i * dIn + k]! * v[j * dIn + k]!;
+      c[i * dOut + j] = sum / vNorm;
+    }
+  const cb = new Float64Array(dOut * rank);
+  for (let i = 0; i < dOut; i++)
+    for (let j = 0; j < rank; j++) {
+      let sum = 0;
+      for (let k = 0; k < dOut; k++) sum += c[i * dOut + k]! * m.loraB[k * rank + j]!;
+      cb[i * rank + j] = sum;
+    }
+  const product = (b: ArrayLike<number>) => {
+    const out = new Float64Array(dOut * dIn);
+    for (let i = 0; i < dOut; i++)
+      for (let j = 0; j < dIn; j++) {
+        let sum = 0;
+        for (let k = 0; k < rank; k++) sum += b[i * rank + k]! * m.loraA[k * dIn + j]!;
+        out[i * dIn + j] = sum;
+      }
+    return out;
+  };
+  const dw = product(m.loraB);
+  const cdw = product(cb);
+  let dot = 0, n1 = 0, n2 = 0;
+  for (let i = 0; i < dw.length; i++) {
+    dot += dw[i]! * cdw[i]!;
+    n1 += dw[i]! * dw[i]!;
+    n2 += cdw[i]! * cdw[i]!;
+  }
+  return { cb, cosine: dot / Math.sqrt(n1 * n2) };
+}
+
+function module(dOut: number, dIn: number, rank: number, seed: number): ModuleTensors {
+  const next = random(seed);
+  const wBase = matrix(dOut, dIn, next);
+  // The aligned weights: the base plus a low-rank-ish, structured difference, as fine-tuning leaves.
+  const wAligned = wBase.map((x, i) => x + 0.05 * Math.sin(i * 0.37) + 0.01 * next());
+  return { name: `m${seed}`, dOut, dIn, rank, wBase, wAligned, loraA: matrix(rank, dIn, next), loraB: matrix(dOut, rank, next) };
+}
+
+let session: ProjectionSession;
+beforeAll(async () => {
+  session = await ProjectionSession.create("cpu");
+});
+afterAll(() => session.release());
+
+describe("ProjectionSession (ONNX graph, low-rank form)", () => {
+  it.each([
+    [16, 16, 4],
+    [8, 24, 2],
+    [40, 12, 8],
+    [33, 17, 1],
+  ])("matches the explicit d×d reference for d_out=%i, d_in=%i, r=%i", async (dOut, dIn, rank) => {
+    const input = module(dOut, dIn, rank, dOut * 1000 + dIn);
+    const result = await session.project(input);
+    const expected = reference(input);
+    const scale = Math.max(...expected.cb.map(Math.abs));
+    const error = Math.max(...Array.from(expected.cb, (x, i) => Math.abs(x - result.projectedB[i]!)));
+    expect(error / scale).toBeLessThan(1e-5);
+    const cosine = result.dot / Math.sqrt(result.updateNormSq * result.projectedUpdateNormSq);
+    expect(Math.abs(cosine - expected.cosine)).toBeLessThan(1e-6);
+  });
+
+  it("reports a zero update (lora_B = 0, PEFT's initialisation) through its norm", async () => {
+    const input = { ...module(12, 10, 2, 7), loraB: new Float32Array(12 * 2) };
+    const result = await session.project(input);
+    expect(result.updateNormSq).toBe(0);
+  });
+
+  it("reports identical base and aligned weights through ‖V‖", async () => {
+    const input = module(12, 10, 2, 8);
+    const result = await session.project({ ...input, wAligned: input.wBase });
+    expect(result.vNormSq).toBe(0);
+  });
+
+  it("refuses non-finite weights with the module's name", async () => {
+    const input = module(12, 10, 2, 9);
+    input.wAligned[5] = Number.NaN;
+    await expect(session.project(input)).rejects.toThrow(/m9.*NaN/);
+  });
+});
+
+// npm installs onnxruntime-node without its CUDA provider (its download is switched off in package.json);
+// on a machine where someone installed it, this refusal cannot be observed.
+const ortBinaries = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..", "bin", "napi-v6", process.platform, process.arch);
+const cudaInstalled = existsSync(join(ortBinaries, "libonnxruntime_providers_cuda.so"));
+
+describe("ProjectionSession.create", () => {
+  it.skipIf(cudaInstalled)("fails clearly when the execution provider is not available", async () => {
+    await expect(ProjectionSession.create("cuda")).rejects.toThrow(/execution provider "cuda" is not available.*--ep cpu/);
+  });
+});
