@@ -1,8 +1,7 @@
-import { posix } from "node:path";
 import { SafeLoraError } from "../errors.js";
 import { isFloatDtype } from "../safetensors/dtype.js";
 import { SafetensorsFile } from "../safetensors/safetensors-file.js";
-import type { RepoFiles } from "../storage/repo-files.js";
+import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
 import { parseAdapterTensors, type LoraModule } from "./lora-modules.js";
 import { AdapterConfig } from "./schema.js";
 
@@ -33,7 +32,7 @@ function describeIssue(error: { issues: ReadonlyArray<{ path: PropertyKey[]; mes
  * other PEFT methods, DoRA, fan_in_fan_out layers, embedding adapters and pickled weights.
  */
 export async function openAdapter(files: RepoFiles, subfolder = ""): Promise<OpenedAdapter> {
-  const at = (name: string) => (subfolder ? posix.join(subfolder, name) : name);
+  const at = (name: string) => inSubfolder(subfolder, name);
   const where = subfolder ? `${files.description}/${subfolder}` : files.description;
   if (!(await files.exists(at(ADAPTER_CONFIG)))) {
     throw new SafeLoraError(`${where} has no ${ADAPTER_CONFIG}: point --adapter at a folder saved by PEFT's save_pretrained`, "missing-file");

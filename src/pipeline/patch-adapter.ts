@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { posix } from "node:path";
 import { SafeLoraError } from "../errors.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from "../peft/open-adapter.js";
 import { baseWeightCandidates, type LoraModule } from "../peft/lora-modules.js";
@@ -11,7 +10,7 @@ import { Checkpoint } from "../safetensors/checkpoint.js";
 import { decodeToFloat32, encodeFromFloat32, isFloatDtype, type FloatDtype } from "../safetensors/dtype.js";
 import type { TensorInfo } from "../safetensors/header.js";
 import type { TensorToWrite } from "../safetensors/write.js";
-import type { RepoFiles } from "../storage/repo-files.js";
+import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
 import { TOOL } from "../version.js";
 import { ScratchBuffer } from "./scratch-buffer.js";
 
@@ -218,7 +217,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data });
   }
 
-  const at = (name: string) => (adapter.subfolder ? posix.join(adapter.subfolder, name) : name);
+  const at = (name: string) => inSubfolder(adapter.subfolder, name);
   const adapterDigests = [await digest(adapter.files, at(ADAPTER_CONFIG)), await digest(adapter.files, at(ADAPTER_WEIGHTS))];
   const projectedCount = modules.filter((module) => module.projected).length;
   const report: SafeLoraReport = {

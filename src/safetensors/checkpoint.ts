@@ -1,6 +1,5 @@
-import { posix } from "node:path";
 import { SafeLoraError } from "../errors.js";
-import type { RepoFiles } from "../storage/repo-files.js";
+import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
 import type { TensorInfo } from "./header.js";
 import { SafetensorsFile } from "./safetensors-file.js";
 import { ShardIndex } from "./schema.js";
@@ -24,7 +23,7 @@ export class Checkpoint {
   ) {}
 
   static async open(files: RepoFiles, subfolder = ""): Promise<Checkpoint> {
-    const at = (name: string) => (subfolder ? posix.join(subfolder, name) : name);
+    const at = (name: string) => inSubfolder(subfolder, name);
     if (await files.exists(at(SHARD_INDEX))) {
       const text = await files.readText(at(SHARD_INDEX));
       let index: ShardIndex;

@@ -1,3 +1,4 @@
+import { posix } from "node:path";
 import type { ByteSource } from "../safetensors/byte-source.js";
 
 /**
@@ -16,4 +17,9 @@ export interface RepoFiles {
   openBytes(path: string): Promise<ByteSource>;
   /** Closes every byte source this object opened. */
   close(): Promise<void>;
+}
+
+/** A file's path inside a repo, given the subfolder that holds it ("" for the root). Repo paths use `/`. */
+export function inSubfolder(subfolder: string, name: string): string {
+  return subfolder ? posix.join(subfolder, name) : name;
 }

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeFromFloat32 } from "../../src/safetensors/dtype.js";
 import { SafeLoraReport } from "../../src/report/schema.js";
 import { runCli } from "../helpers/cli.js";
 import { copyGolden, editJson, rewriteSafetensors, type CaseCopy } from "../helpers/fixture-copy.js";
+import { cudaProviderInstalled } from "../helpers/onnxruntime.js";
 import { readAllTensors } from "../helpers/tensors.js";
 
 let fixture: CaseCopy;
@@ -60,9 +60,8 @@ describe("safe-lora patch: usage errors (exit 2)", () => {
   });
 });
 
-const ortBinaries = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..", "bin", "napi-v6", process.platform, process.arch);
 describe("safe-lora patch: execution provider (exit 4)", () => {
-  it.skipIf(existsSync(join(ortBinaries, "libonnxruntime_providers_cuda.so")))("cuda when onnxruntime-node has no CUDA provider", () =>
+  it.skipIf(cudaProviderInstalled)("cuda when onnxruntime-node has no CUDA provider", () =>
     expectRefusal(patch("--ep", "cuda"), 4, /execution provider "cuda" is not available here.*--ep cpu/));
 });
 

@@ -1,10 +1,10 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SafetensorsFile } from "../../src/safetensors/safetensors-file.js";
 import { writeSafetensors, type TensorToWrite } from "../../src/safetensors/write.js";
 import type { HeaderMetadata } from "../../src/safetensors/schema.js";
 import { goldenPath } from "./golden.js";
+import { readForRewrite } from "./tensors.js";
 
 export interface CaseCopy {
   root: string;
@@ -38,13 +38,7 @@ export async function rewriteSafetensors(
   path: string,
   edit: (tensors: TensorToWrite[], metadata: HeaderMetadata) => TensorToWrite[],
 ): Promise<void> {
-  const file = await SafetensorsFile.openPath(path);
-  const tensors: TensorToWrite[] = [];
-  for (const info of file.header.tensors.values()) {
-    tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data: await file.readBytes(info.name) });
-  }
-  const metadata = file.header.metadata;
-  await file.close();
+  const { metadata, tensors } = await readForRewrite(path);
   const edited = edit(tensors, metadata);
   rmSync(path);
   await writeSafetensors(path, metadata, edited);

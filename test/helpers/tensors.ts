@@ -1,5 +1,21 @@
 import { SafetensorsFile } from "../../src/safetensors/safetensors-file.js";
 import { decodeToFloat32 } from "../../src/safetensors/dtype.js";
+import type { HeaderMetadata } from "../../src/safetensors/schema.js";
+import type { TensorToWrite } from "../../src/safetensors/write.js";
+
+/** A file's tensors in layout order, ready to hand back to the writer, and its metadata. */
+export async function readForRewrite(path: string): Promise<{ metadata: HeaderMetadata; tensors: TensorToWrite[] }> {
+  const file = await SafetensorsFile.openPath(path);
+  try {
+    const tensors: TensorToWrite[] = [];
+    for (const info of file.header.tensors.values()) {
+      tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data: await file.readBytes(info.name) });
+    }
+    return { metadata: file.header.metadata, tensors };
+  } finally {
+    await file.close();
+  }
+}
 
 /** Every tensor of a safetensors file: header info and raw bytes. */
 export async function readAllTensors(path: string) {

@@ -1,8 +1,6 @@
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectionSession, type ModuleTensors } from "../../src/projection/projection-session.js";
+import { cudaProviderInstalled } from "../helpers/onnxruntime.js";
 
 /** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
 function random(seed: number): () => number {
@@ -110,13 +108,9 @@ describe("ProjectionSession (ONNX graph, low-rank form)", () => {
   });
 });
 
-// npm installs onnxruntime-node without its CUDA provider (its download is switched off in package.json);
-// on a machine where someone installed it, this refusal cannot be observed.
-const ortBinaries = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..", "bin", "napi-v6", process.platform, process.arch);
-const cudaInstalled = existsSync(join(ortBinaries, "libonnxruntime_providers_cuda.so"));
 
 describe("ProjectionSession.create", () => {
-  it.skipIf(cudaInstalled)("fails clearly when the execution provider is not available", async () => {
+  it.skipIf(cudaProviderInstalled)("fails clearly when the execution provider is not available", async () => {
     await expect(ProjectionSession.create("cuda")).rejects.toThrow(/execution provider "cuda" is not available.*--ep cpu/);
   });
 });
