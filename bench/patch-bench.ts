@@ -65,7 +65,7 @@ const rows: Array<[string, string]> = [
   ["numpy floor", `${floor.toFixed(2)} s (runs: ${floors.map((s) => s.toFixed(2)).join(", ")} s): read the same tensors + bf16→fp32`],
   ["ratio to floor", `${(best.wallMs / 1000 / floor).toFixed(2)}× (target ≤ 3×)`],
   ["peak RSS", `${formatBytes(peak)} (${(peak / 2 ** 20).toFixed(0)} MiB; target < 1 GiB)`],
-  ["bytes read", `base ${formatBytes(best.bytesRead.base)} + aligned ${formatBytes(best.bytesRead.aligned)} = ${formatBytes(weightBytes)} of ${formatBytes(2 * base.size)} in both checkpoints; target tensors ${formatBytes(2 * base.targetBytes)}`],
+  ["bytes read", `base ${formatBytes(best.bytesRead.base)} + aligned ${formatBytes(best.bytesRead.aligned)} = ${formatBytes(weightBytes)} of ${formatBytes(2 * base.size)} in both checkpoints; target tensors ${formatBytes(2 * base.targetBytes)} (exactly ${weightBytes} read vs ${2 * base.targetBytes} target bytes: the rest is the two headers)`],
   ["modules", `${best.projected} of ${best.modules} projected (top-k:10)`],
 ];
 const width = Math.max(...rows.map(([label]) => label.length));
