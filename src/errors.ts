@@ -26,5 +26,11 @@ export type SafeLoraErrorCode =
   | "missing-tensor"
   | "shape-mismatch"
   | "non-finite"
+  | "not-a-pair"
+  | "no-pair"
+  | "quantized-source"
+  | "hub-access"
+  | "hub-not-found"
+  | "hub-unavailable"
   | "execution-provider-unavailable"
   | "output-exists";

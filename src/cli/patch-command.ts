@@ -1,25 +1,34 @@
-import { stat } from "node:fs/promises";
-import { basename, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
+import type { HubAccess } from "../hub/hub-access.js";
+import { findHubToken } from "../hub/token.js";
+import { openInputs } from "../pipeline/open-inputs.js";
 import { patchAdapter, type PatchedAdapter, type PatchProgress, type WeightsInput } from "../pipeline/patch-adapter.js";
+import { AlignmentCache } from "../projection/alignment-cache.js";
 import { variantFiles, writeVariant } from "../pipeline/variant-files.js";
 import { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
-import { LocalFolder } from "../storage/local-folder.js";
 import type { CliIo } from "./io.js";
 import { formatBytes, summaryTable } from "./summary.js";
 
-export const PATCH_HELP = `Usage: safe-lora patch --adapter <dir> --base <dir> --aligned <dir> [options]
+export const PATCH_HELP = `Usage: safe-lora patch --adapter <dir | org/name[@rev]> [--base …] [--aligned …] [options]
 
 Patches a PEFT LoRA adapter with Safe LoRA and writes the patched variant, its report card, chart and
-report JSON into --out.
+report JSON into --out. Each of --adapter, --base and --aligned is a local folder (when that path exists)
+or a Hub repo id, read by range requests at one pinned commit.
 
-  --adapter <dir>     PEFT adapter folder (adapter_config.json + adapter_model.safetensors)
+  --adapter <loc>     PEFT adapter (adapter_config.json + adapter_model.safetensors)
   --subfolder <dir>   adapter folder inside --adapter, for repos that hold several adapters
-  --base <dir>        the unaligned base model (transformers checkpoint as safetensors)
-  --aligned <dir>     the aligned chat/instruct model of the same family
+  --aligned <loc>     the aligned chat/instruct model the adapter was trained on
+                      (default: the adapter's base_model_name_or_path, else its card's base_model)
+  --base <loc>        the unaligned base model of the same family
+                      (default: the registry of known pairs, else the aligned model's card on the Hub)
+  --hub-url <url>     the Hub to read from (default $HF_ENDPOINT, else https://huggingface.co);
+                      the token comes from $HF_TOKEN or huggingface_hub's token file, never a flag
+  --no-model-tree     never let a model card on the Hub choose the base model
+  --no-cache          neither read nor fill the alignment cache in $DATA_DIR
   --select <sel>      threshold:<τ> | top-k:<k> | fraction:<p>   (default ${formatSelection(DEFAULT_SELECTION)})
   --out <dir>         output folder (default ./<adapter folder name>-safe-lora); written atomically
   --force             replace --out if it exists and is not empty
@@ -29,20 +38,19 @@ report JSON into --out.
 
 Exit codes: 0 done, 2 usage error, 3 inputs cannot be patched, 4 execution provider unavailable, 1 bug.`;
 
-async function localInput(flag: string, path: string, subfolder?: string): Promise<WeightsInput> {
-  let isFolder = false;
-  try {
-    isFolder = (await stat(path)).isDirectory();
-  } catch {
-    // not on disk: treated below
+/** The Hub access of a command: URL from --hub-url or HF_ENDPOINT, token from the environment or token file. */
+function hubAccess(hubUrl: string, env: NodeJS.ProcessEnv): HubAccess {
+  const accessToken = findHubToken(env);
+  if (accessToken && !accessToken.startsWith("hf_")) {
+    throw new SafeLoraError("the Hub token (HF_TOKEN or the token file) does not look like a Hub token (hf_…); create one at <hub>/settings/tokens", "usage");
   }
-  if (!isFolder) {
-    throw new SafeLoraError(
-      `${flag} ${path}: no such folder. This version reads local folders only; reading Hub repos by id is not available yet`,
-      "usage",
-    );
-  }
-  return { files: new LocalFolder(path), revision: null, ...(subfolder ? { subfolder } : {}) };
+  return { hubUrl, ...(accessToken ? { accessToken } : {}) };
+}
+
+/** How the reproduce command names an input: the path as given, or the Hub id pinned to the commit read. */
+function pinned(input: WeightsInput): string {
+  const location = input.location ?? input.files.description;
+  return input.revision ? `${location}@${input.revision}` : location;
 }
 
 /** Quotes an argument for a POSIX shell only when it needs it, so the reproduce command stays readable. */
@@ -83,6 +91,9 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
         subfolder: { type: "string" },
         base: { type: "string" },
         aligned: { type: "string" },
+        "hub-url": { type: "string" },
+        "no-model-tree": { type: "boolean", default: false },
+        "no-cache": { type: "boolean", default: false },
         select: { type: "string" },
         out: { type: "string" },
         force: { type: "boolean", default: false },
@@ -98,47 +109,51 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     io.stdout(`${PATCH_HELP}\n`);
     return 0;
   }
-  const missing = (["adapter", "base", "aligned"] as const).filter((flag) => !values[flag]);
-  if (missing.length > 0) {
-    throw new SafeLoraError(`missing ${missing.map((flag) => `--${flag}`).join(", ")}; see safe-lora patch --help`, "usage");
-  }
+  if (!values.adapter) throw new SafeLoraError("missing --adapter; see safe-lora patch --help", "usage");
   const env = loadEnv(io.env);
   const epParsed = ExecutionProviderChoice.safeParse(values.ep ?? env.SAFE_LORA_EP);
   if (!epParsed.success) {
     throw new SafeLoraError(`--ep ${values.ep}: choose one of ${ExecutionProviderChoice.options.join(", ")}`, "usage");
   }
   const selection = values.select ? parseSelection(values.select) : DEFAULT_SELECTION;
-  const adapterPath = values.adapter!;
-  const out = values.out ?? `${basename(resolve(adapterPath, values.subfolder ?? ""))}-safe-lora`;
-
-  const adapter = await localInput("--adapter", adapterPath, values.subfolder);
-  const base = await localInput("--base", values.base!);
-  const aligned = await localInput("--aligned", values.aligned!);
+  const adapterSpec = values.adapter;
+  const out = values.out ?? `${basename(resolve(adapterSpec.replace(/@.*$/, ""), values.subfolder ?? ""))}-safe-lora`;
+  const inputs = await openInputs({
+    adapter: adapterSpec,
+    ...(values.subfolder ? { subfolder: values.subfolder } : {}),
+    ...(values.base ? { base: values.base } : {}),
+    ...(values.aligned ? { aligned: values.aligned } : {}),
+    access: hubAccess(values["hub-url"] ?? env.HF_ENDPOINT, io.env),
+    allowModelTree: !values["no-model-tree"],
+  });
+  const cache = values["no-cache"] ? null : new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9);
   const progress = new ProgressLine(io);
   let patched: PatchedAdapter;
   try {
     patched = await patchAdapter({
-      adapter,
-      base,
-      aligned,
+      adapter: inputs.adapter,
+      base: inputs.base,
+      aligned: inputs.aligned,
       selection,
       executionProvider: epParsed.data,
+      cache,
       onProgress: (event) => progress.update(event),
     });
   } finally {
-    await Promise.all([adapter.files.close(), base.files.close(), aligned.files.close()]);
+    await inputs.close();
   }
 
   const command = [
     "npx safe-lora patch",
-    `--adapter ${shellQuote(adapterPath)}`,
+    `--adapter ${shellQuote(pinned(inputs.adapter))}`,
     ...(values.subfolder ? [`--subfolder ${shellQuote(values.subfolder)}`] : []),
-    `--base ${shellQuote(values.base!)}`,
-    `--aligned ${shellQuote(values.aligned!)}`,
+    `--base ${shellQuote(pinned(inputs.base))}`,
+    `--aligned ${shellQuote(pinned(inputs.aligned))}`,
     `--select ${formatSelection(selection)}`,
   ].join(" ");
-  // Local folders have no Hub id to put in the card's base_model, and no card licence is read yet.
-  await writeVariant(out, variantFiles(patched, { alignedHubId: null, license: null, command }), { replace: values.force });
+  // A local aligned folder has no Hub id for the card's base_model; no card licence is read yet.
+  const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
+  await writeVariant(out, variantFiles(patched, { alignedHubId, license: null, command }), { replace: values.force });
 
   if (values.json) io.stdout(`${JSON.stringify(patched.report, null, 2)}\n`);
   else io.stdout(`${summaryTable(patched.report)}\nwrote ${out}/\n`);

@@ -3,6 +3,7 @@ import { SafeLoraError } from "../errors.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from "../peft/open-adapter.js";
 import { baseWeightCandidates, type LoraModule } from "../peft/lora-modules.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
+import type { AlignmentCache } from "../projection/alignment-cache.js";
 import { ProjectionSession, type ModuleProjection } from "../projection/projection-session.js";
 import { effectiveThreshold, isSelected, roundCosine, formatSelection, type Selection } from "../projection/selection.js";
 import type { FileDigest, ModuleReport, SafeLoraReport, SkipReason } from "../report/schema.js";
@@ -19,9 +20,13 @@ export const OPERATOR_FORMULA = "C = V Vᵀ / ‖V‖_F with V = W_aligned − W
 /** One source of model weights: where it is and its files. */
 export interface WeightsInput {
   readonly files: RepoFiles;
+  /** How the report names it: a local path or a Hub id (default: the files' description). */
+  readonly location?: string;
   /** Pinned commit for Hub repos; null for local folders. */
   readonly revision: string | null;
   readonly subfolder?: string;
+  /** Which rule chose this model (`explicit`, `registry`, `model-tree`, …), for the report. */
+  readonly resolvedBy?: string;
 }
 
 export interface PatchRequest {
@@ -30,8 +35,17 @@ export interface PatchRequest {
   readonly aligned: WeightsInput;
   readonly selection: Selection;
   readonly executionProvider: ExecutionProviderChoice;
+  /** Where V of pairs seen before is kept; null or absent: no cache. Used only for files with content keys. */
+  readonly cache?: AlignmentCache | null;
+  /**
+   * Below this cosine between W_base and W_aligned in any module, the two are taken for unrelated weights
+   * rather than a model and its fine-tune, and the run is refused. Fine-tunes are near 1, unrelated ≈ 0.
+   */
+  readonly minWeightCosine?: number;
   readonly onProgress?: (progress: PatchProgress) => void;
 }
+
+export const DEFAULT_MIN_WEIGHT_COSINE = 0.2;
 
 export interface PatchProgress {
   /** Modules done so far, and in all. */
@@ -124,6 +138,32 @@ async function planModules(adapter: OpenedAdapter, base: Checkpoint, aligned: Ch
   return plans;
 }
 
+/** The cache key of one module's V: the content of the two files holding its weights, and the tensor. */
+async function alignmentKey(plan: ModulePlan, base: Checkpoint, aligned: Checkpoint) {
+  const [baseFile, alignedFile] = await Promise.all([base.contentKeyOf(plan.baseKey), aligned.contentKeyOf(plan.baseKey)]);
+  return baseFile && alignedFile ? { baseFile, alignedFile, tensor: plan.baseKey } : null;
+}
+
+/** cos(W_base, W_aligned) from the norms the graph returns: ⟨Wa, Wb⟩ = (‖Wa‖² + ‖Wb‖² − ‖V‖²) / 2. */
+export function weightCosine(projection: Pick<ModuleProjection, "vNormSq" | "wBaseNormSq" | "wAlignedNormSq">): number | null {
+  const { vNormSq, wBaseNormSq, wAlignedNormSq } = projection;
+  if (wBaseNormSq === 0 || wAlignedNormSq === 0) return null;
+  return (wBaseNormSq + wAlignedNormSq - vNormSq) / (2 * Math.sqrt(wBaseNormSq * wAlignedNormSq));
+}
+
+/** Refuses a "pair" whose weights look unrelated: V would then be noise, not an alignment direction. */
+function checkPair(plan: ModulePlan, projection: ModuleProjection, base: Checkpoint, aligned: Checkpoint, minWeightCosine: number): void {
+  const cosine = weightCosine(projection);
+  if (cosine === null || cosine >= minWeightCosine) return;
+  const distance = Math.sqrt(projection.vNormSq / projection.wBaseNormSq);
+  throw new SafeLoraError(
+    `${aligned.description} does not look like a fine-tune of ${base.description}: in "${plan.baseKey}" their weights have cosine ` +
+      `${cosine.toFixed(3)} and ‖V‖/‖W_base‖ = ${distance.toFixed(3)} (a model and its fine-tune have a cosine near 1; unrelated weights near 0). ` +
+      "Choose the base and aligned releases of one model family",
+    "not-a-pair",
+  );
+}
+
 function cosineOf(projection: ModuleProjection): { cosineExact: number | null; skipped: SkipReason | null } {
   if (projection.updateNormSq === 0) return { cosineExact: null, skipped: "zero-update" };
   if (projection.vNormSq === 0) return { cosineExact: null, skipped: "zero-alignment" };
@@ -153,29 +193,43 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
   const plans = await planModules(adapter, base, aligned);
   const session = await ProjectionSession.create(request.executionProvider);
 
+  const cache = request.cache ?? null;
+  const minWeightCosine = request.minWeightCosine ?? DEFAULT_MIN_WEIGHT_COSINE;
   const outcomes: ModuleOutcome[] = [];
   try {
     const baseScratch = new ScratchBuffer();
     const alignedScratch = new ScratchBuffer();
     for (const plan of plans) {
-      const baseInfo = await base.info(plan.baseKey);
-      const alignedInfo = await aligned.info(plan.baseKey);
-      const [baseBytes, alignedBytes, aBytes, bBytes] = await Promise.all([
-        base.readBytes(plan.baseKey, baseScratch.bytes(baseInfo.end - baseInfo.begin)),
-        aligned.readBytes(plan.baseKey, alignedScratch.bytes(alignedInfo.end - alignedInfo.begin)),
-        adapter.weights.readBytes(plan.module.loraAKey),
-        adapter.weights.readBytes(plan.module.loraBKey),
-      ]);
-      const projection = await session.project({
+      const [aBytes, bBytes] = await Promise.all([adapter.weights.readBytes(plan.module.loraAKey), adapter.weights.readBytes(plan.module.loraBKey)]);
+      const lora = {
         name: plan.module.name,
         dOut: plan.dOut,
         dIn: plan.dIn,
         rank: plan.rank,
-        wBase: baseScratch.decode(baseBytes, baseInfo.dtype),
-        wAligned: alignedScratch.decode(alignedBytes, alignedInfo.dtype),
         loraA: decodeToFloat32(aBytes, plan.a.dtype),
         loraB: decodeToFloat32(bBytes, plan.b.dtype),
-      });
+      };
+      const key = cache ? await alignmentKey(plan, base, aligned) : null;
+      const cached = key ? await cache!.getAlignment(key, alignedScratch.floats(plan.dOut * plan.dIn)) : null;
+      let projection: ModuleProjection;
+      if (cached) {
+        projection = await session.projectWith(cached, lora);
+      } else {
+        const [baseInfo, alignedInfo] = await Promise.all([base.info(plan.baseKey), aligned.info(plan.baseKey)]);
+        const [baseBytes, alignedBytes] = await Promise.all([
+          base.readBytes(plan.baseKey, baseScratch.bytes(baseInfo.end - baseInfo.begin)),
+          aligned.readBytes(plan.baseKey, alignedScratch.bytes(alignedInfo.end - alignedInfo.begin)),
+        ]);
+        const weights = { wBase: baseScratch.decode(baseBytes, baseInfo.dtype), wAligned: alignedScratch.decode(alignedBytes, alignedInfo.dtype) };
+        if (key) {
+          const alignment = await session.alignment({ name: plan.module.name, dOut: plan.dOut, dIn: plan.dIn, ...weights });
+          await cache!.putAlignment(key, [plan.dOut, plan.dIn], alignment);
+          projection = await session.projectWith(alignment, lora);
+        } else {
+          projection = await session.project({ ...lora, ...weights });
+        }
+      }
+      checkPair(plan, projection, base, aligned, minWeightCosine);
       outcomes.push({ plan, projection, ...cosineOf(projection) });
       request.onProgress?.({
         done: outcomes.length,
@@ -187,6 +241,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
   } finally {
     await session.release();
   }
+  await cache?.evict();
 
   const rounded = outcomes.flatMap((outcome) => (outcome.cosineExact === null ? [] : [roundCosine(outcome.cosineExact)]));
   const threshold = effectiveThreshold(request.selection, rounded);
@@ -204,6 +259,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
       skipped,
       normRatio: projection.bNormSq === 0 || skipped ? null : Math.sqrt(projection.projectedBNormSq / projection.bNormSq),
       alignmentDistance: projection.wBaseNormSq === 0 ? null : Math.sqrt(projection.vNormSq / projection.wBaseNormSq),
+      weightCosine: weightCosine(projection),
     };
   });
 
@@ -220,6 +276,9 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
   const at = (name: string) => inSubfolder(adapter.subfolder, name);
   const adapterDigests = [await digest(adapter.files, at(ADAPTER_CONFIG)), await digest(adapter.files, at(ADAPTER_WEIGHTS))];
   const projectedCount = modules.filter((module) => module.projected).length;
+  // Hub files carry their LFS sha256 as content key; local files are not hashed (that would read them whole).
+  const weightDigests = async (checkpoint: Checkpoint): Promise<FileDigest[]> =>
+    (await checkpoint.filesUsed()).flatMap(({ path, size, contentKey }) => (contentKey && /^[0-9a-f]{64}$/.test(contentKey) ? [{ path, size, sha256: contentKey }] : []));
   const report: SafeLoraReport = {
     schemaVersion: 1,
     method: "safe-lora",
@@ -233,9 +292,9 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     untouchedTensors: [...adapter.untouched],
     bytesRead: { base: base.bytesRead, aligned: aligned.bytesRead, adapter: adapter.files.bytesRead },
     inputs: {
-      adapter: { location: request.adapter.files.description, revision: request.adapter.revision, files: adapterDigests },
-      base: { location: request.base.files.description, revision: request.base.revision, files: [] },
-      aligned: { location: request.aligned.files.description, revision: request.aligned.revision, files: [] },
+      adapter: { location: request.adapter.location ?? request.adapter.files.description, revision: request.adapter.revision, resolvedBy: request.adapter.resolvedBy ?? "explicit", files: adapterDigests },
+      base: { location: request.base.location ?? request.base.files.description, revision: request.base.revision, resolvedBy: request.base.resolvedBy ?? "explicit", files: await weightDigests(base) },
+      aligned: { location: request.aligned.location ?? request.aligned.files.description, revision: request.aligned.revision, resolvedBy: request.aligned.resolvedBy ?? "explicit", files: await weightDigests(aligned) },
     },
     durationMs: Math.round(performance.now() - started),
   };

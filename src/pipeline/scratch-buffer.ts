@@ -14,6 +14,12 @@ export class ScratchBuffer {
     return this.raw.subarray(0, byteLength);
   }
 
+  /** A float buffer of at least `count` values (for V read straight from the cache). */
+  floats(count: number): Float32Array {
+    if (this.values.length < count) this.values = new Float32Array(count);
+    return this.values;
+  }
+
   /** Decodes bytes (from `bytes()` or elsewhere) to fp32 in this buffer's value store. */
   decode(bytes: Uint8Array, dtype: Dtype): Float32Array {
     const count = bytes.byteLength / DTYPE_BYTES[dtype];

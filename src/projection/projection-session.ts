@@ -1,22 +1,34 @@
 import * as ort from "onnxruntime-node";
 import { SafeLoraError } from "../errors.js";
 import { resolveExecutionProvider, type ExecutionProviderChoice } from "./execution-provider.js";
-import { GraphInput, GraphOutput, buildSafeLoraModel } from "./safe-lora-graph.js";
+import { GraphInput, GraphOutput, buildAlignmentModel, buildProjectionModel, buildSafeLoraModel } from "./safe-lora-graph.js";
 
-/** The four fp32 tensors of one module, row-major. */
-export interface ModuleTensors {
+/** One module's LoRA factors, fp32 row-major. */
+export interface LoraFactors {
   readonly name: string;
   readonly dOut: number;
   readonly dIn: number;
   readonly rank: number;
-  /** [d_out, d_in] */
-  readonly wBase: Float32Array;
-  /** [d_out, d_in] */
-  readonly wAligned: Float32Array;
   /** [r, d_in] */
   readonly loraA: Float32Array;
   /** [d_out, r] */
   readonly loraB: Float32Array;
+}
+
+/** One module's factors and the pair's weights, fp32 row-major. */
+export interface ModuleTensors extends LoraFactors {
+  /** [d_out, d_in] */
+  readonly wBase: Float32Array;
+  /** [d_out, d_in] */
+  readonly wAligned: Float32Array;
+}
+
+/** What the pair contributes to one module: V and the two weights' squared norms. This is what is cached. */
+export interface Alignment {
+  /** V = W_aligned − W_base, [d_out, d_in]. */
+  readonly v: Float32Array;
+  readonly wBaseNormSq: number;
+  readonly wAlignedNormSq: number;
 }
 
 /** What the graph computes for one module; see GraphOutput for the meaning of each figure. */
@@ -24,6 +36,7 @@ export interface ModuleProjection {
   readonly projectedB: Float32Array;
   readonly vNormSq: number;
   readonly wBaseNormSq: number;
+  readonly wAlignedNormSq: number;
   readonly dot: number;
   readonly updateNormSq: number;
   readonly projectedUpdateNormSq: number;
@@ -34,68 +47,114 @@ export interface ModuleProjection {
 // onnxruntime logs provider load failures itself; we report them as one clear error instead.
 ort.env.logLevel = "fatal";
 
-/** One onnxruntime session of the Safe LoRA graph, reused for every module of a run. */
+type Results = ort.InferenceSession.OnnxValueMapType;
+
+function finite(results: Results, name: string, module: string): number {
+  const value = Number(results[name]!.data[0]);
+  if (!Number.isFinite(value)) {
+    throw new SafeLoraError(
+      `module "${module}": its weights or LoRA factors contain NaN or infinite values; the adapter or the model files are damaged`,
+      "non-finite",
+    );
+  }
+  return value;
+}
+
+/**
+ * The onnxruntime sessions of the Safe LoRA graphs, created once per run and reused for every module:
+ * the fused graph (weights → result), and the alignment and projection halves used with the cache.
+ */
 export class ProjectionSession {
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+
   private constructor(
-    private readonly session: ort.InferenceSession,
-    /** The execution provider the session runs on. */
-    readonly executionProvider: string,
+    /** The onnxruntime execution provider the sessions run on. */
+    readonly executionProvider: "cpu" | "cuda" | "webgpu",
   ) {}
 
+  /** Creates the fused session at once, so an unavailable execution provider fails before any work. */
   static async create(choice: ExecutionProviderChoice): Promise<ProjectionSession> {
-    const provider = resolveExecutionProvider(choice);
-    try {
-      const session = await ort.InferenceSession.create(buildSafeLoraModel(), {
-        executionProviders: [provider],
-        graphOptimizationLevel: "all",
-        logSeverityLevel: 4,
-      });
-      return new ProjectionSession(session, provider);
-    } catch (error) {
-      const detail = (error as Error).message.split("\n")[0]?.slice(0, 200);
-      throw new SafeLoraError(
-        `execution provider "${provider}" is not available here (${detail}); use --ep cpu (or SAFE_LORA_EP=cpu)`,
-        "execution-provider-unavailable",
-        { cause: error },
-      );
-    }
+    const session = new ProjectionSession(resolveExecutionProvider(choice));
+    await session.session("fused", buildSafeLoraModel);
+    return session;
   }
 
-  async project(module: ModuleTensors): Promise<ModuleProjection> {
-    const { dOut, dIn, rank } = module;
-    const feeds = {
-      [GraphInput.wBase]: new ort.Tensor("float32", module.wBase, [dOut, dIn]),
-      [GraphInput.wAligned]: new ort.Tensor("float32", module.wAligned, [dOut, dIn]),
-      [GraphInput.loraA]: new ort.Tensor("float32", module.loraA, [rank, dIn]),
-      [GraphInput.loraB]: new ort.Tensor("float32", module.loraB, [dOut, rank]),
+  private session(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
+    let session = this.sessions.get(key);
+    if (!session) {
+      const provider = this.executionProvider;
+      session = ort.InferenceSession.create(build(), { executionProviders: [provider], graphOptimizationLevel: "all", logSeverityLevel: 4 }).catch(
+        (error: unknown) => {
+          const detail = (error as Error).message.split("\n")[0]?.slice(0, 200);
+          throw new SafeLoraError(
+            `execution provider "${provider}" is not available here (${detail}); use --ep cpu (or SAFE_LORA_EP=cpu)`,
+            "execution-provider-unavailable",
+            { cause: error },
+          );
+        },
+      );
+      this.sessions.set(key, session);
+    }
+    return session;
+  }
+
+  private loraFeeds(lora: LoraFactors) {
+    return {
+      [GraphInput.loraA]: new ort.Tensor("float32", lora.loraA, [lora.rank, lora.dIn]),
+      [GraphInput.loraB]: new ort.Tensor("float32", lora.loraB, [lora.dOut, lora.rank]),
     };
-    const results = await this.session.run(feeds);
-    const scalar = (name: string): number => {
-      const value = Number(results[name]!.data[0]);
-      if (!Number.isFinite(value)) {
-        throw new SafeLoraError(
-          `module "${module.name}": its weights or LoRA factors contain NaN or infinite values; the adapter or the model files are damaged`,
-          "non-finite",
-        );
-      }
-      return value;
+  }
+
+  private weightFeeds(module: ModuleTensors | (Omit<ModuleTensors, "loraA" | "loraB" | "rank">)) {
+    return {
+      [GraphInput.wBase]: new ort.Tensor("float32", module.wBase, [module.dOut, module.dIn]),
+      [GraphInput.wAligned]: new ort.Tensor("float32", module.wAligned, [module.dOut, module.dIn]),
     };
-    const vNormSq = scalar(GraphOutput.vNormSq);
-    const projection = {
+  }
+
+  private projection(results: Results, module: string, pair: { wBaseNormSq: number; wAlignedNormSq: number }): ModuleProjection {
+    const vNormSq = finite(results, GraphOutput.vNormSq, module);
+    // With V = 0 the graph divides 0 by 0; the caller reports such a module and leaves it alone.
+    const ifAligned = (name: string) => (vNormSq === 0 ? 0 : finite(results, name, module));
+    return {
       projectedB: results[GraphOutput.projectedB]!.data as Float32Array,
       vNormSq,
-      wBaseNormSq: scalar(GraphOutput.wBaseNormSq),
-      // With V = 0 the graph divides 0 by 0; the caller reports such a module and leaves it alone.
-      dot: vNormSq === 0 ? 0 : scalar(GraphOutput.dot),
-      updateNormSq: scalar(GraphOutput.updateNormSq),
-      projectedUpdateNormSq: vNormSq === 0 ? 0 : scalar(GraphOutput.projectedUpdateNormSq),
-      bNormSq: scalar(GraphOutput.bNormSq),
-      projectedBNormSq: vNormSq === 0 ? 0 : scalar(GraphOutput.projectedBNormSq),
+      ...pair,
+      dot: ifAligned(GraphOutput.dot),
+      updateNormSq: finite(results, GraphOutput.updateNormSq, module),
+      projectedUpdateNormSq: ifAligned(GraphOutput.projectedUpdateNormSq),
+      bNormSq: finite(results, GraphOutput.bNormSq, module),
+      projectedBNormSq: ifAligned(GraphOutput.projectedBNormSq),
     };
-    return projection;
   }
 
-  release(): Promise<void> {
-    return this.session.release();
+  private pair(results: Results, module: string) {
+    return { wBaseNormSq: finite(results, GraphOutput.wBaseNormSq, module), wAlignedNormSq: finite(results, GraphOutput.wAlignedNormSq, module) };
+  }
+
+  /** The whole computation from the two weights. */
+  async project(module: ModuleTensors): Promise<ModuleProjection> {
+    const session = await this.session("fused", buildSafeLoraModel);
+    const results = await session.run({ ...this.weightFeeds(module), ...this.loraFeeds(module) });
+    return this.projection(results, module.name, this.pair(results, module.name));
+  }
+
+  /** V and the pair's norms, for the cache. */
+  async alignment(module: Omit<ModuleTensors, "loraA" | "loraB" | "rank">): Promise<Alignment> {
+    const session = await this.session("alignment", buildAlignmentModel);
+    const results = await session.run(this.weightFeeds(module));
+    return { v: results[GraphOutput.alignment]!.data as Float32Array, ...this.pair(results, module.name) };
+  }
+
+  /** The projection from a known V. */
+  async projectWith(alignment: Alignment, lora: LoraFactors): Promise<ModuleProjection> {
+    const session = await this.session("projection", buildProjectionModel);
+    const results = await session.run({ [GraphInput.alignment]: new ort.Tensor("float32", alignment.v, [lora.dOut, lora.dIn]), ...this.loraFeeds(lora) });
+    return this.projection(results, lora.name, alignment);
+  }
+
+  async release(): Promise<void> {
+    const sessions = await Promise.allSettled(this.sessions.values());
+    for (const result of sessions) if (result.status === "fulfilled") await result.value.release();
   }
 }

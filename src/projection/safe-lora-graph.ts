@@ -1,20 +1,23 @@
 import { AttributeType, ElemType, encodeModel, type OnnxNode, type OnnxValueInfo } from "./onnx-proto.js";
 
-/** Graph input and output names; the session feeds and reads them by these. */
-export const GraphInput = { wBase: "w_base", wAligned: "w_aligned", loraA: "lora_a", loraB: "lora_b" } as const;
+/** Graph input and output names; sessions feed and read them by these. */
+export const GraphInput = { wBase: "w_base", wAligned: "w_aligned", alignment: "v", loraA: "lora_a", loraB: "lora_b" } as const;
 export const GraphOutput = {
-  /** C·B = V (Vᵀ B) / ‖V‖_F, fp32, [d_out, r]. */
-  projectedB: "projected_b",
+  /** V = W_aligned − W_base, fp32, [d_out, d_in] (alignment graph only, for the cache). */
+  alignment: "v_out",
   /** ‖V‖_F², fp32 scalar; zero means the pair does not differ in this module. */
   vNormSq: "v_norm_sq",
+  /** ‖W_base‖_F² and ‖W_aligned‖_F², fp32 scalars: how far apart and how alike the pair is here. */
+  wBaseNormSq: "w_base_norm_sq",
+  wAlignedNormSq: "w_aligned_norm_sq",
+  /** C·B = V (Vᵀ B) / ‖V‖_F, fp32, [d_out, r]. */
+  projectedB: "projected_b",
   /** ⟨CΔW, ΔW⟩_F = tr((Bᵀ C B) A Aᵀ), fp64. */
   dot: "dot",
   /** ‖ΔW‖_F² = tr((Bᵀ B) A Aᵀ), fp64. */
   updateNormSq: "update_norm_sq",
   /** ‖CΔW‖_F² = tr((CB)ᵀ CB A Aᵀ), fp64. */
   projectedUpdateNormSq: "projected_update_norm_sq",
-  /** ‖W_base‖_F², fp32 scalar, for the report's relative distance ‖V‖/‖W_base‖ between the pair. */
-  wBaseNormSq: "w_base_norm_sq",
   /** ‖B‖_F² and ‖CB‖_F², fp64, for the report's ‖CB‖/‖B‖. */
   bNormSq: "b_norm_sq",
   projectedBNormSq: "projected_b_norm_sq",
@@ -22,16 +25,12 @@ export const GraphOutput = {
 
 const OPSET = 17;
 const IR_VERSION = 8;
+const INT_ATTRIBUTES = new Set(["to", "transA", "transB", "keepdims"]);
 
 function tensor(name: string, elemType: number, dims: Array<number | string>): OnnxValueInfo {
   return {
     name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((dim) => (typeof dim === "number" ? { dimValue: dim } : { dimParam: dim })) },
-      },
-    },
+    type: { tensorType: { elemType, shape: { dim: dims.map((dim) => (typeof dim === "number" ? { dimValue: dim } : { dimParam: dim })) } } },
   };
 }
 
@@ -42,30 +41,36 @@ function node(opType: string, input: string[], output: string, attrs: Record<str
     output: [output],
     name: output,
     attribute: Object.entries(attrs).map(([name, value]) =>
-      name === "to" || name.startsWith("trans") || name === "keepdims"
-        ? { name, type: AttributeType.INT, i: value }
-        : { name, type: AttributeType.FLOAT, f: value },
+      INT_ATTRIBUTES.has(name) ? { name, type: AttributeType.INT, i: value } : { name, type: AttributeType.FLOAT, f: value },
     ),
   };
 }
 
+const scalar = (name: string, elemType: number = ElemType.FLOAT) => tensor(name, elemType, []);
+const out = GraphOutput;
+
+/** V and the pair's norms from the two weights. `v` is the name the projection nodes read V from. */
+function alignmentNodes(v: string): OnnxNode[] {
+  return [
+    node("Sub", [GraphInput.wAligned, GraphInput.wBase], v),
+    node("ReduceSumSquare", [GraphInput.wBase], out.wBaseNormSq, { keepdims: 0 }),
+    node("ReduceSumSquare", [GraphInput.wAligned], out.wAlignedNormSq, { keepdims: 0 }),
+  ];
+}
+
 /**
- * Safe LoRA for one module as an ONNX graph, in the low-rank form of DESIGN.md §2: it never forms the
- * d_out × d_out operator C = V Vᵀ / ‖V‖_F. The large products (Vᵀ B and V M) run in fp32, as the reference
- * does; the r × r Gram matrices and traces behind the cosine run in fp64. Shapes are symbolic, so one
- * session serves every module of every model.
+ * C·B and the cosine's traces from V and the LoRA factors, in the low-rank form of DESIGN.md §2: the
+ * d_out × d_out operator C = V Vᵀ / ‖V‖_F is never formed. The large products (Vᵀ B, V M) run in fp32 as the
+ * reference does; the r × r Gram matrices and traces behind the cosine run in fp64.
  */
-export function buildSafeLoraModel(): Uint8Array {
-  const { wBase, wAligned, loraA, loraB } = GraphInput;
-  const out = GraphOutput;
-  const nodes: OnnxNode[] = [
-    node("Sub", [wAligned, wBase], "v"),
-    node("ReduceSumSquare", ["v"], out.vNormSq, { keepdims: 0 }),
+function projectionNodes(v: string): OnnxNode[] {
+  const { loraA, loraB } = GraphInput;
+  return [
+    node("ReduceSumSquare", [v], out.vNormSq, { keepdims: 0 }),
     node("Sqrt", [out.vNormSq], "v_norm"),
-    node("ReduceSumSquare", [wBase], out.wBaseNormSq, { keepdims: 0 }),
     // M = Vᵀ B without materialising Vᵀ: Gemm reads V transposed.
-    node("Gemm", ["v", loraB], "m", { transA: 1 }),
-    node("MatMul", ["v", "m"], "v_m"),
+    node("Gemm", [v, loraB], "m", { transA: 1 }),
+    node("MatMul", [v, "m"], "v_m"),
     node("Div", ["v_m", "v_norm"], out.projectedB),
     node("Cast", [loraA], "a64", { to: ElemType.DOUBLE }),
     node("Cast", [loraB], "b64", { to: ElemType.DOUBLE }),
@@ -84,31 +89,44 @@ export function buildSafeLoraModel(): Uint8Array {
     node("ReduceSumSquare", ["b64"], out.bNormSq, { keepdims: 0 }),
     node("ReduceSumSquare", ["cb64"], out.projectedBNormSq, { keepdims: 0 }),
   ];
+}
+
+const weightInputs = [tensor(GraphInput.wBase, ElemType.FLOAT, ["d_out", "d_in"]), tensor(GraphInput.wAligned, ElemType.FLOAT, ["d_out", "d_in"])];
+const loraInputs = [tensor(GraphInput.loraA, ElemType.FLOAT, ["r", "d_in"]), tensor(GraphInput.loraB, ElemType.FLOAT, ["d_out", "r"])];
+const pairOutputs = [scalar(out.wBaseNormSq), scalar(out.wAlignedNormSq)];
+const projectionOutputs = [
+  tensor(out.projectedB, ElemType.FLOAT, ["d_out", "r"]),
+  scalar(out.vNormSq),
+  ...[out.dot, out.updateNormSq, out.projectedUpdateNormSq, out.bNormSq, out.projectedBNormSq].map((name) => scalar(name, ElemType.DOUBLE)),
+];
+
+function model(name: string, nodes: OnnxNode[], input: OnnxValueInfo[], output: OnnxValueInfo[]): Uint8Array {
   return encodeModel({
     irVersion: IR_VERSION,
     producerName: "safe-lora",
     producerVersion: "1",
-    docString: "Safe LoRA projection of one LoRA module (low-rank form)",
+    docString: "Safe LoRA for one LoRA module (low-rank form)",
     opsetImport: [{ domain: "", version: OPSET }],
-    graph: {
-      name: "safe_lora_module",
-      node: nodes,
-      input: [
-        tensor(wBase, ElemType.FLOAT, ["d_out", "d_in"]),
-        tensor(wAligned, ElemType.FLOAT, ["d_out", "d_in"]),
-        tensor(loraA, ElemType.FLOAT, ["r", "d_in"]),
-        tensor(loraB, ElemType.FLOAT, ["d_out", "r"]),
-      ],
-      output: [
-        tensor(out.projectedB, ElemType.FLOAT, ["d_out", "r"]),
-        tensor(out.vNormSq, ElemType.FLOAT, []),
-        tensor(out.wBaseNormSq, ElemType.FLOAT, []),
-        tensor(out.dot, ElemType.DOUBLE, []),
-        tensor(out.updateNormSq, ElemType.DOUBLE, []),
-        tensor(out.projectedUpdateNormSq, ElemType.DOUBLE, []),
-        tensor(out.bNormSq, ElemType.DOUBLE, []),
-        tensor(out.projectedBNormSq, ElemType.DOUBLE, []),
-      ],
-    },
+    graph: { name, node: nodes, input, output },
   });
+}
+
+/** The whole computation from the two weights: used when V is not cached. Shapes are symbolic. */
+export function buildSafeLoraModel(): Uint8Array {
+  return model("safe_lora_module", [...alignmentNodes("v"), ...projectionNodes("v")], [...weightInputs, ...loraInputs], [...projectionOutputs, ...pairOutputs]);
+}
+
+/** V and the pair's norms only: what the alignment cache stores. */
+export function buildAlignmentModel(): Uint8Array {
+  return model(
+    "safe_lora_alignment",
+    [...alignmentNodes(out.alignment)],
+    weightInputs,
+    [tensor(out.alignment, ElemType.FLOAT, ["d_out", "d_in"]), ...pairOutputs],
+  );
+}
+
+/** The projection from a given V (cached or just computed). */
+export function buildProjectionModel(): Uint8Array {
+  return model("safe_lora_projection", projectionNodes(GraphInput.alignment), [tensor(GraphInput.alignment, ElemType.FLOAT, ["d_out", "d_in"]), ...loraInputs], projectionOutputs);
 }

@@ -23,6 +23,8 @@ export const ModuleReport = z.object({
   normRatio: z.number().nullable(),
   /** ‖W_aligned − W_base‖_F / ‖W_base‖_F: how far the pair is apart in this module. */
   alignmentDistance: z.number().nullable(),
+  /** cos(W_base, W_aligned): near 1 for a model and its fine-tune, near 0 for unrelated weights. */
+  weightCosine: z.number().nullable(),
 });
 export type ModuleReport = z.infer<typeof ModuleReport>;
 
@@ -34,6 +36,8 @@ export const InputReport = z.object({
   location: z.string(),
   /** Pinned revision (commit sha) for Hub repos; null for local folders. */
   revision: z.string().nullable(),
+  /** Which rule chose it: explicit, registry, model-tree, adapter-config, adapter-card, … */
+  resolvedBy: z.string(),
   files: z.array(FileDigest),
 });
 

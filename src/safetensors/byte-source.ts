@@ -61,3 +61,31 @@ export class FileByteSource implements ByteSource {
     await this.handle.close();
   }
 }
+
+/**
+ * A source opened only when first read. Used when a file's header came from a cache: if every tensor
+ * needed is cached too, the file is never requested at all.
+ */
+export class LazyByteSource implements ByteSource {
+  private source: Promise<ByteSource> | null = null;
+  private opened: ByteSource | null = null;
+
+  constructor(
+    readonly description: string,
+    readonly size: number,
+    private readonly open: () => Promise<ByteSource>,
+  ) {}
+
+  get bytesRead(): number {
+    return this.opened?.bytesRead ?? 0;
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    this.source ??= this.open().then((source) => (this.opened = source));
+    return (await this.source).read(offset, length, into);
+  }
+
+  async close(): Promise<void> {
+    if (this.source) await (await this.source).close();
+  }
+}

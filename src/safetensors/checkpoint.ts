@@ -1,6 +1,8 @@
+import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
-import type { TensorInfo } from "./header.js";
+import { LazyByteSource } from "./byte-source.js";
+import { parseHeader, type TensorInfo } from "./header.js";
 import { SafetensorsFile } from "./safetensors-file.js";
 import { ShardIndex } from "./schema.js";
 
@@ -9,23 +11,36 @@ export const SHARD_INDEX = "model.safetensors.index.json";
 /** Weight files we refuse to open: loading them means unpickling, which can run arbitrary code. */
 const PICKLE_WEIGHTS = ["pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth"];
 
+/** Where small documents derived from a file (its header, an index) are kept, by the file's content key. */
+export interface DocumentCache {
+  getDocument(contentKey: string, kind: string): Promise<string | null>;
+  putDocument(contentKey: string, kind: string, text: string): Promise<void>;
+}
+
+/** A header as cached: enough to re-validate it against the file's size without reading the file. */
+const CachedHeader = z.object({ json: z.string(), headerLength: z.number().int(), fileSize: z.number().int() });
+
 /**
  * The weights of a transformers model saved as safetensors, in one file or sharded with an index.
- * Shard headers are read only when a tensor in that shard is asked for.
+ * Shard headers are read only when a tensor in that shard is asked for; with a document cache, headers
+ * and the index of files seen before are not read again at all.
  */
 export class Checkpoint {
   private readonly shards = new Map<string, Promise<SafetensorsFile>>();
 
   private constructor(
     readonly files: RepoFiles,
-    /** Tensor name -> file holding it, relative to the checkpoint folder. */
+    /** Tensor name -> file holding it, relative to the repo root. */
     private readonly weightMap: Map<string, string>,
+    private readonly documents: DocumentCache | null,
   ) {}
 
-  static async open(files: RepoFiles, subfolder = ""): Promise<Checkpoint> {
+  static async open(files: RepoFiles, subfolder = "", documents: DocumentCache | null = null): Promise<Checkpoint> {
     const at = (name: string) => inSubfolder(subfolder, name);
     if (await files.exists(at(SHARD_INDEX))) {
-      const text = await files.readText(at(SHARD_INDEX));
+      const key = await files.contentKey(at(SHARD_INDEX));
+      const cached = key && documents ? await documents.getDocument(key, "shard-index") : null;
+      const text = cached ?? (await files.readText(at(SHARD_INDEX)));
       let index: ShardIndex;
       try {
         index = ShardIndex.parse(JSON.parse(text));
@@ -36,10 +51,11 @@ export class Checkpoint {
           { cause: error },
         );
       }
-      return new Checkpoint(files, new Map(Object.entries(index.weight_map).map(([name, file]) => [name, at(file)])));
+      if (key && documents && !cached) await documents.putDocument(key, "shard-index", text);
+      return new Checkpoint(files, new Map(Object.entries(index.weight_map).map(([name, file]) => [name, at(file)])), documents);
     }
     if (await files.exists(at(SINGLE_FILE))) {
-      const checkpoint = new Checkpoint(files, new Map());
+      const checkpoint = new Checkpoint(files, new Map(), documents);
       const file = await checkpoint.shard(at(SINGLE_FILE));
       for (const name of file.header.tensors.keys()) checkpoint.weightMap.set(name, at(SINGLE_FILE));
       return checkpoint;
@@ -54,7 +70,7 @@ export class Checkpoint {
       }
     }
     throw new SafeLoraError(
-      `${files.description} has neither ${at(SINGLE_FILE)} nor ${at(SHARD_INDEX)}: point to a folder with a transformers checkpoint saved as safetensors`,
+      `${files.description} has neither ${at(SINGLE_FILE)} nor ${at(SHARD_INDEX)}: point to a model with a transformers checkpoint saved as safetensors`,
       "missing-file",
     );
   }
@@ -84,8 +100,24 @@ export class Checkpoint {
     return (await this.fileOf(name)).readBytes(name, into);
   }
 
+  /** The content key of the file holding `name`, or null when the files have none (local folders). */
+  async contentKeyOf(name: string): Promise<string | null> {
+    const path = this.weightMap.get(name);
+    return path === undefined ? null : this.files.contentKey(path);
+  }
+
   close(): Promise<void> {
     return this.files.close();
+  }
+
+  /** The weight files this run used (their headers were needed), with sizes and content keys when known. */
+  async filesUsed(): Promise<Array<{ path: string; size: number; contentKey: string | null }>> {
+    const used = [];
+    for (const [path, file] of this.shards) {
+      const opened = await file.catch(() => null);
+      if (opened) used.push({ path, size: opened.source.size, contentKey: await this.files.contentKey(path) });
+    }
+    return used;
   }
 
   private async fileOf(name: string): Promise<SafetensorsFile> {
@@ -101,10 +133,30 @@ export class Checkpoint {
   private shard(path: string): Promise<SafetensorsFile> {
     let file = this.shards.get(path);
     if (!file) {
-      file = this.files.openBytes(path).then((source) => SafetensorsFile.open(source));
+      file = this.openShard(path);
       // A failed open is not cached, so a later call reports the same error rather than a stale rejection.
       file.catch(() => this.shards.delete(path));
       this.shards.set(path, file);
+    }
+    return file;
+  }
+
+  private async openShard(path: string): Promise<SafetensorsFile> {
+    const description = `${this.description}/${path}`;
+    const key = this.documents ? await this.files.contentKey(path) : null;
+    const cached = key ? await this.documents!.getDocument(key, "safetensors-header") : null;
+    if (cached) {
+      const parsed = CachedHeader.safeParse(JSON.parse(cached));
+      if (parsed.success) {
+        const { json, headerLength, fileSize } = parsed.data;
+        const header = parseHeader(description, json, headerLength, fileSize);
+        return SafetensorsFile.withHeader(new LazyByteSource(description, fileSize, () => this.files.openBytes(path)), header);
+      }
+    }
+    const file = await SafetensorsFile.open(await this.files.openBytes(path));
+    const { header, source } = file;
+    if (key) {
+      await this.documents!.putDocument(key, "safetensors-header", JSON.stringify({ json: header.json, headerLength: header.dataStart - 8, fileSize: source.size }));
     }
     return file;
   }

@@ -25,6 +25,8 @@ export interface SafetensorsHeader {
   readonly tensors: ReadonlyMap<string, TensorInfo>;
   /** Bytes before the data section: the 8-byte length prefix plus the JSON header. */
   readonly dataStart: number;
+  /** The header JSON as stored, so caches can keep it and re-validate it later. */
+  readonly json: string;
 }
 
 function malformed(where: string, problem: string): SafeLoraError {
@@ -91,7 +93,7 @@ export function parseHeader(where: string, json: string, headerLength: number, f
   }
   if (cursor !== fileSize) throw malformed(where, `${fileSize - cursor} bytes after the last tensor belong to no tensor`);
 
-  return { metadata, tensors: new Map(entries.map((entry) => [entry.name, entry])), dataStart };
+  return { metadata, tensors: new Map(entries.map((entry) => [entry.name, entry])), dataStart, json };
 }
 
 /** Reads and validates the header of a safetensors file, touching only its first 8 + N bytes. */

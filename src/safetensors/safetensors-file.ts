@@ -19,6 +19,11 @@ export class SafetensorsFile {
     }
   }
 
+  /** Wraps a source whose header is already known (from a cache); nothing is read now. */
+  static withHeader(source: ByteSource, header: SafetensorsHeader): SafetensorsFile {
+    return new SafetensorsFile(source, header);
+  }
+
   static async openPath(path: string): Promise<SafetensorsFile> {
     return SafetensorsFile.open(await FileByteSource.open(path));
   }

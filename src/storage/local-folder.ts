@@ -41,6 +41,11 @@ export class LocalFolder implements RepoFiles {
     return bytes.toString("utf8");
   }
 
+  /** Hashing gigabytes to key a cache would cost more than reading them: local files are not cached. */
+  async contentKey(): Promise<string | null> {
+    return null;
+  }
+
   async openBytes(path: string): Promise<ByteSource> {
     try {
       const source = await FileByteSource.open(join(this.path, path));

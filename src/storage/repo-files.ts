@@ -13,6 +13,11 @@ export interface RepoFiles {
   exists(path: string): Promise<boolean>;
   /** Reads a small text file; a missing file is a SafeLoraError with code `missing-file`. */
   readText(path: string): Promise<string>;
+  /**
+   * A key that changes exactly when the file's content changes (LFS sha256 or git blob id), or null when
+   * unknown (local folders): caches are keyed by it, so they survive commits that leave the file alone.
+   */
+  contentKey(path: string): Promise<string | null>;
   /** Opens a file for ranged reads. */
   openBytes(path: string): Promise<ByteSource>;
   /** Closes every byte source this object opened. */

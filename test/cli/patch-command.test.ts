@@ -37,8 +37,9 @@ async function expectRefusal(run: Promise<{ code: number; stderr: string; stdout
 }
 
 describe("safe-lora patch: usage errors (exit 2)", () => {
-  it("a path that is not a folder", () => expectRefusal(runCli(["patch", "--adapter", "/no/such/dir", "--base", fixture.base, "--aligned", fixture.chat, "--out", out]), 2, /--adapter \/no\/such\/dir: no such folder/));
-  it("a missing required flag", () => expectRefusal(runCli(["patch", "--adapter", fixture.adapter, "--out", out]), 2, /missing --base, --aligned/));
+  it("a path that is not a folder", () => expectRefusal(runCli(["patch", "--adapter", "/no/such/dir", "--base", fixture.base, "--aligned", fixture.chat, "--out", out]), 2, /--adapter \/no\/such\/dir: not an existing folder, nor a Hub repo id/));
+  it("a missing --adapter", () => expectRefusal(runCli(["patch", "--base", fixture.base, "--out", out]), 2, /missing --adapter/));
+  it("a local --aligned without --base", () => expectRefusal(runCli(["patch", "--adapter", fixture.adapter, "--aligned", fixture.chat, "--out", out]), 2, /--aligned is a local folder.*pass --base/));
   it("an unknown flag", () => expectRefusal(patch("--tau", "0.3"), 2, /Unknown option '--tau'.*--help/));
   it("a bad selection", () => expectRefusal(patch("--select", "threshold:2"), 2, /the threshold value must be a number from -1 to 1/));
   it("a bad --ep", () => expectRefusal(patch("--ep", "tpu"), 2, /--ep tpu: choose one of auto, cpu, cuda, webgpu/));
@@ -245,7 +246,9 @@ describe("safe-lora patch: output", () => {
     const targets = report.modules.map((m) => m.name.replace("base_model.model.", "") + ".weight");
     const headerBytes = 8 + Number(readFileSync(join(fixture.base, "model.safetensors")).readBigUInt64LE(0));
     const targetBytes = targets.reduce((sum, name) => sum + base.tensors.get(name)!.bytes.byteLength, 0);
-    expect(report.bytesRead.base).toBe(headerBytes + targetBytes);
-    expect(report.bytesRead.aligned).toBe(headerBytes + targetBytes);
+    // …plus config.json, read to check that both declare the same architecture.
+    const configBytes = readFileSync(join(fixture.base, "config.json")).byteLength;
+    expect(report.bytesRead.base).toBe(headerBytes + targetBytes + configBytes);
+    expect(report.bytesRead.aligned).toBe(headerBytes + targetBytes + configBytes);
   });
 });

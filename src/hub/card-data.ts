@@ -1,0 +1,22 @@
+import { parse as parseYaml } from "yaml";
+
+/**
+ * The YAML front matter of a model card (README.md), as the Hub parses it into `cardData`;
+ * null when there is none or it is not a YAML mapping.
+ */
+export function parseCardData(readme: string): Record<string, unknown> | null {
+  const match = /^---\r?\n([\s\S]*?)\r?\n---(\r?\n|$)/.exec(readme);
+  if (!match) return null;
+  try {
+    const data: unknown = parseYaml(match[1]!);
+    return data && typeof data === "object" && !Array.isArray(data) ? (data as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `base_model` of a card: one id or a list of ids. */
+export function cardBaseModels(card: Record<string, unknown> | null | undefined): string[] {
+  const value = card?.base_model;
+  return ([] as unknown[]).concat(value ?? []).filter((id): id is string => typeof id === "string" && id.length > 0);
+}

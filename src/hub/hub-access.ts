@@ -1,0 +1,50 @@
+import { HubApiError } from "@huggingface/hub";
+import { SafeLoraError } from "../errors.js";
+
+/** How to reach a Hub: its base URL (HF_ENDPOINT, --hub-url), a token, and an injectable fetch for tests. */
+export interface HubAccess {
+  readonly hubUrl: string;
+  readonly accessToken?: string;
+  readonly fetch?: typeof fetch;
+}
+
+export const DEFAULT_HUB_URL = "https://huggingface.co";
+
+/** The @huggingface/hub parameters every call takes. */
+export function hubParams(access: HubAccess) {
+  return {
+    hubUrl: access.hubUrl.replace(/\/+$/, ""),
+    ...(access.accessToken ? { accessToken: access.accessToken } : {}),
+    ...(access.fetch ? { fetch: access.fetch } : {}),
+  };
+}
+
+/**
+ * Turns a Hub error about `repoId` into a message that says what to do. Errors that are not the Hub's
+ * (network down, a bug) pass through unchanged.
+ */
+export function explainHubError(error: unknown, repoId: string, access: HubAccess): unknown {
+  if (!(error instanceof HubApiError)) return error;
+  const page = `${hubParams(access).hubUrl}/${repoId}`;
+  const detail = error.message.split(". URL:")[0];
+  switch (error.statusCode) {
+    case 401:
+      return new SafeLoraError(
+        access.accessToken
+          ? `${repoId}: the Hub refused the token (${detail}); check HF_TOKEN or the token file`
+          : `${repoId} was not found or is private (${detail}); if it exists, set HF_TOKEN (or log in with huggingface-cli) to a token that can read it`,
+        "hub-access",
+        { cause: error },
+      );
+    case 403:
+      return new SafeLoraError(
+        `${repoId} is gated or private and this token may not read it (${detail}); accept its conditions at ${page} with the account of your token, or use another token`,
+        "hub-access",
+        { cause: error },
+      );
+    case 404:
+      return new SafeLoraError(`${repoId}: not found on ${hubParams(access).hubUrl} (${detail}); check the id and the revision`, "hub-not-found", { cause: error });
+    default:
+      return new SafeLoraError(`${repoId}: the Hub answered ${error.statusCode} (${detail}); try again later`, "hub-unavailable", { cause: error });
+  }
+}

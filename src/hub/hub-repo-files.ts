@@ -1,0 +1,187 @@
+import { downloadFile, listFiles, modelInfo } from "@huggingface/hub";
+import { z } from "zod";
+import { SafeLoraError } from "../errors.js";
+import type { ByteSource } from "../safetensors/byte-source.js";
+import type { RepoFiles } from "../storage/repo-files.js";
+import { explainHubError, hubParams, type HubAccess } from "./hub-access.js";
+import type { RepoRef } from "./repo-ref.js";
+
+/** The parts of the Hub's model info this project reads. */
+export const HubModelInfo = z.looseObject({
+  sha: z.string().regex(/^[0-9a-f]{40}$/),
+  cardData: z.looseObject({}).nullish(),
+  config: z.looseObject({}).nullish(),
+  tags: z.array(z.string()).nullish(),
+  gated: z.union([z.literal(false), z.string()]).nullish(),
+  private: z.boolean().nullish(),
+});
+export type HubModelInfo = z.infer<typeof HubModelInfo>;
+
+interface TreeFile {
+  readonly size: number;
+  /** LFS sha256 when the file is in LFS, else its git blob id: both change exactly with the content. */
+  readonly contentKey: string;
+}
+
+const TreeEntry = z.looseObject({
+  type: z.string(),
+  path: z.string(),
+  size: z.number().int().nonnegative(),
+  oid: z.string(),
+  lfs: z.looseObject({ oid: z.string() }).nullish(),
+});
+
+/** Model info at a revision, with errors that say what to do (and a missing revision told from a missing repo). */
+export async function fetchModelInfo(access: HubAccess, ref: RepoRef): Promise<HubModelInfo> {
+  const params = hubParams(access);
+  try {
+    const raw = await withRetry(() => modelInfo({ ...params, name: ref.id, revision: ref.revision, additionalFields: ["sha", "cardData", "config", "tags"] }));
+    return HubModelInfo.parse(raw);
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404 && ref.revision !== "main") {
+      const exists = await modelInfo({ ...params, name: ref.id }).then(
+        () => true,
+        () => false,
+      );
+      if (exists) {
+        throw new SafeLoraError(`${ref.id} has no revision "${ref.revision}"; use a branch, tag or commit sha that exists`, "hub-not-found", { cause: error });
+      }
+    }
+    throw explainHubError(error, ref.id, access);
+  }
+}
+
+/** Retries a Hub read on transient failures (network errors, 429, 5xx) with exponential backoff. */
+async function withRetry<T>(attempt: () => Promise<T>, tries = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode;
+      const transient = status === undefined ? error instanceof TypeError : status === 429 || status >= 500;
+      if (!transient || i >= tries) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** i));
+    }
+  }
+}
+
+/** One file of a Hub repo at a pinned commit, read by HTTP range requests on its resolve URL. */
+class HubByteSource implements ByteSource {
+  bytesRead = 0;
+
+  constructor(
+    readonly description: string,
+    private readonly blob: Blob,
+  ) {}
+
+  get size(): number {
+    return this.blob.size;
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new RangeError(`read of ${length} bytes at ${offset} is outside ${this.description} (${this.size} bytes)`);
+    }
+    if (length === 0) return new Uint8Array(0);
+    const bytes = new Uint8Array(await withRetry(() => this.blob.slice(offset, offset + length).arrayBuffer()));
+    if (bytes.byteLength !== length) throw new Error(`${this.description}: asked for ${length} bytes at ${offset}, got ${bytes.byteLength}`);
+    this.bytesRead += length;
+    if (!into) return bytes;
+    const target = into.subarray(0, length);
+    target.set(bytes);
+    return target;
+  }
+
+  async close(): Promise<void> {
+    // Nothing is held open between range requests.
+  }
+}
+
+/**
+ * A model repo on the Hub pinned to one commit: every read of a job sees the same files, whatever is pushed
+ * meanwhile. Files are read through @huggingface/hub with Xet off, so reads are range requests on resolve URLs.
+ */
+export class HubRepoFiles implements RepoFiles {
+  private readonly sources: ByteSource[] = [];
+  private textBytes = 0;
+
+  private constructor(
+    private readonly access: HubAccess,
+    readonly id: string,
+    /** The commit every read uses. */
+    readonly sha: string,
+    readonly info: HubModelInfo,
+    private readonly tree: ReadonlyMap<string, TreeFile>,
+  ) {}
+
+  /** Pins `ref` to its commit and lists the files there. */
+  static async open(access: HubAccess, ref: RepoRef): Promise<HubRepoFiles> {
+    const params = hubParams(access);
+    const info = await fetchModelInfo(access, ref);
+    const tree = new Map<string, TreeFile>();
+    try {
+      for await (const raw of listFiles({ ...params, repo: { type: "model", name: ref.id }, revision: info.sha, recursive: true })) {
+        const entry = TreeEntry.parse(raw);
+        if (entry.type === "file") tree.set(entry.path, { size: entry.size, contentKey: entry.lfs?.oid ?? entry.oid });
+      }
+    } catch (error) {
+      throw explainHubError(error, ref.id, access);
+    }
+    return new HubRepoFiles(access, ref.id, info.sha, info, tree);
+  }
+
+  get description(): string {
+    return `${this.id}@${this.sha.slice(0, 12)}`;
+  }
+
+  get bytesRead(): number {
+    return this.sources.reduce((sum, source) => sum + source.bytesRead, this.textBytes);
+  }
+
+  /** Paths of every file at the pinned commit. */
+  paths(): string[] {
+    return [...this.tree.keys()];
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return this.tree.has(path);
+  }
+
+  async contentKey(path: string): Promise<string | null> {
+    return this.tree.get(path)?.contentKey ?? null;
+  }
+
+  private async blob(path: string): Promise<Blob> {
+    if (!this.tree.has(path)) throw new SafeLoraError(`${this.description} has no file ${path}`, "missing-file");
+    let blob: Blob | null;
+    try {
+      blob = await withRetry(() => downloadFile({ ...hubParams(this.access), repo: { type: "model", name: this.id }, path, revision: this.sha, xet: false }));
+    } catch (error) {
+      throw explainHubError(error, this.id, this.access);
+    }
+    if (!blob) throw new SafeLoraError(`${this.description} has no file ${path}`, "missing-file");
+    return blob;
+  }
+
+  async readText(path: string): Promise<string> {
+    const blob = await this.blob(path);
+    let text: string;
+    try {
+      text = await withRetry(() => blob.text());
+    } catch (error) {
+      throw explainHubError(error, this.id, this.access);
+    }
+    this.textBytes += blob.size;
+    return text;
+  }
+
+  async openBytes(path: string): Promise<ByteSource> {
+    const source = new HubByteSource(`${this.description}/${path}`, await this.blob(path));
+    this.sources.push(source);
+    return source;
+  }
+
+  async close(): Promise<void> {
+    // HTTP range reads hold nothing open.
+  }
+}

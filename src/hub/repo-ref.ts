@@ -1,0 +1,24 @@
+import { SafeLoraError } from "../errors.js";
+
+/** A model repo on the Hub and the revision asked for (a branch, tag, `refs/pr/N` or commit sha). */
+export interface RepoRef {
+  readonly id: string;
+  readonly revision: string;
+}
+
+const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+
+export function isRepoId(value: string): boolean {
+  return REPO_ID.test(value) && !value.includes("..") && !value.endsWith(".git");
+}
+
+/** Parses `org/name` or `org/name@revision`; the default revision is `main`. */
+export function parseRepoRef(text: string, flag: string): RepoRef {
+  const at = text.indexOf("@");
+  const id = at === -1 ? text : text.slice(0, at);
+  const revision = at === -1 ? "main" : text.slice(at + 1);
+  if (!isRepoId(id) || revision === "") {
+    throw new SafeLoraError(`${flag} ${text}: not an existing folder, nor a Hub repo id like org/name or org/name@revision`, "usage");
+  }
+  return { id, revision };
+}

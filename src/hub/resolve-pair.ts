@@ -1,0 +1,145 @@
+import { SafeLoraError } from "../errors.js";
+import { cardBaseModels } from "./card-data.js";
+import type { HubModelInfo } from "./hub-repo-files.js";
+import { findKnownPair, looksQuantized } from "./known-pairs.js";
+import { isRepoId } from "./repo-ref.js";
+
+/** How a model of the pair was chosen, as the report records it. */
+export type PairRule = "explicit" | "adapter-config" | "adapter-card" | "registry" | "model-tree";
+
+export interface PairChoice {
+  readonly aligned: { readonly id: string; readonly resolvedBy: string };
+  readonly base: { readonly id: string; readonly resolvedBy: string };
+}
+
+export interface PairQuery {
+  /** `base_model_name_or_path` of the adapter's config. */
+  readonly adapterBase: string | null | undefined;
+  /** The adapter card's front matter, for `base_model`. */
+  readonly adapterCard: Record<string, unknown> | null;
+  /** Hub ids given explicitly (--aligned / --base, or the repo's config). */
+  readonly explicitAligned?: string;
+  readonly explicitBase?: string;
+  /** Rule 3: may the aligned model's card choose the base? Anyone can write a card. */
+  readonly allowModelTree: boolean;
+  /** Model info of a Hub repo; rejects with a SafeLoraError when it cannot be read. */
+  readonly lookup: (id: string) => Promise<HubModelInfo>;
+}
+
+function isQuantizedInfo(info: HubModelInfo): boolean {
+  return Boolean((info.config as { quantization_config?: unknown } | null | undefined)?.quantization_config);
+}
+
+function quantizedError(id: string, role: string): SafeLoraError {
+  return new SafeLoraError(
+    `${id} is a quantized checkpoint and cannot serve as the ${role} model: V = W_aligned − W_base needs the original weights. ` +
+      `Pass --${role} with the original (unquantized) release`,
+    "quantized-source",
+  );
+}
+
+/** The model tree's base for `info`: the card's `base_model`, else `base_model:finetune:` / `base_model:` tags. */
+function treeBases(info: HubModelInfo): string[] {
+  const fromCard = cardBaseModels(info.cardData);
+  const tags = info.tags ?? [];
+  const fromTags = [
+    ...tags.filter((tag) => tag.startsWith("base_model:finetune:")).map((tag) => tag.slice("base_model:finetune:".length)),
+    ...tags.filter((tag) => /^base_model:[^:]+\/[^:]+$/.test(tag)).map((tag) => tag.slice("base_model:".length)),
+  ];
+  return [...new Set([...fromCard, ...fromTags])];
+}
+
+/**
+ * Works out the alignment pair of an adapter. The aligned model: explicit, else the adapter's
+ * `base_model_name_or_path`, else its card's `base_model` — mapping known re-uploads to their originals and
+ * refusing quantized copies. The unaligned base, in this order: explicit, the registry of known pairs, the
+ * Hub model tree (the aligned model's card) when allowed. Each choice says which rule made it.
+ */
+export async function resolvePair(query: PairQuery): Promise<PairChoice> {
+  const aligned = await resolveAligned(query);
+  const base = await resolveBase(query, aligned.id);
+  return { aligned, base };
+}
+
+export async function resolveAligned(query: PairQuery): Promise<PairChoice["aligned"]> {
+  if (query.explicitAligned) {
+    if (looksQuantized(query.explicitAligned)) throw quantizedError(query.explicitAligned, "aligned");
+    const info = await query.lookup(query.explicitAligned);
+    if (isQuantizedInfo(info)) throw quantizedError(query.explicitAligned, "aligned");
+    return { id: query.explicitAligned, resolvedBy: "explicit" };
+  }
+  const candidates: Array<{ id: string; rule: PairRule }> = [];
+  if (query.adapterBase) candidates.push({ id: query.adapterBase, rule: "adapter-config" });
+  for (const id of cardBaseModels(query.adapterCard)) candidates.push({ id, rule: "adapter-card" });
+
+  const rejected: string[] = [];
+  for (const { id, rule } of candidates) {
+    const where = rule === "adapter-config" ? "base_model_name_or_path" : "the card's base_model";
+    if (!isRepoId(id)) {
+      rejected.push(`${where} "${id}" is not a Hub id (a path on the training machine?)`);
+      continue;
+    }
+    const known = findKnownPair(id);
+    if (known?.side === "base") {
+      throw new SafeLoraError(
+        `the adapter was trained on ${id}, the unaligned base of ${known.pair.family}: it has no alignment to restore. ` +
+          `Safe LoRA is for adapters trained on the aligned model (${known.pair.aligned}); to patch anyway, pass --base and --aligned`,
+        "no-pair",
+      );
+    }
+    if (known) return { id: known.pair.aligned, resolvedBy: known.viaAlias ? `${rule} (${id} is a copy of ${known.pair.aligned})` : rule };
+    if (looksQuantized(id)) {
+      rejected.push(`${where} "${id}" is a quantized copy whose original is not in the registry`);
+      continue;
+    }
+    let info: HubModelInfo;
+    try {
+      info = await query.lookup(id);
+    } catch (error) {
+      if (error instanceof SafeLoraError && error.code === "hub-not-found") {
+        rejected.push(`${where} "${id}" does not exist on the Hub`);
+        continue;
+      }
+      throw error;
+    }
+    if (isQuantizedInfo(info)) {
+      rejected.push(`${where} "${id}" is a quantized checkpoint`);
+      continue;
+    }
+    return { id, resolvedBy: rule };
+  }
+  const why = rejected.length > 0 ? rejected.join("; ") : "neither base_model_name_or_path nor the card's base_model names one";
+  throw new SafeLoraError(
+    `cannot tell which aligned model the adapter was trained on: ${why}. Pass --aligned <hub id> (the chat/instruct model it was trained on)`,
+    "no-pair",
+  );
+}
+
+export async function resolveBase(query: PairQuery, alignedId: string): Promise<PairChoice["base"]> {
+  if (query.explicitBase) {
+    if (looksQuantized(query.explicitBase)) throw quantizedError(query.explicitBase, "base");
+    const info = await query.lookup(query.explicitBase);
+    if (isQuantizedInfo(info)) throw quantizedError(query.explicitBase, "base");
+    return { id: query.explicitBase, resolvedBy: "explicit" };
+  }
+  const known = findKnownPair(alignedId);
+  if (known?.side === "aligned") return { id: known.pair.base, resolvedBy: "registry" };
+  if (!query.allowModelTree) {
+    throw new SafeLoraError(
+      `${alignedId} is not in the registry of known pairs, and choosing its base from the Hub model tree is turned off: pass --base <hub id of its unaligned base model>`,
+      "no-pair",
+    );
+  }
+  const info = await query.lookup(alignedId);
+  const bases = treeBases(info).filter((id) => id !== alignedId && isRepoId(id));
+  for (const id of bases) {
+    if (looksQuantized(id)) continue;
+    const baseInfo = await query.lookup(id);
+    if (isQuantizedInfo(baseInfo)) continue;
+    return { id, resolvedBy: "model-tree" };
+  }
+  throw new SafeLoraError(
+    `no base model for ${alignedId}: it is not in the registry of known pairs and its card names no usable base_model. Pass --base <hub id of its unaligned base model>`,
+    "no-pair",
+  );
+}

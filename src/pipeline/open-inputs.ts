@@ -1,0 +1,133 @@
+import { stat } from "node:fs/promises";
+import { SafeLoraError } from "../errors.js";
+import { parseCardData } from "../hub/card-data.js";
+import type { HubAccess } from "../hub/hub-access.js";
+import { fetchModelInfo, HubRepoFiles } from "../hub/hub-repo-files.js";
+import { parseRepoRef } from "../hub/repo-ref.js";
+import { resolveAligned, resolveBase } from "../hub/resolve-pair.js";
+import { ADAPTER_CONFIG } from "../peft/open-adapter.js";
+import { AdapterConfig } from "../peft/schema.js";
+import { LocalFolder } from "../storage/local-folder.js";
+import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
+import type { WeightsInput } from "./patch-adapter.js";
+
+export interface InputsRequest {
+  /** A local folder, or a Hub id `org/name[@rev]` (an existing path is a folder). */
+  readonly adapter: string;
+  readonly subfolder?: string;
+  readonly base?: string;
+  readonly aligned?: string;
+  readonly access: HubAccess;
+  /** May the aligned model's Hub card choose the base (rule 3)? On for the CLI, off by default for the bot. */
+  readonly allowModelTree: boolean;
+}
+
+export interface OpenedInputs {
+  readonly adapter: WeightsInput;
+  readonly base: WeightsInput;
+  readonly aligned: WeightsInput;
+  close(): Promise<void>;
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  return stat(path).then(
+    (info) => info.isDirectory(),
+    () => false,
+  );
+}
+
+async function openLocation(value: string, flag: string, access: HubAccess): Promise<RepoFiles> {
+  if (await isFolder(value)) return new LocalFolder(value);
+  return HubRepoFiles.open(access, parseRepoRef(value, flag));
+}
+
+const revisionOf = (files: RepoFiles) => (files instanceof HubRepoFiles ? files.sha : null);
+const locationOf = (files: RepoFiles) => (files instanceof HubRepoFiles ? files.id : files.description);
+
+async function readCard(files: RepoFiles, subfolder: string): Promise<Record<string, unknown> | null> {
+  const path = inSubfolder(subfolder, "README.md");
+  return (await files.exists(path)) ? parseCardData(await files.readText(path)) : null;
+}
+
+/** The architecture a model declares: from the Hub's model info, or a local config.json. */
+async function architectureOf(files: RepoFiles): Promise<string | null> {
+  let config: unknown;
+  if (files instanceof HubRepoFiles) config = files.info.config;
+  else if (await files.exists("config.json")) config = JSON.parse(await files.readText("config.json"));
+  const { architectures, model_type } = (config ?? {}) as { architectures?: unknown; model_type?: unknown };
+  if (Array.isArray(architectures) && typeof architectures[0] === "string") return architectures[0];
+  return typeof model_type === "string" ? model_type : null;
+}
+
+/**
+ * Opens the adapter and the base/aligned pair wherever they are (local folders or Hub repos pinned to a
+ * commit), working out the pair when it is not given (DESIGN.md §1 step 2) and checking that the two models
+ * declare the same architecture. Shapes and the distance between the two are checked while patching.
+ */
+export async function openInputs(request: InputsRequest): Promise<OpenedInputs> {
+  const opened: RepoFiles[] = [];
+  const track = <T extends RepoFiles>(files: T): T => {
+    opened.push(files);
+    return files;
+  };
+  const close = async () => {
+    await Promise.all(opened.map((files) => files.close()));
+  };
+  try {
+    const subfolder = request.subfolder ?? "";
+    const adapterFiles = track(await openLocation(request.adapter, "--adapter", request.access));
+    const explicitBase = request.base && (await isFolder(request.base)) ? track(new LocalFolder(request.base)) : null;
+    const explicitAligned = request.aligned && (await isFolder(request.aligned)) ? track(new LocalFolder(request.aligned)) : null;
+
+    const alignedRef = request.aligned && !explicitAligned ? parseRepoRef(request.aligned, "--aligned") : undefined;
+    const baseRef = request.base && !explicitBase ? parseRepoRef(request.base, "--base") : undefined;
+    let alignedChoice = { id: "", resolvedBy: "explicit" };
+    let baseChoice = { id: "", resolvedBy: "explicit" };
+    if (explicitAligned && !request.base) {
+      throw new SafeLoraError("--aligned is a local folder, so its base cannot be looked up: pass --base as well", "usage");
+    }
+    if (!explicitAligned || !explicitBase) {
+      let adapterBase: string | null | undefined;
+      const configPath = inSubfolder(subfolder, ADAPTER_CONFIG);
+      if (!alignedRef && !explicitAligned && (await adapterFiles.exists(configPath))) {
+        try {
+          adapterBase = AdapterConfig.safeParse(JSON.parse(await adapterFiles.readText(configPath))).data?.base_model_name_or_path;
+        } catch {
+          // An unreadable config is reported, with its reason, when the adapter is opened.
+        }
+      }
+      const query = {
+        adapterBase,
+        adapterCard: alignedRef || explicitAligned ? null : await readCard(adapterFiles, subfolder),
+        ...(alignedRef ? { explicitAligned: alignedRef.id } : {}),
+        ...(baseRef ? { explicitBase: baseRef.id } : {}),
+        allowModelTree: request.allowModelTree,
+        lookup: (id: string) => fetchModelInfo(request.access, { id, revision: "main" }),
+      };
+      // Explicit Hub ids go through the same functions, which check that they are not quantized copies.
+      if (!explicitAligned) alignedChoice = await resolveAligned(query);
+      if (!explicitBase) baseChoice = await resolveBase(query, alignedChoice.id);
+    }
+    const alignedFiles = explicitAligned ?? track(await HubRepoFiles.open(request.access, { id: alignedChoice.id, revision: alignedRef?.revision ?? "main" }));
+    const baseFiles = explicitBase ?? track(await HubRepoFiles.open(request.access, { id: baseChoice.id, revision: baseRef?.revision ?? "main" }));
+    const base: WeightsInput = { files: baseFiles, location: locationOf(baseFiles), revision: revisionOf(baseFiles), resolvedBy: baseChoice.resolvedBy };
+    const aligned: WeightsInput = { files: alignedFiles, location: locationOf(alignedFiles), revision: revisionOf(alignedFiles), resolvedBy: alignedChoice.resolvedBy };
+
+    const [baseArchitecture, alignedArchitecture] = await Promise.all([architectureOf(base.files), architectureOf(aligned.files)]);
+    if (baseArchitecture && alignedArchitecture && baseArchitecture !== alignedArchitecture) {
+      throw new SafeLoraError(
+        `${base.files.description} is a ${baseArchitecture} but ${aligned.files.description} is a ${alignedArchitecture}: not a base/aligned pair of one model family`,
+        "not-a-pair",
+      );
+    }
+    return {
+      adapter: { files: adapterFiles, location: locationOf(adapterFiles), revision: revisionOf(adapterFiles), subfolder, resolvedBy: "explicit" },
+      base,
+      aligned,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
