@@ -65,6 +65,9 @@ async function withRetry<T>(attempt: () => Promise<T>, tries = 4): Promise<T> {
   }
 }
 
+/** An empty file needs no request (and a zero-length ranged read would be malformed). */
+const entry0 = (blob: Blob) => blob.size === 0;
+
 /** One file of a Hub repo at a pinned commit, read by HTTP range requests on its resolve URL. */
 class HubByteSource implements ByteSource {
   bytesRead = 0;
@@ -72,6 +75,7 @@ class HubByteSource implements ByteSource {
   constructor(
     readonly description: string,
     private readonly blob: Blob,
+    private readonly explain: (error: unknown) => unknown,
   ) {}
 
   get size(): number {
@@ -83,7 +87,12 @@ class HubByteSource implements ByteSource {
       throw new RangeError(`read of ${length} bytes at ${offset} is outside ${this.description} (${this.size} bytes)`);
     }
     if (length === 0) return new Uint8Array(0);
-    const bytes = new Uint8Array(await withRetry(() => this.blob.slice(offset, offset + length).arrayBuffer()));
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await withRetry(() => this.blob.slice(offset, offset + length).arrayBuffer()));
+    } catch (error) {
+      throw this.explain(error);
+    }
     if (bytes.byteLength !== length) throw new Error(`${this.description}: asked for ${length} bytes at ${offset}, got ${bytes.byteLength}`);
     this.bytesRead += length;
     if (!into) return bytes;
@@ -151,14 +160,23 @@ export class HubRepoFiles implements RepoFiles {
     return this.tree.get(path)?.contentKey ?? null;
   }
 
+  /**
+   * A lazy blob over the file's resolve URL at the pinned commit. Size and ETag come from the tree listing,
+   * so opening a file sends no request; each slice read is one range request.
+   */
   private async blob(path: string): Promise<Blob> {
-    if (!this.tree.has(path)) throw new SafeLoraError(`${this.description} has no file ${path}`, "missing-file");
-    let blob: Blob | null;
-    try {
-      blob = await withRetry(() => downloadFile({ ...hubParams(this.access), repo: { type: "model", name: this.id }, path, revision: this.sha, xet: false }));
-    } catch (error) {
-      throw explainHubError(error, this.id, this.access);
-    }
+    const entry = this.tree.get(path);
+    if (!entry) throw new SafeLoraError(`${this.description} has no file ${path}`, "missing-file");
+    const params = hubParams(this.access);
+    const url = `${params.hubUrl}/${this.id}/resolve/${encodeURIComponent(this.sha)}/${path.split("/").map(encodeURIComponent).join("/")}`;
+    const blob = await downloadFile({
+      ...params,
+      repo: { type: "model", name: this.id },
+      path,
+      revision: this.sha,
+      xet: false,
+      downloadInfo: { url, size: entry.size, etag: entry.contentKey },
+    });
     if (!blob) throw new SafeLoraError(`${this.description} has no file ${path}`, "missing-file");
     return blob;
   }
@@ -167,7 +185,7 @@ export class HubRepoFiles implements RepoFiles {
     const blob = await this.blob(path);
     let text: string;
     try {
-      text = await withRetry(() => blob.text());
+      text = entry0(blob) ? "" : await withRetry(() => blob.text());
     } catch (error) {
       throw explainHubError(error, this.id, this.access);
     }
@@ -176,7 +194,7 @@ export class HubRepoFiles implements RepoFiles {
   }
 
   async openBytes(path: string): Promise<ByteSource> {
-    const source = new HubByteSource(`${this.description}/${path}`, await this.blob(path));
+    const source = new HubByteSource(`${this.description}/${path}`, await this.blob(path), (error) => explainHubError(error, this.id, this.access));
     this.sources.push(source);
     return source;
   }

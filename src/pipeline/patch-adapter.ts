@@ -188,8 +188,8 @@ async function digest(files: RepoFiles, path: string): Promise<FileDigest> {
 export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapter> {
   const started = performance.now();
   const adapter = await openAdapter(request.adapter.files, request.adapter.subfolder);
-  const base = await Checkpoint.open(request.base.files, request.base.subfolder);
-  const aligned = await Checkpoint.open(request.aligned.files, request.aligned.subfolder);
+  const base = await Checkpoint.open(request.base.files, request.base.subfolder, request.cache ?? null);
+  const aligned = await Checkpoint.open(request.aligned.files, request.aligned.subfolder, request.cache ?? null);
   const plans = await planModules(adapter, base, aligned);
   const session = await ProjectionSession.create(request.executionProvider);
 

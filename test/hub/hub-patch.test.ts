@@ -1,0 +1,105 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SafeLoraReport } from "../../src/report/schema.js";
+import { runCli } from "../helpers/cli.js";
+import { GOLDEN_CASES, goldenPath, loadExpected, selectionFlag } from "../helpers/golden.js";
+import { expectGoldenCosines, expectGoldenSelection, expectGoldenTensors } from "../helpers/golden-compare.js";
+import { goldenHub, weightBytesServed, type GoldenHub } from "../helpers/hub-fixtures.js";
+import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
+
+/** Bytes that any reader must fetch: every header (8-byte prefix + JSON), the index, and the target tensors. */
+function minimumBytes(report: SafeLoraReport, caseName: string, role: "base" | "chat", fixture: GoldenHub): number {
+  const repo = fixture.hub.store.repos.get(role === "base" ? fixture.ids.base : fixture.ids.chat)!;
+  const head = repo.commits.get(repo.refs.get("refs/heads/main")!)!;
+  let total = 0;
+  for (const [path, file] of head.files) {
+    if (path.endsWith(".index.json")) total += file.size;
+    if (path.endsWith(".safetensors") && file.content.kind === "disk") total += 8 + Number(readFileSync(file.content.path).readBigUInt64LE(0));
+  }
+  const shapes = report.modules.map((m) => m.shape[0] * m.shape[1] * 4);
+  return total + shapes.reduce((a, b) => a + b, 0);
+}
+
+describe.each([
+  ["single-file", false],
+  ["sharded", true],
+] as const)("patch from the local Hub, models stored %s", (_label, sharded) => {
+  describe.each(GOLDEN_CASES)("golden case %s", (caseName) => {
+    let fixture: GoldenHub;
+    beforeAll(async () => {
+      fixture = await goldenHub(caseName, { sharded });
+    });
+    afterAll(() => fixture.close());
+
+    describe.each(loadExpected(caseName).runs.map((run) => [run.expected_dir, run] as const))("%s", (_dir, run) => {
+      let report: SafeLoraReport;
+      let out: string;
+
+      it("finds the pair through the model tree and reads only what it needs", async () => {
+        out = join(fixture.work, run.expected_dir);
+        fixture.hub.resetCounters();
+        const result = await runCli(
+          ["patch", "--adapter", fixture.ids.adapter, "--hub-url", fixture.hub.url, "--select", selectionFlag(run), "--out", out, "--json", "--no-cache"],
+          fixture.env,
+        );
+        expect(result.stderr).not.toMatch(/safe-lora: /);
+        expect(result.code).toBe(0);
+        report = SafeLoraReport.parse(JSON.parse(result.stdout));
+        expect(report.inputs.aligned).toMatchObject({ location: fixture.ids.chat, resolvedBy: "adapter-config" });
+        expect(report.inputs.base).toMatchObject({ location: fixture.ids.base, resolvedBy: "model-tree" });
+        const chat = fixture.hub.store.repos.get(fixture.ids.chat)!;
+        expect(report.inputs.aligned.revision).toBe(chat.refs.get("refs/heads/main"));
+        // What the report says it read is what the Hub served, and close to the minimum.
+        for (const [role, id] of [["base", fixture.ids.base], ["chat", fixture.ids.chat]] as const) {
+          const served = weightBytesServed(fixture.hub, id);
+          expect(report.bytesRead[role === "chat" ? "aligned" : "base"]).toBe(fixture.hub.bytesServed(id));
+          expect(served).toBeLessThanOrEqual(1.05 * minimumBytes(report, caseName, role, fixture));
+        }
+      });
+
+      it("matches the official cosines, selection and tensors", async () => {
+        expectGoldenCosines(report, run);
+        expectGoldenSelection(report, run);
+        await expectGoldenTensors(caseName, run, out);
+      });
+    });
+  });
+});
+
+describe("the alignment cache", () => {
+  let fixture: GoldenHub;
+  beforeAll(async () => {
+    fixture = await goldenHub("llama-gqa-qv", { sharded: true });
+    // A second adapter on the same pair, in another repo.
+    await seedRepo(fixture.hub, "acme/second-lora", await folderFiles(goldenPath("llama-gqa-qv", "expected-threshold-0.5")));
+  });
+  afterAll(() => fixture.close());
+
+  it("lets a second adapter on the same pair read no base or aligned bytes at all", async () => {
+    const first = await runCli(["patch", "--adapter", fixture.ids.adapter, "--out", join(fixture.work, "first"), "--json"], fixture.env);
+    expect(first.code).toBe(0);
+    expect(weightBytesServed(fixture.hub, fixture.ids.base)).toBeGreaterThan(0);
+    fixture.hub.resetCounters();
+
+    const second = await runCli(["patch", "--adapter", "acme/second-lora", "--out", join(fixture.work, "second"), "--json"], fixture.env);
+    expect(second.code).toBe(0);
+    const report = SafeLoraReport.parse(JSON.parse(second.stdout));
+    expect(report.bytesRead.base).toBe(0);
+    expect(report.bytesRead.aligned).toBe(0);
+    expect(fixture.hub.bytesServed(fixture.ids.base)).toBe(0);
+    expect(fixture.hub.bytesServed(fixture.ids.chat)).toBe(0);
+    // Same cosines as without the cache.
+    const uncached = await runCli(["patch", "--adapter", "acme/second-lora", "--out", join(fixture.work, "third"), "--json", "--no-cache"], fixture.env);
+    const expected = SafeLoraReport.parse(JSON.parse(uncached.stdout));
+    expect(report.modules.map((m) => m.cosineExact)).toEqual(expected.modules.map((m) => m.cosineExact));
+  });
+
+  it("stays valid when a commit only edits the model's README", async () => {
+    await seedRepo(fixture.hub, fixture.ids.chat, [{ path: "README.md", data: `---\nbase_model: ${fixture.ids.base}\n---\nNew words.\n` }]);
+    fixture.hub.resetCounters();
+    const result = await runCli(["patch", "--adapter", fixture.ids.adapter, "--out", join(fixture.work, "after-readme"), "--json"], fixture.env);
+    expect(result.code).toBe(0);
+    expect(weightBytesServed(fixture.hub, fixture.ids.chat)).toBe(0);
+  });
+});
