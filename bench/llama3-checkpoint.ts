@@ -61,38 +61,85 @@ function fillWeights(halves: Uint16Array, seed: number, perturbSeed: number | nu
   }
 }
 
+/** A per-tensor seed from its name, so that base and aligned agree tensor by tensor however they are sharded. */
+function seedOf(name: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}
+
 /**
- * Writes a Llama-3-8B-shaped bf16 checkpoint whose header lists every tensor of the real one. Only the target
- * tensors hold data; the rest of the file is a sparse hole, so it costs ~1.3 GB of disk instead of 16 GB.
+ * Writes one safetensors file listing `tensors`, of which only the targets hold data; the rest of the file is
+ * a sparse hole. Skips the work when a file of the right size is already there.
  */
-export async function writeCheckpoint(path: string, aligned: boolean): Promise<{ size: number; targetBytes: number }> {
-  const tensors = llama3Tensors();
+async function writeSparseFile(path: string, tensors: TensorLayout[], aligned: boolean): Promise<number> {
   const header = encodeHeader({ format: "pt" }, tensors);
   const total = header.byteLength + tensors.reduce((sum, t) => sum + byteLengthOf(t), 0);
-  const targetBytes = tensors.filter((t) => isTarget(t.name)).reduce((sum, t) => sum + byteLengthOf(t), 0);
   const existing = await stat(path).catch(() => null);
-  if (existing?.size === total) return { size: total, targetBytes };
-
+  if (existing?.size === total) return total;
   const handle = await open(path, "w");
   try {
     await handle.write(header, 0, header.byteLength, 0);
     let offset = header.byteLength;
-    let seed = 1;
     for (const tensor of tensors) {
       const length = byteLengthOf(tensor);
       if (isTarget(tensor.name)) {
         const halves = new Uint16Array(length / 2);
-        fillWeights(halves, seed, aligned ? seed + 7919 : null);
+        const seed = seedOf(tensor.name);
+        fillWeights(halves, seed, aligned ? seed ^ 0x5bd1e995 : null);
         await handle.write(new Uint8Array(halves.buffer), 0, length, offset);
       }
       offset += length;
-      seed++;
     }
     await handle.truncate(total);
   } finally {
     await handle.close();
   }
-  return { size: total, targetBytes };
+  return total;
+}
+
+export interface WrittenCheckpoint {
+  /** Bytes of all files (headers included), as the full checkpoint would be downloaded. */
+  readonly size: number;
+  /** Bytes of the target tensors' data. */
+  readonly targetBytes: number;
+  /** Files written, relative to the checkpoint folder. */
+  readonly files: string[];
+}
+
+/**
+ * Writes a Llama-3-8B-shaped bf16 checkpoint whose headers list every tensor of the real one, in one file or
+ * in `shards` files with a model.safetensors.index.json, as save_pretrained lays them out. Only the targets
+ * hold data, so it costs ~1.3 GB of disk instead of 16 GB.
+ */
+export async function writeCheckpoint(dir: string, aligned: boolean, shards = 1): Promise<WrittenCheckpoint> {
+  mkdirSync(dir, { recursive: true });
+  const tensors = llama3Tensors();
+  const targetBytes = tensors.filter((t) => isTarget(t.name)).reduce((sum, t) => sum + byteLengthOf(t), 0);
+  if (shards === 1) {
+    const size = await writeSparseFile(join(dir, "model.safetensors"), tensors, aligned);
+    return { size, targetBytes, files: ["model.safetensors"] };
+  }
+  const budget = tensors.reduce((sum, t) => sum + byteLengthOf(t), 0) / shards;
+  const parts: TensorLayout[][] = [[]];
+  let filled = 0;
+  for (const tensor of tensors) {
+    if (filled >= budget * parts.length && parts.length < shards) parts.push([]);
+    parts.at(-1)!.push(tensor);
+    filled += byteLengthOf(tensor);
+  }
+  const weightMap: Record<string, string> = {};
+  const files: string[] = [];
+  let size = 0;
+  for (const [index, part] of parts.entries()) {
+    const name = `model-${String(index + 1).padStart(5, "0")}-of-${String(parts.length).padStart(5, "0")}.safetensors`;
+    size += await writeSparseFile(join(dir, name), part, aligned);
+    for (const tensor of part) weightMap[tensor.name] = name;
+    files.push(name);
+  }
+  const index = JSON.stringify({ metadata: { total_size: size }, weight_map: weightMap }, null, 2);
+  writeFileSync(join(dir, "model.safetensors.index.json"), index);
+  return { size: size + Buffer.byteLength(index), targetBytes, files: [...files, "model.safetensors.index.json"] };
 }
 
 /** An r = 8 LoRA adapter on q_proj and v_proj of every layer, fp32, as PEFT saves it. */

@@ -1,22 +1,33 @@
-// npm run bench [-- --cold]: patches a Llama-3-8B-shaped bf16 pair (q_proj + v_proj, 32 layers, r = 8) from disk
-// and prints wall time, peak RSS and bytes read next to an independent floor: numpy reading the same tensors
-// and converting them to float32. Targets (issue #2): peak RSS < 1 GiB, wall time ≤ 3× the floor.
-import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+// npm run bench [-- --cold] [-- --hub]
+//
+// Patches a Llama-3-8B-shaped bf16 pair (q_proj + v_proj, 32 layers, r = 8) and prints wall time, peak RSS
+// and bytes read next to an independent floor: numpy reading the same tensors and converting them to
+// float32. Targets (issue #2): peak RSS < 1 GiB, wall time ≤ 3× the floor.
+// --hub (issue #3): the pair is served by the local Hub as 4 shards each, and the bench reports the bytes
+// fetched over HTTP next to the checkpoints' full size, then the same with a warm alignment cache.
+import { execFile, execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { formatBytes } from "../src/cli/summary.js";
-import { writeAdapter, writeCheckpoint } from "./llama3-checkpoint.js";
+import { LocalHub } from "../src/local-hub/server.js";
+import { folderFiles, seedRepo, type SeedFile } from "../src/local-hub/seed.js";
+import { sha256OfFile } from "../src/local-hub/store.js";
+import { writeAdapter, writeCheckpoint, type WrittenCheckpoint } from "./llama3-checkpoint.js";
 
 const cold = process.argv.includes("--cold");
-const root = join(process.cwd(), ".bench", "llama3-8b");
+const hubMode = process.argv.includes("--hub");
+const root = join(process.cwd(), ".bench", hubMode ? "llama3-8b-sharded" : "llama3-8b");
 const paths = { base: join(root, "base"), aligned: join(root, "aligned"), adapter: join(root, "adapter"), out: join(root, "out") };
-for (const dir of [paths.base, paths.aligned]) mkdirSync(dir, { recursive: true });
+const CONFIG = JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, num_hidden_layers: 32 });
 
-process.stderr.write("preparing the Llama-3-8B-shaped checkpoints in .bench/ (first run only: ~2.7 GB written, sparse)…\n");
-const base = await writeCheckpoint(join(paths.base, "model.safetensors"), false);
-await writeCheckpoint(join(paths.aligned, "model.safetensors"), true);
+process.stderr.write(`preparing the Llama-3-8B-shaped checkpoints in ${root} (first run only: ~2.7 GB written, sparse)…\n`);
+const shards = hubMode ? 4 : 1;
+const base = await writeCheckpoint(paths.base, false, shards);
+const aligned = await writeCheckpoint(paths.aligned, true, shards);
 await writeAdapter(paths.adapter);
-for (const dir of [paths.base, paths.aligned]) writeFileSync(join(dir, "config.json"), JSON.stringify({ architectures: ["LlamaForCausalLM"] }));
+for (const dir of [paths.base, paths.aligned]) writeFileSync(join(dir, "config.json"), CONFIG);
 
 function dropCaches(): void {
   if (!cold) return;
@@ -29,7 +40,8 @@ function dropCaches(): void {
 
 function numpyFloor(): number {
   dropCaches();
-  const output = execFileSync("python3", [join("bench", "numpy_floor.py"), join(paths.base, "model.safetensors"), join(paths.aligned, "model.safetensors")], { encoding: "utf8" });
+  const files = (checkpoint: WrittenCheckpoint, dir: string) => checkpoint.files.filter((f) => f.endsWith(".safetensors")).map((f) => join(dir, f));
+  const output = execFileSync("python3", [join("bench", "numpy_floor.py"), ...files(base, paths.base), ...files(aligned, paths.aligned)], { encoding: "utf8" });
   return (JSON.parse(output) as { seconds: number }).seconds;
 }
 
@@ -40,33 +52,105 @@ interface PatchRun {
   projected: number;
   modules: number;
 }
-function patchRun(): PatchRun {
+async function patchRun(inputs: [string, string, string], env: NodeJS.ProcessEnv = {}): Promise<PatchRun> {
   dropCaches();
-  const output = execFileSync(process.execPath, ["--import", "tsx", join("bench", "run-patch.ts"), paths.adapter, paths.base, paths.aligned, paths.out], {
+  // Asynchronous, so that this process can serve the local Hub while the patch runs.
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join("bench", "run-patch.ts"), ...inputs, paths.out], {
     encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+    maxBuffer: 1 << 20,
   });
-  return JSON.parse(output.trim().split("\n").at(-1)!) as PatchRun;
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as PatchRun;
 }
 
+/** LFS ids of the shards, computed once and kept next to them (hashing 16 GB of sparse files takes a while). */
+async function seedFiles(dir: string): Promise<SeedFile[]> {
+  const cachePath = join(dir, ".sha256.json");
+  const known = (() => {
+    try {
+      return JSON.parse(readFileSync(cachePath, "utf8")) as Record<string, { size: number; mtimeMs: number; sha256: string }>;
+    } catch {
+      return {};
+    }
+  })();
+  const files = (await folderFiles(dir)).filter((file) => !file.path.startsWith("."));
+  const seeded: SeedFile[] = [];
+  for (const file of files) {
+    if (!("diskPath" in file) || !file.path.endsWith(".safetensors")) {
+      seeded.push(file);
+      continue;
+    }
+    const { size, mtimeMs } = statSync(file.diskPath);
+    const entry = known[file.path];
+    const sha256 = entry && entry.size === size && entry.mtimeMs === mtimeMs ? entry.sha256 : await sha256OfFile(file.diskPath);
+    known[file.path] = { size, mtimeMs, sha256 };
+    seeded.push({ ...file, sha256 });
+  }
+  writeFileSync(cachePath, JSON.stringify(known));
+  return seeded;
+}
+
+const rows: Array<[string, string]> = [
+  ["pair", `Llama-3-8B shapes, bf16, q_proj + v_proj × 32 layers; adapter r = 8 (fp32)${hubMode ? "; 4 shards per model" : ""}`],
+  ["page cache", cold ? "cold (dropped before each run)" : "warm"],
+];
 process.stderr.write(`measuring (${cold ? "cold page cache before each run" : "warm page cache"})…\n`);
 if (!cold) numpyFloor(); // warm the page cache for both contenders
 const floors = [numpyFloor()];
-const runs = [patchRun(), patchRun()];
-floors.push(numpyFloor());
-const floor = Math.min(...floors);
-const best = runs.reduce((a, b) => (a.wallMs <= b.wallMs ? a : b));
-const peak = Math.max(...runs.map((run) => run.maxRssBytes));
-const weightBytes = best.bytesRead.base + best.bytesRead.aligned;
-const rows: Array<[string, string]> = [
-  ["pair", "Llama-3-8B shapes, bf16, q_proj + v_proj × 32 layers; adapter r = 8 (fp32)"],
-  ["page cache", cold ? "cold (dropped before each run)" : "warm"],
-  ["patch wall time", `${(best.wallMs / 1000).toFixed(2)} s (runs: ${runs.map((r) => (r.wallMs / 1000).toFixed(2)).join(", ")} s)`],
-  ["numpy floor", `${floor.toFixed(2)} s (runs: ${floors.map((s) => s.toFixed(2)).join(", ")} s): read the same tensors + bf16→fp32`],
-  ["ratio to floor", `${(best.wallMs / 1000 / floor).toFixed(2)}× (target ≤ 3×)`],
-  ["peak RSS", `${formatBytes(peak)} (${(peak / 2 ** 20).toFixed(0)} MiB; target < 1 GiB)`],
-  ["bytes read", `base ${formatBytes(best.bytesRead.base)} + aligned ${formatBytes(best.bytesRead.aligned)} = ${formatBytes(weightBytes)} of ${formatBytes(2 * base.size)} in both checkpoints; target tensors ${formatBytes(2 * base.targetBytes)} (exactly ${weightBytes} read vs ${2 * base.targetBytes} target bytes: the rest is the two headers)`],
-  ["modules", `${best.projected} of ${best.modules} projected (top-k:10)`],
-];
+
+if (!hubMode) {
+  const runs = [await patchRun([paths.adapter, paths.base, paths.aligned]), await patchRun([paths.adapter, paths.base, paths.aligned])];
+  floors.push(numpyFloor());
+  const floor = Math.min(...floors);
+  const best = runs.reduce((a, b) => (a.wallMs <= b.wallMs ? a : b));
+  const peak = Math.max(...runs.map((run) => run.maxRssBytes));
+  const weightBytes = best.bytesRead.base + best.bytesRead.aligned;
+  rows.push(
+    ["patch wall time", `${(best.wallMs / 1000).toFixed(2)} s (runs: ${runs.map((r) => (r.wallMs / 1000).toFixed(2)).join(", ")} s)`],
+    ["numpy floor", `${floor.toFixed(2)} s (runs: ${floors.map((s) => s.toFixed(2)).join(", ")} s): read the same tensors + bf16→fp32`],
+    ["ratio to floor", `${(best.wallMs / 1000 / floor).toFixed(2)}× (target ≤ 3×)`],
+    ["peak RSS", `${formatBytes(peak)} (${(peak / 2 ** 20).toFixed(0)} MiB; target < 1 GiB)`],
+    ["bytes read", `base ${formatBytes(best.bytesRead.base)} + aligned ${formatBytes(best.bytesRead.aligned)} = ${formatBytes(weightBytes)} of ${formatBytes(base.size + aligned.size)} in both checkpoints; target tensors ${formatBytes(base.targetBytes + aligned.targetBytes)} (exactly ${weightBytes} read vs ${base.targetBytes + aligned.targetBytes} target bytes: the rest is headers and config.json)`],
+    ["modules", `${best.projected} of ${best.modules} projected (top-k:10)`],
+  );
+} else {
+  process.stderr.write("serving the pair from the local Hub (hashing the shards once for their LFS ids)…\n");
+  const hub = await new LocalHub().start();
+  const user = hub.store.addUser("bench");
+  await seedRepo(hub, "bench/llama3-8b-base", await seedFiles(paths.base));
+  await seedRepo(hub, "bench/llama3-8b-instruct", await seedFiles(paths.aligned));
+  await seedRepo(hub, "bench/llama3-8b-lora", await folderFiles(paths.adapter));
+  const env = { HF_ENDPOINT: hub.url, HF_TOKEN: user.token };
+  const ids: [string, string, string] = ["bench/llama3-8b-lora", "bench/llama3-8b-base", "bench/llama3-8b-instruct"];
+  const served = () => ({ base: hub.bytesServed(ids[1]), aligned: hub.bytesServed(ids[2]) });
+  try {
+    const uncached = await patchRun(ids, env);
+    const uncachedServed = served();
+    floors.push(numpyFloor());
+    const cacheDir = mkdtempSync(join(tmpdir(), "safe-lora-bench-cache-"));
+    hub.resetCounters();
+    const filling = await patchRun(ids, { ...env, BENCH_CACHE_DIR: cacheDir });
+    hub.resetCounters();
+    const cached = await patchRun(ids, { ...env, BENCH_CACHE_DIR: cacheDir });
+    const cachedServed = served();
+    const cacheSize = Number(execFileSync("du", ["-sb", cacheDir], { encoding: "utf8" }).split("\t")[0]);
+    rmSync(cacheDir, { recursive: true, force: true });
+    const floor = Math.min(...floors);
+    const full = base.size + aligned.size;
+    const fetched = uncachedServed.base + uncachedServed.aligned;
+    rows.push(
+      ["checkpoints", `base ${formatBytes(base.size)} + aligned ${formatBytes(aligned.size)} = ${formatBytes(full)} in 4 shards each (every tensor of the real checkpoint present)`],
+      ["fetched, no cache", `base ${formatBytes(uncachedServed.base)} + aligned ${formatBytes(uncachedServed.aligned)} = ${formatBytes(fetched)} (${((100 * fetched) / full).toFixed(2)}% of the checkpoints; target tensors ${formatBytes(base.targetBytes + aligned.targetBytes)}, ratio ${(fetched / (base.targetBytes + aligned.targetBytes)).toFixed(4)})`],
+      ["wall time, no cache", `${(uncached.wallMs / 1000).toFixed(2)} s over HTTP (numpy floor from local files: ${floor.toFixed(2)} s; ratio ${(uncached.wallMs / 1000 / floor).toFixed(2)}×)`],
+      ["peak RSS, no cache", `${(uncached.maxRssBytes / 2 ** 20).toFixed(0)} MiB`],
+      ["filling the cache", `${(filling.wallMs / 1000).toFixed(2)} s; cache holds ${formatBytes(cacheSize)}`],
+      ["warm cache", `${(cached.wallMs / 1000).toFixed(2)} s; fetched base ${cachedServed.base} + aligned ${cachedServed.aligned} bytes; peak RSS ${(cached.maxRssBytes / 2 ** 20).toFixed(0)} MiB`],
+      ["modules", `${uncached.projected} of ${uncached.modules} projected (top-k:10)`],
+    );
+  } finally {
+    await hub.close();
+  }
+}
+mkdirSync(root, { recursive: true });
 const width = Math.max(...rows.map(([label]) => label.length));
 process.stdout.write(`${rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join("\n")}\n`);
