@@ -7,6 +7,8 @@ import { GOLDEN_CASES, goldenPath, loadExpected, selectionFlag } from "../helper
 import { expectGoldenCosines, expectGoldenSelection, expectGoldenTensors } from "../helpers/golden-compare.js";
 import { goldenHub, weightBytesServed, type GoldenHub } from "../helpers/hub-fixtures.js";
 import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
+import { openInputs } from "../../src/pipeline/open-inputs.js";
+import { patchAdapter } from "../../src/pipeline/patch-adapter.js";
 
 /** Bytes that any reader must fetch: every header (8-byte prefix + JSON), the index, and the target tensors. */
 function minimumBytes(report: SafeLoraReport, caseName: string, role: "base" | "chat", fixture: GoldenHub): number {
@@ -101,5 +103,37 @@ describe("the alignment cache", () => {
     const result = await runCli(["patch", "--adapter", fixture.ids.adapter, "--out", join(fixture.work, "after-readme"), "--json"], fixture.env);
     expect(result.code).toBe(0);
     expect(weightBytesServed(fixture.hub, fixture.ids.chat)).toBe(0);
+  });
+});
+
+describe("repos holding several adapters, and pinned revisions", () => {
+  let fixture: GoldenHub;
+  beforeAll(async () => {
+    fixture = await goldenHub("llama-gqa-qv");
+    await seedRepo(fixture.hub, "acme/many-loras", [
+      ...(await folderFiles(goldenPath("llama-gqa-qv", "adapter"), "summaries")),
+      ...(await folderFiles(goldenPath("llama-gqa-qv", "expected-threshold-0.5"), "dialogues")),
+    ]);
+  });
+  afterAll(() => fixture.close());
+
+  it("patches the adapter in --subfolder", async () => {
+    const result = await runCli(["patch", "--adapter", "acme/many-loras", "--subfolder", "summaries", "--select", "threshold:0.33", "--out", join(fixture.work, "sub"), "--json"], fixture.env);
+    expect(result.code).toBe(0);
+    const report = SafeLoraReport.parse(JSON.parse(result.stdout));
+    expect(report.inputs.adapter.files.map((f) => f.path)).toEqual(["summaries/adapter_config.json", "summaries/adapter_model.safetensors"]);
+    const run = loadExpected("llama-gqa-qv").runs.find((r) => r.expected_dir === "expected-threshold-0.33")!;
+    expectGoldenSelection(report, run);
+  });
+
+  it("reads every file of a run at the commit it pinned, whatever is pushed meanwhile", async () => {
+    const inputs = await openInputs({ adapter: fixture.ids.adapter, access: { hubUrl: fixture.hub.url, accessToken: fixture.user.token }, allowModelTree: true });
+    const pinned = inputs.aligned.revision;
+    // Someone replaces the chat model's weights after the run pinned its revision.
+    await seedRepo(fixture.hub, fixture.ids.chat, await folderFiles(goldenPath("llama-all-linear", "chat")));
+    const patched = await patchAdapter({ ...inputs, selection: { mode: "threshold", value: 0.33 }, executionProvider: "cpu" }).finally(() => inputs.close());
+    expect(patched.report.inputs.aligned.revision).toBe(pinned);
+    expect(fixture.hub.store.repos.get(fixture.ids.chat)!.refs.get("refs/heads/main")).not.toBe(pinned);
+    expectGoldenSelection(patched.report, loadExpected("llama-gqa-qv").runs.find((r) => r.expected_dir === "expected-threshold-0.33")!);
   });
 });
