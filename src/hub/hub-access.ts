@@ -1,5 +1,6 @@
 import { HubApiError } from "@huggingface/hub";
 import { SafeLoraError } from "../errors.js";
+import { retryingFetch } from "./retrying-fetch.js";
 
 /** How to reach a Hub: its base URL (HF_ENDPOINT, --hub-url), a token, and an injectable fetch for tests. */
 export interface HubAccess {
@@ -10,12 +11,20 @@ export interface HubAccess {
 
 export const DEFAULT_HUB_URL = "https://huggingface.co";
 
-/** The @huggingface/hub parameters every call takes. */
+const retrying = new WeakMap<typeof fetch, typeof fetch>();
+
+/** The @huggingface/hub parameters every call takes, with a fetch that retries transient failures. */
 export function hubParams(access: HubAccess) {
+  const inner = access.fetch ?? fetch;
+  let wrapped = retrying.get(inner);
+  if (!wrapped) {
+    wrapped = retryingFetch(inner);
+    retrying.set(inner, wrapped);
+  }
   return {
     hubUrl: access.hubUrl.replace(/\/+$/, ""),
     ...(access.accessToken ? { accessToken: access.accessToken } : {}),
-    ...(access.fetch ? { fetch: access.fetch } : {}),
+    fetch: wrapped,
   };
 }
 

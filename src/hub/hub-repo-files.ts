@@ -35,7 +35,7 @@ const TreeEntry = z.looseObject({
 export async function fetchModelInfo(access: HubAccess, ref: RepoRef): Promise<HubModelInfo> {
   const params = hubParams(access);
   try {
-    const raw = await withRetry(() => modelInfo({ ...params, name: ref.id, revision: ref.revision, additionalFields: ["sha", "cardData", "config", "tags"] }));
+    const raw = await modelInfo({ ...params, name: ref.id, revision: ref.revision, additionalFields: ["sha", "cardData", "config", "tags"] });
     return HubModelInfo.parse(raw);
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404 && ref.revision !== "main") {
@@ -48,20 +48,6 @@ export async function fetchModelInfo(access: HubAccess, ref: RepoRef): Promise<H
       }
     }
     throw explainHubError(error, ref.id, access);
-  }
-}
-
-/** Retries a Hub read on transient failures (network errors, 429, 5xx) with exponential backoff. */
-async function withRetry<T>(attempt: () => Promise<T>, tries = 4): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await attempt();
-    } catch (error) {
-      const status = (error as { statusCode?: number }).statusCode;
-      const transient = status === undefined ? error instanceof TypeError : status === 429 || status >= 500;
-      if (!transient || i >= tries) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** i));
-    }
   }
 }
 
@@ -89,7 +75,7 @@ class HubByteSource implements ByteSource {
     if (length === 0) return new Uint8Array(0);
     let bytes: Uint8Array;
     try {
-      bytes = new Uint8Array(await withRetry(() => this.blob.slice(offset, offset + length).arrayBuffer()));
+      bytes = new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
     } catch (error) {
       throw this.explain(error);
     }
@@ -185,7 +171,7 @@ export class HubRepoFiles implements RepoFiles {
     const blob = await this.blob(path);
     let text: string;
     try {
-      text = entry0(blob) ? "" : await withRetry(() => blob.text());
+      text = entry0(blob) ? "" : await blob.text();
     } catch (error) {
       throw explainHubError(error, this.id, this.access);
     }

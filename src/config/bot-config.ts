@@ -1,0 +1,149 @@
+import { readFileSync } from "node:fs";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import { SafeLoraError } from "../errors.js";
+import { parseSelection } from "../projection/selection.js";
+
+/** `threshold:<τ>` etc., checked with the one selection parser. */
+const SelectionText = z.string().transform((text, context) => {
+  try {
+    return parseSelection(text);
+  } catch (error) {
+    context.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const RepoId = z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be a Hub repo id like org/name");
+
+/** Per-job caps, so that one adapter cannot take the bot's machine. */
+export const JobLimits = z.strictObject({
+  /** Weight bytes fetched from the Hub for one job (base + aligned). */
+  maxFetchGB: z.number().positive().default(40),
+  /** Bytes one job may add to the alignment cache; beyond it the job runs without caching. */
+  maxDiskGB: z.number().nonnegative().default(30),
+  maxRunMinutes: z.number().positive().default(60),
+  maxModules: z.number().int().positive().default(1024),
+});
+export type JobLimits = z.infer<typeof JobLimits>;
+
+/**
+ * What a repo may set in `safe-lora.yaml` at its root, and what the bot-wide defaults (BOT_CONFIG) set for
+ * every repo. Unknown keys are errors, so that a typo is reported rather than silently ignored.
+ */
+export const RepoConfigShape = {
+  /** Installing the webhook is the consent; a repo opts out with `enabled: false`. */
+  enabled: z.boolean(),
+  select: SelectionText,
+  /** Adapter folders to cover / to skip, as globs ("." is the root). */
+  include: z.array(z.string().min(1)),
+  exclude: z.array(z.string().min(1)),
+  /** Trainer checkpoints (`checkpoint-*` folders) are skipped unless this is on. */
+  checkpoints: z.boolean(),
+  /** An explicit pair, overriding what the bot would find. */
+  pair: z.strictObject({ base: RepoId, aligned: RepoId }).nullable(),
+  /** May a model card on the Hub choose the base (rule 3)? Anyone can write a card. */
+  allowModelTree: z.boolean(),
+  /** One pull request per adapter folder, or one for the whole repo. */
+  pullRequests: z.enum(["per-adapter", "per-repo"]),
+  /** Add a short section pointing to the variant to the repo's root README.md. */
+  readmeSection: z.boolean(),
+  /** Usernames who may command the bot, besides the owning organisation's members. */
+  allowUsers: z.array(z.string().min(1)),
+  limits: JobLimits,
+};
+
+export const RepoConfig = z.strictObject({
+  enabled: RepoConfigShape.enabled.default(true),
+  select: RepoConfigShape.select.prefault("top-k:10"),
+  include: RepoConfigShape.include.default(["**"]),
+  exclude: RepoConfigShape.exclude.default([]),
+  checkpoints: RepoConfigShape.checkpoints.default(false),
+  pair: RepoConfigShape.pair.default(null),
+  allowModelTree: RepoConfigShape.allowModelTree.default(false),
+  pullRequests: RepoConfigShape.pullRequests.default("per-adapter"),
+  readmeSection: RepoConfigShape.readmeSection.default(true),
+  allowUsers: RepoConfigShape.allowUsers.default([]),
+  limits: RepoConfigShape.limits.default(JobLimits.parse({})),
+});
+export type RepoConfig = z.infer<typeof RepoConfig>;
+
+/** A repo's file: every key optional; what it sets overrides the bot-wide defaults. */
+export const RepoConfigFile = z.strictObject({
+  enabled: RepoConfigShape.enabled.optional(),
+  select: RepoConfigShape.select.optional(),
+  include: RepoConfigShape.include.optional(),
+  exclude: RepoConfigShape.exclude.optional(),
+  checkpoints: RepoConfigShape.checkpoints.optional(),
+  pair: RepoConfigShape.pair.optional(),
+  allowModelTree: RepoConfigShape.allowModelTree.optional(),
+  pullRequests: RepoConfigShape.pullRequests.optional(),
+  readmeSection: RepoConfigShape.readmeSection.optional(),
+  allowUsers: RepoConfigShape.allowUsers.optional(),
+  limits: JobLimits.partial().optional(),
+});
+export type RepoConfigFile = z.infer<typeof RepoConfigFile>;
+
+/** BOT_CONFIG: the defaults for every repo, plus what only the bot's operator decides. */
+export const BotConfig = RepoConfig.extend({
+  /** Organisations, users or repos whose models the reconciliation scan covers. */
+  watch: z.array(z.string().min(1)).default([]),
+  /** Repos the bot never touches. */
+  excludeRepos: z.array(RepoId).default([]),
+  /** Minutes between reconciliation scans of the watched repos; 0 turns them off. */
+  reconcileMinutes: z.number().nonnegative().default(60),
+});
+export type BotConfig = z.infer<typeof BotConfig>;
+
+export interface ConfigProblem {
+  /** Dotted path of the offending key, e.g. `limits.maxModules`; empty for the whole file. */
+  readonly key: string;
+  readonly message: string;
+  /** 1-based line of the key in the file, when known. */
+  readonly line: number | null;
+}
+
+/** Parses YAML and validates it with `schema`, pointing at the exact key (and its line) on failure. */
+export function parseConfigYaml<T>(text: string, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problem: ConfigProblem } {
+  const document = parseDocument(text, { prettyErrors: true });
+  if (document.errors.length > 0) {
+    const error = document.errors[0]!;
+    return { ok: false, problem: { key: "", message: `not valid YAML: ${error.message.split("\n")[0]}`, line: error.linePos?.[0]?.line ?? null } };
+  }
+  const parsed = schema.safeParse(document.toJS() ?? {});
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  // For an unknown key, point at the key itself rather than at the mapping that holds it.
+  const path = [...issue.path.map(String), ...(issue.code === "unrecognized_keys" ? [issue.keys[0]!] : [])];
+  const message = issue.code === "unrecognized_keys" ? "unknown key (check the spelling; README.md lists the keys)" : issue.message;
+  let line: number | null = null;
+  const node = path.length > 0 ? document.getIn(path, true) : null;
+  const range = (node as { range?: [number, number, number] } | null)?.range;
+  if (range) line = text.slice(0, range[0]).split("\n").length;
+  return { ok: false, problem: { key: path.join("."), message, line } };
+}
+
+/** Loads BOT_CONFIG (a YAML file) or the defaults when it is unset. */
+export function loadBotConfig(path: string | undefined): BotConfig {
+  if (!path) return BotConfig.parse({});
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new SafeLoraError(`BOT_CONFIG=${path} cannot be read (${(error as Error).message})`, "usage", { cause: error });
+  }
+  const result = parseConfigYaml(text, BotConfig);
+  if (!result.ok) {
+    const { key, message, line } = result.problem;
+    throw new SafeLoraError(`BOT_CONFIG ${path}${line ? `:${line}` : ""}: ${key ? `${key}: ` : ""}${message}`, "usage");
+  }
+  return result.value;
+}
+
+/** The bot-wide defaults with a repo's file laid over them. */
+export function effectiveConfig(bot: BotConfig, file: RepoConfigFile | null): RepoConfig {
+  if (!file) return bot;
+  const { limits, ...rest } = file;
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)) as Partial<RepoConfig>;
+  return { ...bot, ...defined, limits: { ...bot.limits, ...(limits ?? {}) } };
+}

@@ -1,0 +1,130 @@
+import { z } from "zod";
+import { SafeLoraError } from "../errors.js";
+import { hubParams, type HubAccess } from "./hub-access.js";
+import { requestedDelaySeconds } from "./retrying-fetch.js";
+
+/**
+ * The Hub's discussions and pull-requests API (which @huggingface/hub does not cover), as huggingface_hub
+ * calls it: list, details with events, create, comment, edit a comment, change status; and organisation
+ * members. Every response is parsed with zod; errors carry the status and the Hub's message.
+ */
+
+export class HubRequestError extends Error {
+  override readonly name = "HubRequestError";
+  constructor(
+    readonly statusCode: number,
+    readonly url: string,
+    message: string,
+    /** Seconds the Hub asked us to wait (Retry-After or RateLimit's t=), when it said. */
+    readonly retryAfterSeconds: number | null,
+  ) {
+    super(message);
+  }
+}
+
+const Author = z.looseObject({ name: z.string(), _id: z.string().optional() });
+
+export const DiscussionSummary = z.looseObject({
+  num: z.number().int(),
+  title: z.string(),
+  status: z.enum(["open", "closed", "merged", "draft"]),
+  isPullRequest: z.boolean(),
+  author: Author.nullish(),
+  createdAt: z.string(),
+});
+export type DiscussionSummary = z.infer<typeof DiscussionSummary>;
+
+const DiscussionList = z.looseObject({ discussions: z.array(DiscussionSummary), count: z.number().int(), start: z.number().int() });
+
+export const DiscussionEvent = z.looseObject({
+  id: z.string(),
+  type: z.string(),
+  createdAt: z.string(),
+  author: Author.nullish(),
+  data: z
+    .looseObject({
+      latest: z.looseObject({ raw: z.string() }).optional(),
+      hidden: z.boolean().optional(),
+      status: z.string().optional(),
+      oid: z.string().optional(),
+    })
+    .optional(),
+});
+export type DiscussionEvent = z.infer<typeof DiscussionEvent>;
+
+export const DiscussionDetails = DiscussionSummary.extend({
+  events: z.array(DiscussionEvent),
+  changes: z.looseObject({ base: z.string().optional(), headCommitId: z.string().optional() }).optional(),
+});
+export type DiscussionDetails = z.infer<typeof DiscussionDetails>;
+
+const CommentResponse = z.looseObject({ newMessage: z.looseObject({ id: z.string() }) });
+const CreateResponse = z.looseObject({ num: z.number().int() });
+const Members = z.array(z.looseObject({ user: z.string() }));
+
+async function call<T>(access: HubAccess, path: string, schema: z.ZodType<T>, init: { method?: string; body?: unknown } = {}): Promise<T> {
+  const { hubUrl } = hubParams(access);
+  const url = `${hubUrl}${path}`;
+  const response = await hubParams(access).fetch(url, {
+    method: init.method ?? "GET",
+    headers: {
+      Accept: "application/json",
+      ...(access.accessToken ? { Authorization: `Bearer ${access.accessToken}` } : {}),
+      ...(init.body === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    let message = text.slice(0, 300);
+    try {
+      message = (JSON.parse(text) as { error?: string }).error ?? message;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new HubRequestError(response.status, url, `${init.method ?? "GET"} ${path}: ${response.status} ${message}`, requestedDelaySeconds(response.headers));
+  }
+  const parsed = schema.safeParse(text ? JSON.parse(text) : {});
+  if (!parsed.success) {
+    throw new SafeLoraError(`the Hub answered ${path} in an unexpected shape (${parsed.error.issues[0]?.message}); is HF_ENDPOINT a Hub?`, "hub-unavailable");
+  }
+  return parsed.data;
+}
+
+const base = (repo: string) => `/api/models/${repo}/discussions`;
+
+/** Every discussion and pull request of a repo, newest first. */
+export async function listDiscussions(access: HubAccess, repo: string): Promise<DiscussionSummary[]> {
+  const all: DiscussionSummary[] = [];
+  for (let page = 0; ; page++) {
+    const { discussions, count } = await call(access, `${base(repo)}?p=${page}&type=all&status=all`, DiscussionList);
+    all.push(...discussions);
+    if (discussions.length === 0 || all.length >= count) return all;
+  }
+}
+
+export function getDiscussion(access: HubAccess, repo: string, num: number): Promise<DiscussionDetails> {
+  return call(access, `${base(repo)}/${num}`, DiscussionDetails);
+}
+
+export async function createDiscussion(access: HubAccess, repo: string, title: string, description: string): Promise<number> {
+  return (await call(access, base(repo), CreateResponse, { method: "POST", body: { title, description, pullRequest: false } })).num;
+}
+
+/** Posts a comment and returns its id. */
+export async function postComment(access: HubAccess, repo: string, num: number, comment: string): Promise<string> {
+  return (await call(access, `${base(repo)}/${num}/comment`, CommentResponse, { method: "POST", body: { comment } })).newMessage.id;
+}
+
+export async function editComment(access: HubAccess, repo: string, num: number, commentId: string, content: string): Promise<void> {
+  await call(access, `${base(repo)}/${num}/comment/${commentId}/edit`, z.unknown(), { method: "POST", body: { content } });
+}
+
+export async function changeDiscussionStatus(access: HubAccess, repo: string, num: number, status: "open" | "closed", comment?: string): Promise<void> {
+  await call(access, `${base(repo)}/${num}/status`, z.unknown(), { method: "POST", body: { status, ...(comment ? { comment } : {}) } });
+}
+
+/** Usernames of an organisation's members. */
+export async function organizationMembers(access: HubAccess, org: string): Promise<string[]> {
+  return (await call(access, `/api/organizations/${org}/members`, Members)).map((member) => member.user);
+}

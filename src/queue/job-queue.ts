@@ -1,0 +1,53 @@
+/** What a job is for: scan a repo head for adapters, patch one adapter folder, or act on a comment. */
+export type JobKind = "scan" | "patch" | "command";
+export type JobState = "queued" | "running" | "done" | "failed";
+export const JOB_STATES: readonly JobState[] = ["queued", "running", "done", "failed"];
+
+export interface NewJob {
+  /** Idempotency key: a second enqueue with the same key returns the first job and creates nothing. */
+  readonly key: string;
+  readonly kind: JobKind;
+  readonly repo: string;
+  /** Private repos are redacted on the status page and in metrics without STATUS_TOKEN. */
+  readonly private: boolean;
+  readonly payload: unknown;
+  /** Earliest start, epoch ms (default: now). */
+  readonly runAfter?: number;
+}
+
+export interface Job {
+  readonly id: number;
+  readonly key: string;
+  readonly kind: JobKind;
+  readonly repo: string;
+  readonly private: boolean;
+  readonly payload: unknown;
+  readonly state: JobState;
+  readonly attempts: number;
+  readonly result: unknown;
+  readonly error: string | null;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+}
+
+/**
+ * The durable job queue the webhook writes to before it answers, and workers take jobs from. Jobs are
+ * at-least-once: a worker holds a job under a lease it renews; a job whose lease runs out (its worker died)
+ * is taken again. At most one job per repo runs at a time.
+ */
+export interface JobQueue {
+  enqueue(job: NewJob): Promise<{ job: Job; created: boolean }>;
+  /** Takes the oldest runnable job whose repo has no running job, leasing it to `owner` for `leaseMs`. */
+  claim(owner: string, leaseMs: number): Promise<Job | null>;
+  /** Renews a lease; false when the job is no longer this owner's (it expired and was taken). */
+  extend(id: number, owner: string, leaseMs: number): Promise<boolean>;
+  complete(id: number, owner: string, result: unknown): Promise<void>;
+  /** Puts the job back to run again after `delayMs`, or fails it for good after its last attempt. */
+  retry(id: number, owner: string, error: string, delayMs: number): Promise<void>;
+  fail(id: number, owner: string, error: string): Promise<void>;
+  get(id: number): Promise<Job | null>;
+  recent(limit: number): Promise<Job[]>;
+  counts(): Promise<Record<JobState, number>>;
+  close(): Promise<void>;
+}
