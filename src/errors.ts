@@ -32,5 +32,6 @@ export type SafeLoraErrorCode =
   | "hub-access"
   | "hub-not-found"
   | "hub-unavailable"
+  | "limit-exceeded"
   | "execution-provider-unavailable"
   | "output-exists";

@@ -2,15 +2,20 @@ import { SafeLoraError } from "../errors.js";
 import { TOOL } from "../version.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
 import { processIo, type CliIo } from "./io.js";
+import { backfillCommand, serveCommand, workerCommand } from "./bot-commands.js";
 import { patchCommand } from "./patch-command.js";
 
 const HELP = `safe-lora ${TOOL.version}: Safe LoRA for LoRA adapters
 
 Usage:
-  safe-lora patch --adapter <dir> --base <dir> --aligned <dir> [options]
+  safe-lora patch --adapter <dir | org/name[@rev]> [--base …] [--aligned …] [options]
+  safe-lora serve                     the Hub bot (webhooks, status page, in-process worker)
+  safe-lora worker                    a worker only, on the same queue
+  safe-lora backfill <org|user|repo>  queue scans of existing repos
+  safe-lora demo                      the bot end to end against a local Hub, offline
   safe-lora --version
 
-Run "safe-lora patch --help" for the options.`;
+Run "safe-lora <command> --help" for a command's options.`;
 
 /** Runs the CLI with `args` (without node and script) and returns the exit code; never throws. */
 export async function main(args: string[], io: CliIo = processIo): Promise<number> {
@@ -19,6 +24,12 @@ export async function main(args: string[], io: CliIo = processIo): Promise<numbe
     switch (command) {
       case "patch":
         return await patchCommand(rest, io);
+      case "serve":
+        return await serveCommand(rest, io);
+      case "worker":
+        return await workerCommand(rest, io);
+      case "backfill":
+        return await backfillCommand(rest, io);
       case "--version":
       case "-v":
         io.stdout(`${TOOL.version}\n`);

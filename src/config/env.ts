@@ -16,6 +16,23 @@ export const Env = z.object({
   DATA_DIR: z.string().default("./.safe-lora"),
   /** Size limit of the alignment cache in GB (10^9 bytes). */
   SAFE_LORA_CACHE_GB: z.coerce.number().positive().default(20),
+  /** The bot's HTTP port (7860, as on Docker Spaces). */
+  PORT: z.coerce.number().int().min(0).max(65535).default(7860),
+  /** The secret set in the Hub's webhook settings; required by `serve`. */
+  HF_WEBHOOK_SECRET: z.string().optional(),
+  /** Shows private repos on / to whoever presents it. */
+  STATUS_TOKEN: z.string().optional(),
+  /** Path of the bot-wide defaults (YAML). */
+  BOT_CONFIG: z.string().optional(),
+  /** Unset: the embedded SQLite queue in DATA_DIR. */
+  QUEUE_URL: z.string().optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** A worker's hold on a job without a heartbeat; a crashed worker's job is taken again after it. */
+  SAFE_LORA_JOB_LEASE_SECONDS: z.coerce.number().positive().default(30),
+  /** First retry delay of a failed job; doubles per attempt. */
+  SAFE_LORA_RETRY_SECONDS: z.coerce.number().nonnegative().default(30),
+  /** How often an idle worker looks for jobs queued by other processes. */
+  SAFE_LORA_POLL_MS: z.coerce.number().int().positive().default(1000),
 });
 export type Env = z.infer<typeof Env>;
 

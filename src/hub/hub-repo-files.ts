@@ -129,6 +129,10 @@ export class HubRepoFiles implements RepoFiles {
     return `${this.id}@${this.sha.slice(0, 12)}`;
   }
 
+  get private(): boolean {
+    return Boolean(this.info.private);
+  }
+
   get bytesRead(): number {
     return this.sources.reduce((sum, source) => sum + source.bytesRead, this.textBytes);
   }

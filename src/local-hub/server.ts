@@ -176,6 +176,7 @@ export class LocalHub {
     if (method === "POST" && decoded.length === 6 && decoded[1]!.endsWith(".git") && url.pathname.endsWith("/info/lfs/objects/batch")) {
       return this.lfsBatch(request, response, `${decoded[0]}/${decoded[1]!.slice(0, -4)}`, user);
     }
+    if (method === "GET" && decoded[0] === "api" && decoded[1] === "models" && decoded.length === 2) return this.listModels(response, url, user);
     if (decoded[0] === "api" && decoded[1] === "models" && decoded.length >= 4) {
       const name = `${decoded[2]}/${decoded[3]}`;
       const rest = decoded.slice(4);
@@ -233,6 +234,21 @@ export class LocalHub {
   }
 
   // ---- reading ----
+
+  private listModels(response: ServerResponse, url: URL, user: User | undefined): void {
+    const author = url.searchParams.get("author");
+    const visible = [...this.store.repos.values()].filter(
+      (repo) => !repo.deleted && (!repo.private || this.store.canWrite(repo, user)) && (!author || this.store.ownerName(repo) === author),
+    );
+    this.send(
+      response,
+      200,
+      visible.map((repo) => {
+        const head = repo.commits.get(repo.refs.get("refs/heads/main")!)!;
+        return { _id: repo.id, id: repo.name, private: repo.private, gated: repo.gated, downloads: 0, likes: 0, lastModified: head.date, sha: head.id };
+      }),
+    );
+  }
 
   private modelInfo(response: ServerResponse, repo: Repo, revision: string): void {
     const commit = this.revision(repo, revision);

@@ -12,8 +12,8 @@ import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
 import type { WeightsInput } from "./patch-adapter.js";
 
 export interface InputsRequest {
-  /** A local folder, or a Hub id `org/name[@rev]` (an existing path is a folder). */
-  readonly adapter: string;
+  /** A local folder, or a Hub id `org/name[@rev]` (an existing path is a folder), or files already opened. */
+  readonly adapter: string | RepoFiles;
   readonly subfolder?: string;
   readonly base?: string;
   readonly aligned?: string;
@@ -24,6 +24,8 @@ export interface InputsRequest {
 
 export interface OpenedInputs {
   readonly adapter: WeightsInput;
+  /** The adapter card's front matter, when it has one (for the variant card's licence). */
+  readonly adapterCard: Record<string, unknown> | null;
   readonly base: WeightsInput;
   readonly aligned: WeightsInput;
   close(): Promise<void>;
@@ -75,7 +77,7 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
   };
   try {
     const subfolder = request.subfolder ?? "";
-    const adapterFiles = track(await openLocation(request.adapter, "--adapter", request.access));
+    const adapterFiles = typeof request.adapter === "string" ? track(await openLocation(request.adapter, "--adapter", request.access)) : request.adapter;
     const explicitBase = request.base && (await isFolder(request.base)) ? track(new LocalFolder(request.base)) : null;
     const explicitAligned = request.aligned && (await isFolder(request.aligned)) ? track(new LocalFolder(request.aligned)) : null;
 
@@ -121,6 +123,7 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
       );
     }
     return {
+      adapterCard: await readCard(adapterFiles, subfolder),
       adapter: { files: adapterFiles, location: locationOf(adapterFiles), revision: revisionOf(adapterFiles), subfolder, resolvedBy: "explicit" },
       base,
       aligned,

@@ -4,6 +4,7 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from
 import { baseWeightCandidates, type LoraModule } from "../peft/lora-modules.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import type { AlignmentCache } from "../projection/alignment-cache.js";
+import type { PatchRecord } from "../report/record.js";
 import { ProjectionSession, type ModuleProjection } from "../projection/projection-session.js";
 import { effectiveThreshold, isSelected, roundCosine, formatSelection, type Selection } from "../projection/selection.js";
 import type { FileDigest, ModuleReport, SafeLoraReport, SkipReason } from "../report/schema.js";
@@ -43,6 +44,14 @@ export interface PatchRequest {
    */
   readonly minWeightCosine?: number;
   readonly onProgress?: (progress: PatchProgress) => void;
+  /** The bot's record of inputs and settings, stored in the report. */
+  readonly record?: PatchRecord;
+  /** Stops the run between modules (job time limit, shutdown). */
+  readonly signal?: AbortSignal;
+  /** Refuse before reading weights when the plan exceeds these (bot job limits). */
+  readonly limits?: { readonly maxModules?: number; readonly maxFetchBytes?: number };
+  /** Where it runs, for reports. */
+  readonly worker?: string;
 }
 
 export const DEFAULT_MIN_WEIGHT_COSINE = 0.2;
@@ -138,6 +147,27 @@ async function planModules(adapter: OpenedAdapter, base: Checkpoint, aligned: Ch
   return plans;
 }
 
+/** Refuses a job that would exceed its caps, from headers alone, before any weight byte is read. */
+async function checkLimits(plans: ModulePlan[], base: Checkpoint, aligned: Checkpoint, limits: PatchRequest["limits"]): Promise<void> {
+  if (!limits) return;
+  if (limits.maxModules !== undefined && plans.length > limits.maxModules) {
+    throw new SafeLoraError(`the adapter has ${plans.length} LoRA modules, more than this bot's limit of ${limits.maxModules} per job; ask its operator to raise limits.maxModules`, "limit-exceeded");
+  }
+  if (limits.maxFetchBytes !== undefined) {
+    let bytes = 0;
+    for (const plan of plans) {
+      const [b, a] = await Promise.all([base.info(plan.baseKey), aligned.info(plan.baseKey)]);
+      bytes += b.end - b.begin + (a.end - a.begin);
+    }
+    if (bytes > limits.maxFetchBytes) {
+      throw new SafeLoraError(
+        `patching needs ${(bytes / 1e9).toFixed(1)} GB of base and aligned weights, more than this bot's limit of ${(limits.maxFetchBytes / 1e9).toFixed(1)} GB per job; ask its operator to raise limits.maxFetchGB`,
+        "limit-exceeded",
+      );
+    }
+  }
+}
+
 /** The cache key of one module's V: the content of the two files holding its weights, and the tensor. */
 async function alignmentKey(plan: ModulePlan, base: Checkpoint, aligned: Checkpoint) {
   const [baseFile, alignedFile] = await Promise.all([base.contentKeyOf(plan.baseKey), aligned.contentKeyOf(plan.baseKey)]);
@@ -191,6 +221,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
   const base = await Checkpoint.open(request.base.files, request.base.subfolder, request.cache ?? null);
   const aligned = await Checkpoint.open(request.aligned.files, request.aligned.subfolder, request.cache ?? null);
   const plans = await planModules(adapter, base, aligned);
+  await checkLimits(plans, base, aligned, request.limits);
   const session = await ProjectionSession.create(request.executionProvider);
 
   const cache = request.cache ?? null;
@@ -200,6 +231,11 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     const baseScratch = new ScratchBuffer();
     const alignedScratch = new ScratchBuffer();
     for (const plan of plans) {
+      if (request.signal?.aborted) {
+        const reason: unknown = request.signal.reason;
+        if (reason instanceof Error) throw reason;
+        throw new SafeLoraError(`stopped after ${outcomes.length} of ${plans.length} modules: ${String(reason ?? "aborted")}`, "limit-exceeded");
+      }
       const [aBytes, bBytes] = await Promise.all([adapter.weights.readBytes(plan.module.loraAKey), adapter.weights.readBytes(plan.module.loraBKey)]);
       const lora = {
         name: plan.module.name,
@@ -297,6 +333,8 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
       aligned: { location: request.aligned.location ?? request.aligned.files.description, revision: request.aligned.revision, resolvedBy: request.aligned.resolvedBy ?? "explicit", files: await weightDigests(aligned) },
     },
     durationMs: Math.round(performance.now() - started),
+    ...(request.worker ? { worker: request.worker } : {}),
+    ...(request.record ? { record: request.record } : {}),
   };
   const metadata = {
     ...adapter.weights.header.metadata,

@@ -1,0 +1,56 @@
+import picomatch from "picomatch";
+import { posix } from "node:path";
+import type { RepoConfig } from "../config/bot-config.js";
+import type { PinnedRepo } from "../forge/forge.js";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../peft/open-adapter.js";
+
+export interface AdapterFolder {
+  /** Folder in the repo, "." for the root. */
+  readonly folder: string;
+  /** Content keys of the adapter's files: changes exactly when the adapter does. */
+  readonly filesKey: string;
+  /** Path -> content key of each adapter file. */
+  readonly files: Record<string, string>;
+}
+
+/** The bot's own output folders: never adapters to patch (that would loop). */
+export const VARIANT_FOLDER = "safe-lora";
+
+const folderOf = (path: string) => (posix.dirname(path) === "." ? "." : posix.dirname(path));
+
+/**
+ * LoRA adapters in a repo: folders with an adapter_config.json whose peft_type is LORA, except the bot's
+ * variant folders, trainer checkpoints (unless configured) and folders the config excludes.
+ */
+export async function findAdapterFolders(files: PinnedRepo, config: RepoConfig): Promise<AdapterFolder[]> {
+  const included = picomatch(config.include, { dot: true });
+  const excluded = config.exclude.length > 0 ? picomatch(config.exclude, { dot: true }) : () => false;
+  const found: AdapterFolder[] = [];
+  for (const path of files.paths().filter((p) => posix.basename(p) === ADAPTER_CONFIG).sort()) {
+    const folder = folderOf(path);
+    const segments = folder === "." ? [] : folder.split("/");
+    if (segments.includes(VARIANT_FOLDER)) continue;
+    if (!config.checkpoints && segments.some((segment) => /^checkpoint-\d+$/.test(segment))) continue;
+    if (!(included(folder) || (folder === "." && config.include.includes("**"))) || excluded(folder)) continue;
+    let peftType: unknown;
+    try {
+      peftType = (JSON.parse(await files.readText(path)) as { peft_type?: unknown }).peft_type;
+    } catch {
+      peftType = "LORA"; // unreadable: let the patch job report what is wrong with it
+    }
+    if (peftType !== "LORA") continue;
+    found.push({ folder, ...(await adapterFileKeys(files, folder)) });
+  }
+  return found;
+}
+
+/** The content keys of an adapter folder's files. */
+export async function adapterFileKeys(files: PinnedRepo, folder: string): Promise<{ files: Record<string, string>; filesKey: string }> {
+  const keys: Record<string, string> = {};
+  for (const name of [ADAPTER_CONFIG, ADAPTER_WEIGHTS, "adapter_model.bin"]) {
+    const filePath = folder === "." ? name : `${folder}/${name}`;
+    const key = await files.contentKey(filePath);
+    if (key) keys[filePath] = key;
+  }
+  return { files: keys, filesKey: Object.values(keys).join("+") };
+}

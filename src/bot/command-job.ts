@@ -1,0 +1,137 @@
+import { describeCommand, helpText, parseComment, type Command } from "../commands/parse-command.js";
+import { REPORT_FILE } from "../pipeline/variant-files.js";
+import { SafeLoraReport } from "../report/schema.js";
+import { findAdapterFolders, VARIANT_FOLDER } from "./adapters.js";
+import type { BotContext } from "./context.js";
+import { jobKeys, type CommandPayload } from "./job-payloads.js";
+import { loadRepoConfig } from "./repo-config.js";
+
+/**
+ * A comment that mentions the bot: check who wrote it, acknowledge it with one comment, and act — queue a
+ * re-patch (whose job edits the acknowledgement with the result), or answer status, help, stop, start.
+ */
+export async function runCommand(context: BotContext, payload: CommandPayload): Promise<unknown> {
+  const { repo, discussion, commentId } = payload;
+  const bot = context.forge.bot;
+  const parsed = parseComment(payload.content, bot.name);
+  if (parsed.kind === "none") return { skipped: "does not address the bot" };
+
+  const author = await context.forge.commentAuthor(repo, discussion, commentId);
+  if (!author) return { skipped: "the comment is gone" };
+  if (author === bot.name) return { skipped: "the bot's own comment" };
+
+  // One reply per comment, even when this job is retried after a crash.
+  const answer = async (text: string): Promise<string> => {
+    const existing = context.state.ackFor(commentId);
+    if (existing) {
+      await context.forge.editComment(repo, discussion, existing, text);
+      return existing;
+    }
+    const id = await context.forge.comment(repo, discussion, text);
+    context.state.recordAck(commentId, repo, discussion, id);
+    return id;
+  };
+
+  const head = await context.forge.head(repo);
+  const files = await context.forge.open(repo, head.sha);
+  try {
+    const loaded = await loadRepoConfig(context.config, files);
+    const allowUsers = new Set([...context.config.allowUsers, ...(loaded.ok ? loaded.config.allowUsers : [])]);
+    if (!allowUsers.has(author) && !(await context.forge.isMaintainer(repo, author))) {
+      await answer(
+        `Thanks for asking, @${author}. Only members of \`${repo.split("/")[0]}\` (and people its Safe LoRA configuration allows) can ask me to act on this repo, so I will leave it as it is.`,
+      );
+      return { refused: author };
+    }
+    if (parsed.kind === "invalid") {
+      await answer(`I did not understand \`${parsed.text}\`: ${parsed.error}.\n\n${helpText(bot.name)}`);
+      return { invalid: parsed.error };
+    }
+    const { command } = parsed;
+    if (command.name === "help") {
+      await answer(helpText(bot.name));
+      return { answered: "help" };
+    }
+
+    const folder = await resolveFolder(context, repo, discussion, command, files, loaded.ok ? loaded.config : null);
+    if (typeof folder !== "string") {
+      await answer(folder.problem);
+      return { answered: "which folder?" };
+    }
+    const ackId = await answer(`On it: \`${describeCommand(command)}\` for \`${folder}\`. I will edit this comment with the result.`);
+
+    switch (command.name) {
+      case "repatch": {
+        await context.queue.enqueue({
+          key: jobKeys.patchForCommand(repo, folder, commentId),
+          kind: "patch",
+          repo,
+          private: head.private,
+          payload: { repo, folder, sha: null, selection: command.selection, command: { discussion, commentId, ackId } },
+        });
+        return { queued: "repatch", folder };
+      }
+      case "status": {
+        await answer(await statusText(context, repo, folder));
+        return { answered: "status", folder };
+      }
+      case "stop": {
+        context.state.stop(repo, folder);
+        for (const pr of await context.forge.pullRequests(repo)) {
+          if (pr.folder === folder && (pr.status === "open" || pr.status === "draft")) {
+            await context.forge.closePullRequest(repo, pr.num, `Closed as @${author} asked. Comment \`@${bot.name} start\` to have it covered again.`);
+          }
+        }
+        await answer(`Stopped: I will not patch \`${folder}\` again until someone comments \`@${bot.name} start\`.`);
+        return { answered: "stop", folder };
+      }
+      case "start": {
+        context.state.start(repo, folder);
+        await context.queue.enqueue({ key: jobKeys.scan(repo, head.sha, "start"), kind: "scan", repo, private: head.private, payload: { repo, sha: head.sha, reason: "start" } });
+        await answer(`Started: I cover \`${folder}\` again and am looking at the current head (\`${head.sha.slice(0, 12)}\`).`);
+        return { answered: "start", folder };
+      }
+    }
+  } finally {
+    await files.close();
+  }
+}
+
+/** The adapter folder a command is about: the bot pull request's own, the one named, or the only one. */
+async function resolveFolder(
+  context: BotContext,
+  repo: string,
+  discussion: number,
+  command: Exclude<Command, { name: "help" }>,
+  files: Awaited<ReturnType<BotContext["forge"]["open"]>>,
+  config: Parameters<typeof findAdapterFolders>[1] | null,
+): Promise<string | { problem: string }> {
+  const pr = (await context.forge.pullRequests(repo)).find((p) => p.num === discussion);
+  if (pr && pr.folder !== "*") return pr.folder;
+  if (command.folder) return command.folder;
+  const folders = (await findAdapterFolders(files, config ?? context.config)).map((a) => a.folder);
+  if (folders.length === 1) return folders[0]!;
+  if (folders.length === 0) return { problem: "I found no LoRA adapter in this repo to act on." };
+  return { problem: `This repo has several adapters (${folders.map((f) => `\`${f}\``).join(", ")}): add \`folder=<one of them>\` to the command.` };
+}
+
+async function statusText(context: BotContext, repo: string, folder: string): Promise<string> {
+  const open = (await context.forge.pullRequests(repo)).find((pr) => (pr.folder === folder || pr.folder === "*") && (pr.status === "open" || pr.status === "draft"));
+  const stopped = context.state.isStopped(repo, folder) ? " I was asked to stop covering it." : "";
+  if (!open) return `No open Safe LoRA pull request for \`${folder}\`.${stopped}`;
+  const head = await context.forge.open(repo, `refs/pr/${open.num}`);
+  try {
+    const path = `${folder === "." ? VARIANT_FOLDER : `${folder}/${VARIANT_FOLDER}`}/${REPORT_FILE}`;
+    const report = (await head.exists(path)) ? SafeLoraReport.safeParse(JSON.parse(await head.readText(path))) : null;
+    if (!report?.success) return `Pull request #${open.num} has no readable report for \`${folder}\` yet.${stopped}`;
+    const r = report.data;
+    return [
+      `Pull request #${open.num} holds \`${folder}\` at \`${head.sha.slice(0, 12)}\`:`,
+      `- selection \`${r.selection.mode}:${r.selection.value}\`, ${r.projectedCount} of ${r.moduleCount} modules projected`,
+      `- aligned \`${r.inputs.aligned.location}\`@\`${r.inputs.aligned.revision?.slice(0, 12)}\`, base \`${r.inputs.base.location}\`@\`${r.inputs.base.revision?.slice(0, 12)}\``,
+      `- made by safe-lora ${r.tool.version} on ${r.createdAt}${stopped}`,
+    ].join("\n");
+  } finally {
+    await head.close();
+  }
+}

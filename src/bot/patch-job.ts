@@ -1,0 +1,242 @@
+import { posix } from "node:path";
+import type { RepoConfig } from "../config/bot-config.js";
+import { SafeLoraError } from "../errors.js";
+import type { BotPullRequest, FileToCommit, PinnedRepo } from "../forge/forge.js";
+import { openInputs, type OpenedInputs } from "../pipeline/open-inputs.js";
+import { OPERATOR_FORMULA, patchAdapter, type PatchedAdapter } from "../pipeline/patch-adapter.js";
+import { REPORT_FILE, variantFiles } from "../pipeline/variant-files.js";
+import { formatSelection, type Selection } from "../projection/selection.js";
+import { pullRequestDescription, pullRequestTitle } from "../report/pr-body.js";
+import { withReadmeSection } from "../report/readme-section.js";
+import { sameRecord, type PatchRecord } from "../report/record.js";
+import { SafeLoraReport } from "../report/schema.js";
+import { TOOL } from "../version.js";
+import { adapterFileKeys, VARIANT_FOLDER } from "./adapters.js";
+import type { BotContext } from "./context.js";
+import { isUserError } from "./errors.js";
+import type { PatchPayload } from "./job-payloads.js";
+import { postConfigNotice, postFailureNotice } from "./notices.js";
+import { describeProblem, loadRepoConfig } from "./repo-config.js";
+
+export type PatchOutcome =
+  | { outcome: "committed"; pr: number; commit: string; projected: number; modules: number; created: boolean }
+  | { outcome: "unchanged"; pr: number | null; reason: string }
+  | { outcome: "skipped"; reason: string }
+  | { outcome: "refused"; reason: string };
+
+const variantDir = (folder: string) => (folder === "." ? VARIANT_FOLDER : `${folder}/${VARIANT_FOLDER}`);
+
+/** The report committed for `folder` at a revision, or null when there is none (or it is unreadable). */
+async function committedReport(files: PinnedRepo, folder: string): Promise<SafeLoraReport | null> {
+  const path = `${variantDir(folder)}/${REPORT_FILE}`;
+  if (!(await files.exists(path))) return null;
+  try {
+    const parsed = SafeLoraReport.safeParse(JSON.parse(await files.readText(path)));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Every variant report committed at a revision, for a pull request's description. */
+async function committedReports(files: PinnedRepo): Promise<Array<{ folder: string; report: SafeLoraReport }>> {
+  const suffix = `${VARIANT_FOLDER}/${REPORT_FILE}`;
+  const variants = [];
+  for (const path of files.paths().filter((p) => p === suffix || p.endsWith(`/${suffix}`)).sort()) {
+    const folder = path === suffix ? "." : path.slice(0, -suffix.length - 1);
+    const report = await committedReport(files, folder);
+    if (report) variants.push({ folder, report });
+  }
+  return variants;
+}
+
+/** What the patch would be made from: known before any weight is read. */
+async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, selection: Selection): Promise<PatchRecord> {
+  const pair = async (input: OpenedInputs["base"]) => {
+    const weights: string[] = [];
+    for (const path of (input.files as PinnedRepo).paths?.() ?? []) {
+      if (!/\.safetensors(\.index\.json)?$/.test(path)) continue;
+      const key = await input.files.contentKey(path);
+      if (key) weights.push(key);
+    }
+    return { id: input.location ?? input.files.description, revision: input.revision ?? "local", weights: weights.sort() };
+  };
+  return {
+    adapter,
+    base: await pair(inputs.base),
+    aligned: await pair(inputs.aligned),
+    selection: formatSelection(selection),
+    operator: OPERATOR_FORMULA,
+    botVersion: TOOL.version,
+  };
+}
+
+/** The files of the commit: the variant folder, and the root README section when configured. */
+async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder: string, config: RepoConfig, readmeFrom: PinnedRepo): Promise<FileToCommit[]> {
+  const report = patched.report;
+  const pin = (input: SafeLoraReport["inputs"]["base"]) => (input.revision ? `${input.location}@${input.revision}` : input.location);
+  const command = [
+    "npx safe-lora patch",
+    `--adapter ${pin(report.inputs.adapter)}`,
+    ...(folder === "." ? [] : [`--subfolder ${folder}`]),
+    `--base ${pin(report.inputs.base)}`,
+    `--aligned ${pin(report.inputs.aligned)}`,
+    `--select ${report.selection.mode}:${report.selection.value}`,
+  ].join(" ");
+  const license = typeof inputs.adapterCard?.license === "string" ? inputs.adapterCard.license : null;
+  const files: FileToCommit[] = variantFiles(patched, { alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null, license, command }).map(
+    (file) => ({ path: posix.join(variantDir(folder), file.path), content: new Blob([...file.chunks]) }),
+  );
+  if (config.readmeSection) {
+    const readme = (await readmeFrom.exists("README.md")) ? await readmeFrom.readText("README.md") : null;
+    files.push({ path: "README.md", content: new Blob([withReadmeSection(readme, folder, report)]) });
+  }
+  return files;
+}
+
+/**
+ * One adapter folder: patch it and publish the variant as a pull request — at most one open bot pull request
+ * per folder (or per repo), updated by new commits, never replaced. The committed report's record decides
+ * that a request would change nothing; the same check makes a retry after a crash find its own commit.
+ */
+export async function runPatch(context: BotContext, payload: PatchPayload, signal?: AbortSignal): Promise<PatchOutcome> {
+  const { repo, folder, command } = payload;
+  const reply = async (text: string) => {
+    if (command) await context.forge.editComment(repo, command.discussion, command.ackId, text);
+  };
+  const sha = payload.sha ?? (await context.forge.head(repo)).sha;
+  const files = await context.forge.open(repo, sha);
+  let filesKey = "";
+  try {
+    const loaded = await loadRepoConfig(context.config, files);
+    if (!loaded.ok) {
+      await postConfigNotice(context, repo, loaded.problem, loaded.fileKey);
+      await reply(`I cannot act until \`safe-lora.yaml\` is fixed: ${describeProblem(loaded.problem)}.`);
+      return { outcome: "skipped", reason: "invalid safe-lora.yaml" };
+    }
+    const { config } = loaded;
+    if (!config.enabled) {
+      await reply("Safe LoRA is turned off for this repo (`enabled: false` in `safe-lora.yaml`).");
+      return { outcome: "skipped", reason: "disabled" };
+    }
+    if (context.state.isStopped(repo, folder)) {
+      await reply(`I stopped covering \`${folder}\` as asked; comment \`@${context.forge.bot.name} start\` to undo that.`);
+      return { outcome: "skipped", reason: "stopped" };
+    }
+    const adapterKeys = await adapterFileKeys(files, folder);
+    filesKey = adapterKeys.filesKey;
+    if (Object.keys(adapterKeys.files).length === 0) {
+      await reply(`There is no adapter in \`${folder}\` at \`${sha.slice(0, 12)}\`.`);
+      return { outcome: "skipped", reason: "no adapter in this folder" };
+    }
+
+    const prFolder = config.pullRequests === "per-repo" ? "*" : folder;
+    const mine = (await context.forge.pullRequests(repo)).filter((pr) => pr.folder === prFolder);
+    const open = mine.find((pr) => pr.status === "open" || pr.status === "draft");
+    if (!open && !command) {
+      const covered = await alreadyCovered(context, repo, mine, files, folder, adapterKeys.files);
+      if (covered) return { outcome: "skipped", reason: covered };
+    }
+
+    const selection = payload.selection ?? config.select;
+    const inputs = await openInputs({
+      adapter: files,
+      subfolder: folder === "." ? "" : folder,
+      ...(config.pair ? { base: config.pair.base, aligned: config.pair.aligned } : {}),
+      access: context.hub,
+      allowModelTree: config.allowModelTree,
+    });
+    try {
+      const record = await recordOf(inputs, adapterKeys.files, selection);
+      const prHead = open ? await context.forge.open(repo, `refs/pr/${open.num}`) : null;
+      if (open && prHead && sameRecord((await committedReport(prHead, folder))?.record, record)) {
+        await refreshDescription(context, repo, open, prHead, prFolder);
+        await reply(`Nothing to do: this pull request already holds \`${folder}\` patched with \`${record.selection}\` from the same adapter and models.`);
+        return { outcome: "unchanged", pr: open.num, reason: "same record" };
+      }
+
+      const patched = await patchAdapter({
+        ...inputs,
+        selection,
+        executionProvider: context.executionProvider,
+        cache: context.cache,
+        record,
+        worker: context.worker,
+        ...(signal ? { signal } : {}),
+        limits: { maxModules: config.limits.maxModules, maxFetchBytes: config.limits.maxFetchGB * 1e9 },
+      });
+      for (const source of ["base", "aligned", "adapter"] as const) context.metrics.bytesRead.inc({ source }, patched.report.bytesRead[source]);
+      const title = open ? `Safe LoRA: ${formatSelection(selection)} for ${folder}` : pullRequestTitle(prFolder);
+      let num: number;
+      let commit: string;
+      if (open) {
+        num = open.num;
+        ({ commit } = await pushWithRetry(context, repo, open, folder, record, await commitFiles(patched, inputs, folder, config, prHead!), title));
+      } else {
+        ({ num, commit } = await context.forge.openPullRequest(repo, {
+          baseSha: sha,
+          title,
+          description: pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: null, variants: [{ folder, report: patched.report }] }),
+          files: await commitFiles(patched, inputs, folder, config, files),
+        }));
+      }
+      const head = await context.forge.open(repo, `refs/pr/${num}`);
+      await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder);
+      const { projectedCount, moduleCount } = patched.report;
+      await reply(
+        `Done: ${open ? "committed" : "opened this pull request with"} \`${commit.slice(0, 12)}\` — \`${folder}\` patched with \`${record.selection}\`, ` +
+          `${projectedCount} of ${moduleCount} modules projected.`,
+      );
+      return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
+    } finally {
+      await inputs.close();
+    }
+  } catch (error) {
+    if (!isUserError(error)) throw error;
+    const message = (error as Error).message;
+    if (command) await reply(`I could not patch \`${folder}\`: ${message}`);
+    else await postFailureNotice(context, repo, folder, `${filesKey}:${(error as SafeLoraError).code}`, message);
+    return { outcome: "refused", reason: message };
+  } finally {
+    await files.close();
+  }
+}
+
+/** A reason not to open a pull request for these adapter files again, or null. */
+async function alreadyCovered(
+  context: BotContext,
+  repo: string,
+  mine: BotPullRequest[],
+  main: PinnedRepo,
+  folder: string,
+  adapter: Record<string, string>,
+): Promise<string | null> {
+  const sameAdapter = (report: SafeLoraReport | null) => report?.record !== undefined && JSON.stringify(Object.entries(report.record.adapter).sort()) === JSON.stringify(Object.entries(adapter).sort());
+  if (sameAdapter(await committedReport(main, folder))) return "a variant of these adapter files is already on main";
+  for (const pr of mine.filter((p) => p.status === "closed" || p.status === "merged")) {
+    const head = await context.forge.open(repo, `refs/pr/${pr.num}`).catch(() => null);
+    if (head && sameAdapter(await committedReport(head, folder))) {
+      return pr.status === "closed" ? `pull request #${pr.num} for these adapter files was closed; not reopening it` : `pull request #${pr.num} was merged`;
+    }
+  }
+  return null;
+}
+
+/** Commits to the pull request's head; on a stale head (412) looks again: maybe our commit is already there. */
+async function pushWithRetry(context: BotContext, repo: string, pr: BotPullRequest, folder: string, record: PatchRecord, files: FileToCommit[], title: string) {
+  for (let attempt = 1; ; attempt++) {
+    const head = await context.forge.open(repo, `refs/pr/${pr.num}`);
+    if (attempt > 1 && sameRecord((await committedReport(head, folder))?.record, record)) return { commit: head.sha };
+    const result = await context.forge.pushToPullRequest(repo, pr.num, { parent: head.sha, title, files });
+    if (result !== "stale") return result;
+    if (attempt >= 5) throw new SafeLoraError(`${repo}: pull request #${pr.num} kept moving while committing; will retry`, "hub-unavailable");
+  }
+}
+
+/** Rewrites the description from the reports committed at the pull request's head, when it changed. */
+async function refreshDescription(context: BotContext, repo: string, pr: { num: number; description: string }, head: PinnedRepo, prFolder: string): Promise<void> {
+  const variants = await committedReports(head);
+  if (variants.length === 0) return;
+  const description = pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: pr.num, variants });
+  if (description.trim() !== pr.description.trim()) await context.forge.updateDescription(repo, pr.num, description);
+}

@@ -1,0 +1,126 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { SafeLoraError } from "../errors.js";
+import type { Job } from "../queue/job-queue.js";
+import { runCommand } from "./command-job.js";
+import type { BotContext } from "./context.js";
+import { isTransient } from "./errors.js";
+import { CommandPayload, PatchPayload, ScanPayload } from "./job-payloads.js";
+import { runPatch } from "./patch-job.js";
+import { runScan } from "./scan-job.js";
+
+export interface WorkerOptions {
+  /** How long a claimed job stays ours without a heartbeat; a dead worker's job is taken again after it. */
+  readonly leaseMs: number;
+  /** Idle polling interval. */
+  readonly pollMs: number;
+  /** First retry delay; doubles with each attempt. */
+  readonly retryBaseMs: number;
+}
+
+/**
+ * Takes jobs from the queue one at a time and runs them. At-least-once: a job is marked done only after its
+ * work is finished, and every job is written so that running it twice does no harm (see patch-job.ts).
+ * `stop()` lets the running job finish (a graceful drain) and takes no new one.
+ */
+export class Worker {
+  readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private current: AbortController | null = null;
+
+  constructor(
+    private readonly context: BotContext,
+    private readonly options: WorkerOptions,
+  ) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Wakes an idle worker at once (a webhook just queued a job in this process). */
+  poke(): void {
+    this.wake?.();
+  }
+
+  /** Finishes the running job, then stops. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      let job: Job | null = null;
+      try {
+        job = await this.context.queue.claim(this.id, this.options.leaseMs);
+      } catch (error) {
+        this.context.log.error({ err: error }, "could not claim a job");
+      }
+      if (!job) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.options.pollMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = null;
+        continue;
+      }
+      await this.runOne(job);
+    }
+  }
+
+  private async runOne(job: Job): Promise<void> {
+    const { queue, log, metrics } = this.context;
+    const started = performance.now();
+    const controller = new AbortController();
+    this.current = controller;
+    const heartbeat = setInterval(() => {
+      void queue.extend(job.id, this.id, this.options.leaseMs).then((ours) => {
+        // Another worker has the job now: stop, and leave the outcome to it (not a user-facing failure).
+        if (!ours) controller.abort(new Error("the job's lease was lost to another worker"));
+      });
+    }, Math.max(100, this.options.leaseMs / 3));
+    const { maxRunMinutes } = this.context.config.limits;
+    const deadline = setTimeout(
+      () => controller.abort(new SafeLoraError(`the job took longer than this bot's limit of ${maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded")),
+      maxRunMinutes * 60_000,
+    );
+    const jobLog = log.child({ job: job.id, kind: job.kind, attempt: job.attempts });
+    jobLog.info({ private: job.private, repo: job.private ? undefined : job.repo }, "job started");
+    let outcome = "done";
+    try {
+      const result = await this.dispatch(job, controller.signal);
+      await queue.complete(job.id, this.id, result);
+      jobLog.info({ result }, "job done");
+    } catch (error) {
+      const transient = isTransient(error);
+      const message = error instanceof Error ? error.message : String(error);
+      // Transient failures and bugs are retried with backoff; the queue gives up after the last attempt.
+      outcome = transient ? "retry" : "error";
+      const delay = this.options.retryBaseMs * 2 ** (job.attempts - 1);
+      await queue.retry(job.id, this.id, message, delay);
+      jobLog[transient ? "warn" : "error"]({ err: error, retryInMs: delay }, "job failed");
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(deadline);
+      this.current = null;
+      metrics.jobDuration.observe({ kind: job.kind, outcome }, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async dispatch(job: Job, signal: AbortSignal): Promise<unknown> {
+    switch (job.kind) {
+      case "scan":
+        return runScan(this.context, ScanPayload.parse(job.payload));
+      case "patch":
+        return runPatch(this.context, PatchPayload.parse(job.payload), signal);
+      case "command":
+        return runCommand(this.context, CommandPayload.parse(job.payload));
+    }
+  }
+}

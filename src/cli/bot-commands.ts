@@ -1,0 +1,75 @@
+import { parseArgs } from "node:util";
+import { queueScans } from "../bot/reconcile.js";
+import { createContext, startBot } from "../bot/start-bot.js";
+import { loadEnv } from "../config/env.js";
+import { SafeLoraError } from "../errors.js";
+import type { CliIo } from "./io.js";
+
+export const SERVE_HELP = `Usage: safe-lora serve        (same as npm start)
+       safe-lora worker       (same as npm run worker)
+
+serve: the Hub bot — POST /webhooks/hub, GET /healthz, GET /metrics, GET / — with an in-process worker.
+worker: a worker only, taking jobs from the same queue (DATA_DIR/safe-lora.db).
+Configured by environment variables (README.md, "Environment"); SIGTERM drains: the running job finishes.`;
+
+function noArguments(args: string[], help: string, io: CliIo): boolean {
+  try {
+    const { values } = parseArgs({ args, strict: true, allowPositionals: false, options: { help: { type: "boolean", short: "h" } } });
+    if (values.help) {
+      io.stdout(`${help}\n`);
+      return false;
+    }
+    return true;
+  } catch (error) {
+    throw new SafeLoraError(`${(error as Error).message}; see --help`, "usage");
+  }
+}
+
+/** Runs until SIGTERM or SIGINT, then drains and returns 0. */
+async function runUntilSignal(parts: { server: boolean; worker: boolean }, io: CliIo): Promise<number> {
+  const bot = await startBot(loadEnv(io.env), io.env, parts);
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
+  await bot.stop();
+  return 0;
+}
+
+export async function serveCommand(args: string[], io: CliIo): Promise<number> {
+  if (!noArguments(args, SERVE_HELP, io)) return 0;
+  return runUntilSignal({ server: true, worker: true }, io);
+}
+
+export async function workerCommand(args: string[], io: CliIo): Promise<number> {
+  if (!noArguments(args, SERVE_HELP, io)) return 0;
+  return runUntilSignal({ server: false, worker: true }, io);
+}
+
+export const BACKFILL_HELP = `Usage: safe-lora backfill <org | user | org/repo> [...]
+
+Queues a scan of every model repo of the given organisations or users (or of the given repos), for adapters
+that existed before the bot was installed. A running \`safe-lora serve\` or \`worker\` on the same DATA_DIR does the work.`;
+
+export async function backfillCommand(args: string[], io: CliIo): Promise<number> {
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({ args, strict: true, allowPositionals: true, options: { help: { type: "boolean", short: "h" } } });
+    if (parsed.values.help) {
+      io.stdout(`${BACKFILL_HELP}\n`);
+      return 0;
+    }
+    positionals = parsed.positionals;
+  } catch (error) {
+    throw new SafeLoraError(`${(error as Error).message}; see safe-lora backfill --help`, "usage");
+  }
+  if (positionals.length === 0) throw new SafeLoraError("name at least one organisation, user or repo; see safe-lora backfill --help", "usage");
+  const context = await createContext(loadEnv(io.env), io.env);
+  try {
+    const { repos, queued } = await queueScans(context, positionals, "backfill");
+    io.stdout(`queued ${queued} scan${queued === 1 ? "" : "s"} for ${repos} repo${repos === 1 ? "" : "s"} (heads already scanned are skipped)\n`);
+    return 0;
+  } finally {
+    await context.queue.close();
+  }
+}

@@ -1,0 +1,88 @@
+import { z } from "zod";
+import { Selection, formatSelection, parseSelection } from "../projection/selection.js";
+
+/** What people can ask the bot in a comment. */
+export const Command = z.discriminatedUnion("name", [
+  z.object({ name: z.literal("repatch"), selection: Selection.nullable(), folder: z.string().nullable() }),
+  z.object({ name: z.literal("status"), folder: z.string().nullable() }),
+  z.object({ name: z.literal("stop"), folder: z.string().nullable() }),
+  z.object({ name: z.literal("start"), folder: z.string().nullable() }),
+  z.object({ name: z.literal("help") }),
+]);
+export type Command = z.infer<typeof Command>;
+
+export type ParsedComment =
+  /** The comment does not address the bot: nothing to do. */
+  | { kind: "none" }
+  | { kind: "command"; command: Command; text: string }
+  /** Addressed to the bot but not understood: reply with `error` and the help. */
+  | { kind: "invalid"; error: string; text: string };
+
+export function helpText(botName: string): string {
+  return [
+    `Commands (in a comment on the bot's pull request, or in a new discussion that mentions @${botName}):`,
+    "",
+    `- \`@${botName} repatch\` — patch again with the configured selection;`,
+    `  \`@${botName} repatch threshold:0.4\` (or \`tau=0.4\`), \`top-k:10\` (\`top-k=10\`), \`fraction:0.1\` (\`fraction=0.1\`)`,
+    `- \`@${botName} status\` — what the pull request holds and how it was made`,
+    `- \`@${botName} stop\` — close the pull request and stop covering this adapter; \`@${botName} start\` undoes it`,
+    `- \`@${botName} help\` — this message`,
+    "",
+    "In a repo with several adapters, add `folder=<path>` (e.g. `folder=adapters/summaries`) outside the adapter's own pull request.",
+  ].join("\n");
+}
+
+/** Drops quoted lines and code blocks, so that quoting a command never runs it again. */
+function unquoted(text: string): string {
+  return text
+    .replace(/```[\s\S]*?```/g, "")
+    .split("\n")
+    .filter((line) => !line.trimStart().startsWith(">"))
+    .join("\n");
+}
+
+const ALIASES: Record<string, string> = { tau: "threshold", threshold: "threshold", "top-k": "top-k", topk: "top-k", fraction: "fraction" };
+
+/**
+ * Finds `@<bot> <command> [args]` in a comment. Selections use the one syntax (`threshold:0.4`) or the
+ * comment aliases (`tau=0.4`, `top-k=3`, `fraction=0.1`); `folder=<path>` names an adapter folder.
+ */
+export function parseComment(text: string, botName: string): ParsedComment {
+  const escaped = botName.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const mention = new RegExp(`(?:^|[^\\w@/])@${escaped}(?![\\w-])([^\\n]*)`, "i").exec(unquoted(text));
+  if (!mention) return { kind: "none" };
+  const line = `@${botName}${mention[1]}`.trim();
+  const words = mention[1]!.trim().split(/\s+/).filter(Boolean);
+  const [name, ...args] = words;
+  if (!name) return { kind: "invalid", error: "no command after the mention", text: line };
+  const command = name.toLowerCase();
+  let folder: string | null = null;
+  let selection: Selection | null = null;
+  for (const arg of args) {
+    const folderMatch = /^folder=(.+)$/i.exec(arg);
+    if (folderMatch) {
+      folder = folderMatch[1]!.replace(/^\.?\/+|\/+$/g, "") || ".";
+      continue;
+    }
+    if (command !== "repatch") return { kind: "invalid", error: `\`${command}\` takes no argument \`${arg}\``, text: line };
+    if (selection) return { kind: "invalid", error: `more than one selection (\`${arg}\`)`, text: line };
+    const alias = /^([a-z-]+)\s*[=:]\s*(.+)$/i.exec(arg);
+    const mode = alias ? ALIASES[alias[1]!.toLowerCase()] : undefined;
+    if (!alias || !mode) return { kind: "invalid", error: `\`${arg}\` is not a selection; use threshold:<τ>, top-k:<k> or fraction:<p>`, text: line };
+    try {
+      selection = parseSelection(`${mode}:${alias[2]}`);
+    } catch (error) {
+      return { kind: "invalid", error: (error as Error).message, text: line };
+    }
+  }
+  const parsed = Command.safeParse(
+    command === "repatch" ? { name: command, selection, folder } : command === "help" ? { name: command } : { name: command, folder },
+  );
+  if (!parsed.success) return { kind: "invalid", error: `unknown command \`${command}\``, text: line };
+  return { kind: "command", command: parsed.data, text: line };
+}
+
+export function describeCommand(command: Command): string {
+  if (command.name === "repatch") return `repatch${command.selection ? ` ${formatSelection(command.selection)}` : ""}`;
+  return command.name;
+}

@@ -1,0 +1,87 @@
+import { formatBytes } from "../cli/summary.js";
+import { pullRequestMarker } from "../forge/forge.js";
+import { helpText } from "../commands/parse-command.js";
+import type { SafeLoraReport } from "./schema.js";
+
+export interface PullRequestContext {
+  readonly repo: string;
+  /** The folder this pull request covers ("." for the root, "*" for a per-repo pull request). */
+  readonly folder: string;
+  readonly botName: string;
+  /** Known once the pull request exists; the description is refreshed after each commit. */
+  readonly num: number | null;
+  /** Each covered adapter folder with the report committed for it. */
+  readonly variants: ReadonlyArray<{ folder: string; report: SafeLoraReport }>;
+}
+
+const variantPath = (folder: string) => (folder === "." ? "safe-lora" : `${folder}/safe-lora`);
+
+export function pullRequestTitle(folder: string): string {
+  return folder === "." || folder === "*" ? "Add Safe LoRA variant" : `Add Safe LoRA variant (${folder})`;
+}
+
+function intro(): string {
+  return (
+    "[Safe LoRA](https://arxiv.org/abs/2405.16833) (Hsu et al., NeurIPS 2024) compares each LoRA module's update with the weight difference " +
+    "between the aligned and the base release of the model family, and maps the updates that point furthest away from it onto that " +
+    "alignment direction, to restore some of the safety behaviour fine-tuning erodes. This pull request adds such a patched copy of the " +
+    "adapter next to it; the original is not touched."
+  );
+}
+
+function pinned(input: SafeLoraReport["inputs"]["base"]): string {
+  return input.revision ? `\`${input.location}\` @ \`${input.revision.slice(0, 12)}\`` : `\`${input.location}\``;
+}
+
+function summaryTable({ folder, report }: { folder: string; report: SafeLoraReport }): string {
+  const { selection } = report;
+  const tau = selection.threshold === null ? "no module has a cosine" : `τ = ${selection.threshold.toFixed(5)}`;
+  const rows: Array<[string, string]> = [
+    ["Variant", `[\`${variantPath(folder)}/\`](./${variantPath(folder)}) — report card in its README.md`],
+    ["Aligned model", `${pinned(report.inputs.aligned)} (${report.inputs.aligned.resolvedBy})`],
+    ["Base model", `${pinned(report.inputs.base)} (${report.inputs.base.resolvedBy})`],
+    ["Selection", `\`${selection.mode}:${selection.value}\` (${tau})`],
+    ["Modules projected", `${report.projectedCount} / ${report.moduleCount}`],
+    ["Bytes read", `base ${formatBytes(report.bytesRead.base)}, aligned ${formatBytes(report.bytesRead.aligned)}, adapter ${formatBytes(report.bytesRead.adapter)}`],
+    ["Run time", `${(report.durationMs / 1000).toFixed(1)} s`],
+    ["Worker", `${report.worker ?? "—"} (${report.operator.executionProvider})`],
+  ];
+  return ["| | |", "|---|---|", ...rows.map(([label, value]) => `| ${label} | ${value} |`)].join("\n");
+}
+
+function tryIt(context: PullRequestContext, folder: string): string {
+  const sub = variantPath(folder);
+  const revision = context.num === null ? "refs/pr/<number of this pull request>" : `refs/pr/${context.num}`;
+  const base = context.variants[0]?.report.inputs.aligned.location ?? "<aligned model>";
+  return [
+    "**Try it before merging:**",
+    "",
+    "```python",
+    "from transformers import AutoModelForCausalLM",
+    "from peft import PeftModel",
+    "",
+    `model = AutoModelForCausalLM.from_pretrained("${base}")`,
+    `model = PeftModel.from_pretrained(model, "${context.repo}", subfolder="${sub}", revision="${revision}")`,
+    "```",
+    "",
+    `**After merging:** the same without \`revision\`: \`PeftModel.from_pretrained(model, "${context.repo}", subfolder="${sub}")\`.`,
+  ].join("\n");
+}
+
+function commands(botName: string): string {
+  return ["<details><summary>Commands</summary>", "", helpText(botName), "", "</details>"].join("\n");
+}
+
+const CAVEAT =
+  "_A weight-space heuristic: nothing here measures how the model behaves. The operator rescales rather than projects; the report card shows by how much. Evaluate the variant before you rely on it._";
+
+/** The pull request's description: one small function per section. */
+export function pullRequestDescription(context: PullRequestContext): string {
+  const sections = [pullRequestMarker(context.folder), intro()];
+  for (const variant of context.variants) {
+    if (context.variants.length > 1) sections.push(`### \`${variant.folder}\``);
+    sections.push(summaryTable(variant));
+  }
+  sections.push(tryIt(context, context.variants[0]?.folder ?? "."), commands(context.botName), CAVEAT);
+  return `${sections.join("\n\n")}\n`;
+}

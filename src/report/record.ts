@@ -1,0 +1,34 @@
+import { z } from "zod";
+
+/**
+ * What a patch was made from and how: the record the bot commits in safe-lora-report.json and reads back to
+ * decide that a request would change nothing. Files are named by content keys (LFS sha256 or git blob id),
+ * so a commit that touches only a README changes nothing here.
+ */
+export const PatchRecord = z.object({
+  /** Adapter file path -> content key. */
+  adapter: z.record(z.string(), z.string()),
+  base: z.object({ id: z.string(), revision: z.string(), weights: z.array(z.string()) }),
+  aligned: z.object({ id: z.string(), revision: z.string(), weights: z.array(z.string()) }),
+  selection: z.string(),
+  operator: z.string(),
+  botVersion: z.string(),
+});
+export type PatchRecord = z.infer<typeof PatchRecord>;
+
+/** Equal records mean an identical result. Revisions are kept for the reader, but do not count: contents do. */
+export function sameRecord(a: PatchRecord | null | undefined, b: PatchRecord | null | undefined): boolean {
+  if (!a || !b) return false;
+  const essence = (record: PatchRecord) =>
+    JSON.stringify([
+      Object.entries(record.adapter).sort(),
+      record.base.id,
+      [...record.base.weights].sort(),
+      record.aligned.id,
+      [...record.aligned.weights].sort(),
+      record.selection,
+      record.operator,
+      record.botVersion,
+    ]);
+  return essence(a) === essence(b);
+}

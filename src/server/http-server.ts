@@ -1,0 +1,129 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { z } from "zod";
+import type { BotContext } from "../bot/context.js";
+import { acceptWebhook } from "../bot/intake.js";
+import { jobKeys } from "../bot/job-payloads.js";
+import { parseHubWebhook } from "../hub/webhook-schema.js";
+import { isRepoId } from "../hub/repo-ref.js";
+import { renderStatusPage } from "./status-page.js";
+
+export interface ServerOptions {
+  readonly webhookSecret: string;
+  /** Shows private repos on `/` to whoever presents it; unset: private repos are always redacted. */
+  readonly statusToken: string | undefined;
+  /** Called after a job is stored, so an in-process worker starts at once. */
+  readonly onJob?: () => void;
+}
+
+const MAX_BODY = 5 * 1024 * 1024;
+
+/** Compares secrets in constant time (hashing first, so lengths leak nothing either). */
+export function sameSecret(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash("sha256").update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(request: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).byteLength;
+    if (size > MAX_BODY) throw new BodyTooLarge();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function send(response: ServerResponse, status: number, body: unknown, type = "application/json"): void {
+  response.writeHead(status, { "Content-Type": type }).end(type === "application/json" ? JSON.stringify(body) : String(body));
+}
+
+const RequestForm = z.object({ repo: z.string().trim().refine(isRepoId, "a Hub model id like org/name") });
+
+/**
+ * The bot's HTTP routes: POST /webhooks/hub, GET /healthz, GET /metrics, GET / (status page) and
+ * POST /request (the status page's form). Webhook jobs are stored before the answer goes out.
+ */
+export function createBotServer(context: BotContext, options: ServerOptions): Server {
+  const authorized = (request: IncomingMessage, url: URL) => {
+    if (!options.statusToken) return false;
+    const header = request.headers.authorization?.replace(/^Bearer\s+/i, "") ?? url.searchParams.get("token") ?? "";
+    return sameSecret(header, options.statusToken);
+  };
+
+  const webhook = async (request: IncomingMessage, response: ServerResponse) => {
+    const given = request.headers["x-webhook-secret"];
+    if (typeof given !== "string" || given === "") {
+      context.metrics.webhooks.inc({ outcome: "unauthorized" });
+      return send(response, 401, { error: "missing X-Webhook-Secret" });
+    }
+    if (!sameSecret(given, options.webhookSecret)) {
+      context.metrics.webhooks.inc({ outcome: "forbidden" });
+      return send(response, 403, { error: "wrong X-Webhook-Secret" });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse((await readBody(request)).toString("utf8"));
+    } catch (error) {
+      context.metrics.webhooks.inc({ outcome: "malformed" });
+      return send(response, error instanceof BodyTooLarge ? 413 : 400, { error: error instanceof BodyTooLarge ? "payload too large" : "payload is not JSON" });
+    }
+    const parsed = parseHubWebhook(json);
+    if (!parsed.ok) {
+      context.metrics.webhooks.inc({ outcome: "malformed" });
+      return send(response, 400, { error: `not a Hub webhook payload (version 3): ${parsed.reason}` });
+    }
+    const result = await acceptWebhook(context, parsed.webhook);
+    context.metrics.webhooks.inc({ outcome: result.outcome });
+    if (result.outcome === "accepted") options.onJob?.();
+    send(response, result.outcome === "accepted" ? 202 : 200, result);
+  };
+
+  const requestForm = async (request: IncomingMessage, response: ServerResponse) => {
+    const form = new URLSearchParams((await readBody(request)).toString("utf8"));
+    const parsed = RequestForm.safeParse({ repo: form.get("repo") ?? "" });
+    if (!parsed.success) return send(response, 400, `<p>Not a repo id: use a Hub model id like org/name. <a href="/">Back</a></p>`, "text/html; charset=utf-8");
+    const head = await context.forge.head(parsed.data.repo).catch(() => null);
+    if (!head || (head.private && !authorized(request, new URL(request.url ?? "/", "http://localhost")))) {
+      return send(response, 404, `<p>No model repo ${parsed.data.repo} that this bot can see. <a href="/">Back</a></p>`, "text/html; charset=utf-8");
+    }
+    await context.queue.enqueue({ key: jobKeys.scan(head.repo, head.sha, "request"), kind: "scan", repo: head.repo, private: head.private, payload: { repo: head.repo, sha: head.sha, reason: "request" } });
+    options.onJob?.();
+    response.writeHead(303, { Location: "/" }).end();
+  };
+
+  return createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://localhost");
+    const route = `${request.method} ${url.pathname}`;
+    const handle = async () => {
+      switch (route) {
+        case "POST /webhooks/hub":
+          return webhook(request, response);
+        case "GET /healthz":
+          return send(response, 200, { status: "ok", bot: context.forge.bot.name, jobs: await context.queue.counts() });
+        case "GET /metrics":
+          return send(response, 200, await context.metrics.registry.metrics(), context.metrics.registry.contentType);
+        case "GET /":
+          return send(response, 200, renderStatusPage(await context.queue.recent(50), { authorized: authorized(request, url), botName: context.forge.bot.name, prUrl: (repo, num) => context.forge.pullRequestUrl(repo, num) }), "text/html; charset=utf-8");
+        case "POST /request":
+          return requestForm(request, response);
+        default:
+          return send(response, 404, { error: `no route ${route}` });
+      }
+    };
+    handle().catch((error: unknown) => {
+      context.log.error({ err: error, route }, "request failed");
+      if (!response.headersSent) send(response, 500, { error: "internal error; see the bot's log" });
+      else response.destroy();
+    });
+  });
+}
+
+export async function listen(server: Server, port: number, host = "0.0.0.0"): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  return (server.address() as AddressInfo).port;
+}

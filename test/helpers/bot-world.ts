@@ -1,0 +1,157 @@
+import { commit } from "@huggingface/hub";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startBot, type RunningBot } from "../../src/bot/start-bot.js";
+import { loadEnv } from "../../src/config/env.js";
+import { LocalHub } from "../../src/local-hub/server.js";
+import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
+import type { User } from "../../src/local-hub/store.js";
+import { goldenPath } from "./golden.js";
+
+export const SECRET = "local-webhook-secret";
+
+/**
+ * A local Hub with an organisation `acme` (member alice), an outsider (mallory), the bot's account, the
+ * golden pair as `test-org/<case>-base|chat`, and an empty adapter repo `acme/<case>-lora` — plus, once
+ * `startBot` is called, the bot subscribed to acme's webhooks.
+ */
+export class BotWorld {
+  readonly work = mkdtempSync(join(tmpdir(), "safe-lora-bot-"));
+  hub!: LocalHub;
+  alice!: User;
+  mallory!: User;
+  botUser!: User;
+  bot: RunningBot | null = null;
+  readonly adapterRepo: string;
+
+  constructor(readonly caseName = "llama-gqa-qv") {
+    this.adapterRepo = `acme/${caseName}-lora`;
+  }
+
+  static async create(caseName?: string): Promise<BotWorld> {
+    const world = new BotWorld(caseName);
+    world.hub = await new LocalHub().start();
+    world.alice = world.hub.store.addUser("alice");
+    world.mallory = world.hub.store.addUser("mallory");
+    world.botUser = world.hub.store.addUser("safe-lora-bot");
+    world.hub.store.addOrg("acme", [world.alice.id]);
+    const c = world.caseName;
+    await seedRepo(world.hub, `test-org/${c}-base`, await folderFiles(goldenPath(c, "base")));
+    await seedRepo(world.hub, `test-org/${c}-chat`, [
+      ...(await folderFiles(goldenPath(c, "chat"))),
+      { path: "README.md", data: `---\nbase_model: test-org/${c}-base\n---\n# chat\n` },
+    ]);
+    await seedRepo(world.hub, world.adapterRepo, [{ path: "README.md", data: "---\nlicense: apache-2.0\n---\n# An adapter repo\n" }]);
+    return world;
+  }
+
+  /** The environment `safe-lora serve` gets in these tests. */
+  env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    const botConfig = join(this.work, "bot-config.yaml");
+    writeFileSync(botConfig, 'select: "threshold:0.33"\nallowModelTree: true\nreconcileMinutes: 0\n');
+    return {
+      HF_ENDPOINT: this.hub.url,
+      HF_TOKEN: this.botUser.token,
+      HF_WEBHOOK_SECRET: SECRET,
+      DATA_DIR: join(this.work, "data"),
+      BOT_CONFIG: botConfig,
+      PORT: "0",
+      LOG_LEVEL: "silent",
+      SAFE_LORA_POLL_MS: "50",
+      SAFE_LORA_RETRY_SECONDS: "0.2",
+      SAFE_LORA_JOB_LEASE_SECONDS: "2",
+      ...extra,
+    };
+  }
+
+  /** Starts the bot in this process and points acme's webhook at it. */
+  async startBot(extra: Record<string, string> = {}): Promise<RunningBot> {
+    const env = this.env(extra);
+    this.bot = await startBot(loadEnv(env), env, { server: true, worker: true });
+    this.subscribe(this.bot.port!);
+    return this.bot;
+  }
+
+  subscribe(port: number): void {
+    this.hub.webhooks.subscriptions.length = 0;
+    this.hub.webhooks.subscribe({ url: `http://127.0.0.1:${port}/webhooks/hub`, secret: SECRET, watched: [{ type: "org", name: "acme" }] });
+  }
+
+  /** alice pushes the golden adapter (from `from`, default the case's adapter) into `folder` of the adapter repo. */
+  async pushAdapter(folder = ".", from = "adapter"): Promise<string> {
+    // The adapter's files, not PEFT's generated README: the repo keeps its own card.
+    const files = (await folderFiles(goldenPath(this.caseName, from))).filter((file) => file.path !== "README.md");
+    const result = await commit({
+      hubUrl: this.hub.url,
+      accessToken: this.alice.token,
+      repo: { type: "model", name: this.adapterRepo },
+      title: "Upload adapter",
+      useXet: false,
+      operations: files.map((file) => ({
+        operation: "addOrUpdate" as const,
+        path: folder === "." ? file.path : `${folder}/${file.path}`,
+        content: new Blob([readFileSync((file as { diskPath: string }).diskPath)]),
+      })),
+    });
+    return result!.commit.oid;
+  }
+
+  /** Comments on a discussion as `user`, through the Hub's API (which sends the webhook). */
+  async comment(user: User, num: number, text: string): Promise<string> {
+    const response = await fetch(`${this.hub.url}/api/models/${this.adapterRepo}/discussions/${num}/comment`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ comment: text }),
+    });
+    return ((await response.json()) as { newMessage: { id: string } }).newMessage.id;
+  }
+
+  /** Waits until webhooks are delivered and the queue has nothing queued or running, twice in a row. */
+  async idle(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let quiet = 0;
+    while (quiet < 2) {
+      if (Date.now() > deadline) throw new Error("the bot did not become idle in time");
+      await this.hub.webhooks.settled();
+      const counts = await this.bot!.context.queue.counts();
+      quiet = counts.queued === 0 && counts.running === 0 ? quiet + 1 : 0;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  repo() {
+    return this.hub.store.repos.get(this.adapterRepo)!;
+  }
+
+  pullRequests() {
+    return this.repo().discussions.filter((d) => d.isPullRequest);
+  }
+
+  /** Commits on a pull request's ref, newest first. */
+  prCommits(num: number): string[] {
+    const repo = this.repo();
+    const commits: string[] = [];
+    let id: string | null | undefined = repo.refs.get(`refs/pr/${num}`);
+    const mainIds = new Set<string>();
+    for (let m: string | null | undefined = repo.refs.get("refs/heads/main"); m; m = repo.commits.get(m)?.parent) mainIds.add(m);
+    while (id && !mainIds.has(id)) {
+      commits.push(id);
+      id = repo.commits.get(id)?.parent;
+    }
+    return commits;
+  }
+
+  fileAt(ref: string, path: string): Buffer | null {
+    const repo = this.repo();
+    const file = repo.commits.get(repo.refs.get(ref)!)?.files.get(path);
+    if (!file) return null;
+    return file.content.kind === "memory" ? file.content.data : readFileSync(file.content.path);
+  }
+
+  async close(): Promise<void> {
+    await this.bot?.stop();
+    await this.hub.close();
+    rmSync(this.work, { recursive: true, force: true });
+  }
+}
