@@ -37,6 +37,14 @@ export interface LocalHubOptions {
   readonly port?: number;
 }
 
+/** Test hooks: observe or interrupt the Hub at precise moments (e.g. kill a client right after a commit). */
+export interface LocalHubHooks {
+  /** Every request, before it is handled. */
+  onRequest?: (method: string, path: string) => void | Promise<void>;
+  /** A commit is applied and its webhooks queued, but the client has not had the answer yet. */
+  afterCommit?: (repo: string, ref: string, commitId: string) => void | Promise<void>;
+}
+
 /** Bytes of file content served, by repo and path: what tests compare with what the client says it read. */
 export type ServedBytes = Map<string, Map<string, number>>;
 
@@ -52,6 +60,7 @@ export class LocalHub {
   readonly served: ServedBytes = new Map();
   /** Every request, in order: method and path. */
   readonly requests: Array<{ method: string; path: string }> = [];
+  readonly hooks: LocalHubHooks = {};
   private readonly uploads = new Map<string, Buffer>();
   private readonly uploadTicket = randomBytes(16).toString("hex");
   private server: Server | null = null;
@@ -164,6 +173,7 @@ export class LocalHub {
     const url = new URL(request.url ?? "/", "http://localhost");
     const method = request.method ?? "GET";
     this.requests.push({ method, path: url.pathname + url.search });
+    await this.hooks.onRequest?.(method, url.pathname);
     const segments = url.pathname.split("/").slice(1);
     const decoded = segments.map((segment) => decodeURIComponent(segment));
     const user = this.user(request);
@@ -484,6 +494,7 @@ export class LocalHub {
     }
     this.webhooks.emit(repo, { scope: "repo.content", action: "update", updatedRefs: [{ ref: targetRef, oldSha, newSha: commit.id }] });
     if (createPr && discussion) this.webhooks.emit(repo, { scope: "discussion", action: "create", discussion, comment: discussion.events[0] });
+    await this.hooks.afterCommit?.(repo.name, targetRef, commit.id);
     this.send(response, 200, {
       success: true,
       commitOid: commit.id,

@@ -1,0 +1,84 @@
+import { commit } from "@huggingface/hub";
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
+import { BotWorld } from "../helpers/bot-world.js";
+import { goldenPath } from "../helpers/golden.js";
+
+let world: BotWorld;
+beforeAll(async () => {
+  world = await BotWorld.create();
+  await world.startBot({ STATUS_TOKEN: "let-me-see" });
+});
+afterAll(() => world.close());
+
+async function pushConfig(text: string) {
+  await commit({
+    hubUrl: world.hub.url,
+    accessToken: world.alice.token,
+    repo: { type: "model", name: world.adapterRepo },
+    title: "Configure Safe LoRA",
+    useXet: false,
+    operations: [{ operation: "addOrUpdate", path: "safe-lora.yaml", content: new Blob([text]) }],
+  });
+}
+
+describe("an invalid safe-lora.yaml", () => {
+  it("gets one comment naming the key, once per version of the file, and nothing else happens", async () => {
+    await pushConfig("select: threshold:0.3\nlimits:\n  maxModules: many\n");
+    await world.pushAdapter();
+    await world.idle();
+    // A second push with the same file version: no second comment.
+    await world.pushAdapter(".", "expected-threshold-0.5");
+    await world.idle();
+    const notices = world.repo().discussions.filter((d) => !d.isPullRequest && d.authorId === world.botUser.id);
+    expect(notices).toHaveLength(1);
+    expect(notices[0]!.title).toBe("safe-lora.yaml is invalid");
+    expect(notices[0]!.events[0]!.content).toMatch(/`limits\.maxModules` \(safe-lora\.yaml, line 3\): Invalid input: expected number, received string/);
+    expect(world.pullRequests()).toHaveLength(0);
+  });
+
+  it("once fixed, the bot patches again", async () => {
+    await pushConfig("select: top-k:3\n");
+    await world.idle();
+    expect(world.pullRequests()).toHaveLength(1);
+  });
+});
+
+describe("the status page and metrics", () => {
+  beforeAll(async () => {
+    // A private repo of acme, with an adapter: the bot sees it (its jobs run), the public must not.
+    await seedRepo(world.hub, "acme/secret-project-lora", [], { private: true });
+    world.hub.store.orgByName("acme")!.memberIds.add(world.botUser.id);
+    await commit({
+      hubUrl: world.hub.url,
+      accessToken: world.alice.token,
+      repo: { type: "model", name: "acme/secret-project-lora" },
+      title: "Upload",
+      useXet: false,
+      operations: (await folderFiles(goldenPath("llama-gqa-qv", "adapter"))).map((f) => ({
+        operation: "addOrUpdate" as const,
+        path: f.path,
+        content: new Blob([readFileSync((f as { diskPath: string }).diskPath)]),
+      })),
+    });
+    await world.idle();
+  });
+
+  it("name no private repo without STATUS_TOKEN", async () => {
+    const base = `http://127.0.0.1:${world.bot!.port}`;
+    const page = await (await fetch(`${base}/`)).text();
+    expect(page).toContain(world.adapterRepo);
+    expect(page).not.toContain("secret-project");
+    expect(page).toContain("a private repo");
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/safe_lora_jobs\{state="done"\} \d+/);
+    expect(metrics).toMatch(/safe_lora_webhooks_total\{outcome="accepted"\} \d+/);
+    expect(metrics).not.toContain("secret-project");
+  });
+
+  it("show it with STATUS_TOKEN", async () => {
+    const page = await (await fetch(`http://127.0.0.1:${world.bot!.port}/?token=let-me-see`)).text();
+    expect(page).toContain("acme/secret-project-lora");
+  });
+});

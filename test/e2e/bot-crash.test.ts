@@ -1,0 +1,143 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SqliteJobQueue } from "../../src/queue/sqlite-queue.js";
+import { BotWorld } from "../helpers/bot-world.js";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+let world: BotWorld;
+let child: ChildProcess | null = null;
+
+beforeEach(async () => {
+  world = await BotWorld.create();
+});
+afterEach(async () => {
+  child?.kill("SIGKILL");
+  world.hub.hooks.afterCommit = undefined;
+  world.hub.hooks.onRequest = undefined;
+  await world.close();
+});
+
+/** `safe-lora serve` in its own process, as in production; resolves with its port once it listens. */
+function spawnBot(): Promise<{ process: ChildProcess; port: number }> {
+  const bot = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/bin.ts"), "serve"], {
+    cwd: root,
+    env: { ...process.env, ...world.env({ LOG_LEVEL: "info" }) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child = bot;
+  return new Promise((resolve, reject) => {
+    let buffer = "";
+    bot.stdout!.on("data", (chunk: Buffer) => {
+      buffer += chunk.toString("utf8");
+      for (const line of buffer.split("\n")) {
+        if (line.includes('"safe-lora bot started"')) resolve({ process: bot, port: (JSON.parse(line) as { port: number }).port });
+      }
+    });
+    bot.once("exit", (code) => reject(new Error(`the bot exited (${code}) before it listened`)));
+  });
+}
+
+function killed(bot: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (bot.exitCode !== null || bot.signalCode !== null) resolve();
+    else bot.once("exit", () => resolve());
+  });
+}
+
+/** Waits until the queue (read from its file, as a second process would) has nothing left to do. */
+async function queueIdle(timeoutMs = 60_000): Promise<SqliteJobQueue> {
+  const queue = new SqliteJobQueue(join(world.work, "data", "safe-lora.db"));
+  const deadline = Date.now() + timeoutMs;
+  let quiet = 0;
+  while (quiet < 3) {
+    if (Date.now() > deadline) throw new Error(`jobs still pending: ${JSON.stringify(await queue.counts())}`);
+    await world.hub.webhooks.settled();
+    const counts = await queue.counts();
+    quiet = counts.queued === 0 && counts.running === 0 ? quiet + 1 : 0;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return queue;
+}
+
+describe("a bot killed with SIGKILL", () => {
+  it("right after the Hub accepted its pull request, and before the job was marked done: one PR, one commit after restart", async () => {
+    const first = await spawnBot();
+    world.subscribe(first.port);
+    let kills = 0;
+    world.hub.hooks.afterCommit = async (repo, ref) => {
+      if (repo === world.adapterRepo && ref.startsWith("refs/pr/") && kills++ === 0) {
+        first.process.kill("SIGKILL");
+        await killed(first.process);
+      }
+    };
+    await world.pushAdapter();
+    await killed(first.process);
+    expect(world.pullRequests()).toHaveLength(1);
+
+    const second = await spawnBot();
+    world.subscribe(second.port);
+    const queue = await queueIdle();
+    const patch = (await queue.recent(10)).find((job) => job.kind === "patch")!;
+    expect(patch).toMatchObject({ state: "done", attempts: 2 });
+    expect(patch.result).toMatchObject({ outcome: "unchanged" });
+    await queue.close();
+    expect(world.pullRequests()).toHaveLength(1);
+    expect(world.prCommits(world.pullRequests()[0]!.num)).toHaveLength(1);
+    // The restarted job also finished what the killed one could not: the description names this PR's revision.
+    expect(world.pullRequests()[0]!.events[0]!.content).toMatch(/revision="refs\/pr\/1"/);
+  });
+
+  it("right after a re-patch commit: still one commit for that request, and the acknowledgement gets its result", async () => {
+    const first = await spawnBot();
+    world.subscribe(first.port);
+    await world.pushAdapter();
+    await queueIdle();
+    const num = world.pullRequests()[0]!.num;
+    world.hub.hooks.afterCommit = async (_repo, ref) => {
+      if (ref === `refs/pr/${num}`) {
+        first.process.kill("SIGKILL");
+        await killed(first.process);
+      }
+    };
+    await world.comment(world.alice, num, "@safe-lora-bot repatch fraction=0.5");
+    await killed(first.process);
+    world.hub.hooks.afterCommit = undefined;
+    expect(world.prCommits(num)).toHaveLength(2);
+
+    const second = await spawnBot();
+    world.subscribe(second.port);
+    await (await queueIdle()).close();
+    expect(world.pullRequests()).toHaveLength(1);
+    expect(world.prCommits(num)).toHaveLength(2);
+    const acks = world.pullRequests()[0]!.events.filter((e) => e.type === "comment" && e.authorId === world.botUser.id).slice(1);
+    expect(acks).toHaveLength(1);
+    expect(acks[0]!.content).toMatch(/^Nothing to do: this pull request already holds `\.` patched with `fraction:0\.5`/);
+  });
+
+  it("in the middle of the computation: the job completes after restart", async () => {
+    const first = await spawnBot();
+    world.subscribe(first.port);
+    let reads = 0;
+    world.hub.hooks.onRequest = async (method, path) => {
+      // The third range read of the base model's weights: some modules are done, others are not.
+      if (method === "GET" && path.startsWith(`/test-org/${world.caseName}-base/resolve/`) && ++reads === 3) {
+        first.process.kill("SIGKILL");
+        await killed(first.process);
+      }
+    };
+    await world.pushAdapter();
+    await killed(first.process);
+    world.hub.hooks.onRequest = undefined;
+    expect(world.pullRequests()).toHaveLength(0);
+
+    const second = await spawnBot();
+    world.subscribe(second.port);
+    const queue = await queueIdle();
+    expect((await queue.recent(10)).find((job) => job.kind === "patch")).toMatchObject({ state: "done", result: { outcome: "committed", created: true } });
+    await queue.close();
+    expect(world.pullRequests()).toHaveLength(1);
+    expect(world.prCommits(world.pullRequests()[0]!.num)).toHaveLength(1);
+  });
+});
