@@ -3,7 +3,7 @@
 // `safe-lora patch --adapter acme/llama-gqa-qv-lora --hub-url <url>` by hand. Ctrl-C stops it.
 import { fileURLToPath } from "node:url";
 import { LocalHub } from "../src/local-hub/server.js";
-import { folderFiles, seedRepo } from "../src/local-hub/seed.js";
+import { folderFiles, seedReferencePair, seedRepo } from "../src/local-hub/seed.js";
 
 const port = Number(process.env.PORT ?? 0);
 const fixtures = fileURLToPath(new URL("../test/fixtures/golden/", import.meta.url));
@@ -11,11 +11,7 @@ const hub = await new LocalHub().start(port);
 const user = hub.store.addUser("alice");
 hub.store.addOrg("acme", [user.id]);
 for (const caseName of ["llama-gqa-qv", "llama-all-linear"]) {
-  await seedRepo(hub, `test-org/${caseName}-base`, await folderFiles(`${fixtures}${caseName}/base`));
-  await seedRepo(hub, `test-org/${caseName}-chat`, [
-    ...(await folderFiles(`${fixtures}${caseName}/chat`)),
-    { path: "README.md", data: `---\nbase_model: test-org/${caseName}-base\n---\n# ${caseName} chat\n` },
-  ]);
+  await seedReferencePair(hub, fixtures, caseName);
   await seedRepo(hub, `acme/${caseName}-lora`, await folderFiles(`${fixtures}${caseName}/adapter`));
 }
 process.stdout.write(

@@ -3,6 +3,7 @@ import { TOOL } from "../version.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
 import { processIo, type CliIo } from "./io.js";
 import { backfillCommand, serveCommand, workerCommand } from "./bot-commands.js";
+import { demoCommand } from "./demo-command.js";
 import { patchCommand } from "./patch-command.js";
 
 const HELP = `safe-lora ${TOOL.version}: Safe LoRA for LoRA adapters
@@ -30,6 +31,8 @@ export async function main(args: string[], io: CliIo = processIo): Promise<numbe
         return await workerCommand(rest, io);
       case "backfill":
         return await backfillCommand(rest, io);
+      case "demo":
+        return await demoCommand(rest, io);
       case "--version":
       case "-v":
         io.stdout(`${TOOL.version}\n`);

@@ -41,3 +41,17 @@ export async function seedRepo(
   const commit = hub.store.commit(repo, "refs/heads/main", changes, { title: options.title ?? `Upload ${files.length} files`, authorId: options.authorId ?? repo.ownerId });
   return { repo, commit };
 }
+
+/**
+ * Serves one of the project's tiny reference cases (test/fixtures/golden/<case>) as a model family:
+ * `test-org/<case>-base`, and `test-org/<case>-chat` whose card names that base. Returns their ids.
+ */
+export async function seedReferencePair(hub: LocalHub, fixturesRoot: string, caseName: string): Promise<{ base: string; chat: string }> {
+  const ids = { base: `test-org/${caseName}-base`, chat: `test-org/${caseName}-chat` };
+  await seedRepo(hub, ids.base, await folderFiles(join(fixturesRoot, caseName, "base")));
+  await seedRepo(hub, ids.chat, [
+    ...(await folderFiles(join(fixturesRoot, caseName, "chat"))),
+    { path: "README.md", data: `---\nbase_model: ${ids.base}\n---\n# ${caseName} chat\n` },
+  ]);
+  return ids;
+}

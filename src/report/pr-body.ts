@@ -23,9 +23,9 @@ export function pullRequestTitle(folder: string): string {
 function intro(): string {
   return (
     "[Safe LoRA](https://arxiv.org/abs/2405.16833) (Hsu et al., NeurIPS 2024) compares each LoRA module's update with the weight difference " +
-    "between the aligned and the base release of the model family, and maps the updates that point furthest away from it onto that " +
-    "alignment direction, to restore some of the safety behaviour fine-tuning erodes. This pull request adds such a patched copy of the " +
-    "adapter next to it; the original is not touched."
+    "between the aligned and the base release of the model family, and maps the updates that point furthest away from that alignment " +
+    "direction onto it, to restore some of the safety behaviour that fine-tuning erodes. This pull request adds such a patched copy next " +
+    "to the adapter, which itself is not touched."
   );
 }
 

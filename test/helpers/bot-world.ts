@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { startBot, type RunningBot } from "../../src/bot/start-bot.js";
 import { loadEnv } from "../../src/config/env.js";
 import { LocalHub } from "../../src/local-hub/server.js";
-import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
+import { folderFiles, seedReferencePair, seedRepo } from "../../src/local-hub/seed.js";
 import type { User } from "../../src/local-hub/store.js";
-import { goldenPath } from "./golden.js";
+import { GOLDEN_DIR, goldenPath } from "./golden.js";
 
 export const SECRET = "local-webhook-secret";
 
@@ -37,11 +37,7 @@ export class BotWorld {
     world.botUser = world.hub.store.addUser("safe-lora-bot");
     world.hub.store.addOrg("acme", [world.alice.id]);
     const c = world.caseName;
-    await seedRepo(world.hub, `test-org/${c}-base`, await folderFiles(goldenPath(c, "base")));
-    await seedRepo(world.hub, `test-org/${c}-chat`, [
-      ...(await folderFiles(goldenPath(c, "chat"))),
-      { path: "README.md", data: `---\nbase_model: test-org/${c}-base\n---\n# chat\n` },
-    ]);
+    await seedReferencePair(world.hub, GOLDEN_DIR, c);
     await seedRepo(world.hub, world.adapterRepo, [{ path: "README.md", data: "---\nlicense: apache-2.0\n---\n# An adapter repo\n" }]);
     return world;
   }
