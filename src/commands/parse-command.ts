@@ -65,10 +65,10 @@ export function parseComment(text: string, botName: string): ParsedComment {
       continue;
     }
     if (command !== "repatch") return { kind: "invalid", error: `\`${command}\` takes no argument \`${arg}\``, text: line };
-    if (selection) return { kind: "invalid", error: `more than one selection (\`${arg}\`)`, text: line };
     const alias = /^([a-z-]+)\s*[=:]\s*(.+)$/i.exec(arg);
     const mode = alias ? ALIASES[alias[1]!.toLowerCase()] : undefined;
     if (!alias || !mode) return { kind: "invalid", error: `\`${arg}\` is not a selection; use threshold:<τ>, top-k:<k> or fraction:<p>`, text: line };
+    if (selection) return { kind: "invalid", error: `more than one selection (\`${arg}\`)`, text: line };
     try {
       selection = parseSelection(`${mode}:${alias[2]}`);
     } catch (error) {

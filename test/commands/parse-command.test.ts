@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { parseComment } from "../../src/commands/parse-command.js";
+
+const bot = "safe-lora-bot";
+
+describe("parseComment", () => {
+  it.each([
+    ["@safe-lora-bot repatch", { name: "repatch", selection: null, folder: null }],
+    ["please @safe-lora-bot repatch tau=0.4 thanks", null],
+    ["@safe-lora-bot repatch threshold:0.4", { name: "repatch", selection: { mode: "threshold", value: 0.4 }, folder: null }],
+    ["@Safe-LoRA-Bot REPATCH top-k=3", { name: "repatch", selection: { mode: "top-k", value: 3 }, folder: null }],
+    ["@safe-lora-bot repatch fraction=0.25 folder=adapters/a/", { name: "repatch", selection: { mode: "fraction", value: 0.25 }, folder: "adapters/a" }],
+    ["@safe-lora-bot status folder=./x", { name: "status", folder: "x" }],
+    ["@safe-lora-bot stop", { name: "stop", folder: null }],
+    ["@safe-lora-bot start", { name: "start", folder: null }],
+    ["@safe-lora-bot help", { name: "help" }],
+  ])("reads %j", (text, command) => {
+    const parsed = parseComment(text, bot);
+    if (command === null) {
+      // Trailing words after a selection are not a selection: it says so.
+      expect(parsed).toMatchObject({ kind: "invalid", error: "`thanks` is not a selection; use threshold:<τ>, top-k:<k> or fraction:<p>" });
+    } else {
+      expect(parsed).toEqual({ kind: "command", command, text: expect.any(String) });
+    }
+  });
+
+  it.each([
+    ["@safe-lora-bot", /no command after the mention/],
+    ["@safe-lora-bot dance", /unknown command `dance`/],
+    ["@safe-lora-bot repatch tau=2", /the threshold value must be a number from -1 to 1/],
+    ["@safe-lora-bot repatch top-k=0", /top-k value must be a whole number of modules, at least 1/],
+    ["@safe-lora-bot repatch tau=0.1 top-k=2", /more than one selection/],
+    ["@safe-lora-bot stop now", /`stop` takes no argument `now`/],
+  ])("explains %j", (text, error) => {
+    const parsed = parseComment(text, bot);
+    expect(parsed.kind).toBe("invalid");
+    expect(parsed.kind === "invalid" && parsed.error).toMatch(error);
+  });
+
+  it.each(["Thanks for the PR!", "> @safe-lora-bot repatch tau=0.4\nAs the bot was told above.", "```\n@safe-lora-bot repatch\n```", "mail me at x@safe-lora-bot.example", "@safe-lora-botany repatch"])(
+    "ignores %j (no mention, quoted or code)",
+    (text) => {
+      expect(parseComment(text, bot)).toEqual({ kind: "none" });
+    },
+  );
+});

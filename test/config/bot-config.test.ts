@@ -1,0 +1,46 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { BotConfig, effectiveConfig, loadBotConfig, parseConfigYaml, RepoConfigFile } from "../../src/config/bot-config.js";
+
+const dir = mkdtempSync(join(tmpdir(), "safe-lora-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("safe-lora.yaml", () => {
+  it("lays a repo's keys over the bot's defaults", () => {
+    const file = parseConfigYaml("select: fraction:0.2\nexclude: [old/*]\nlimits:\n  maxModules: 64\n", RepoConfigFile);
+    expect(file.ok).toBe(true);
+    const config = effectiveConfig(BotConfig.parse({ allowUsers: ["ops"] }), file.ok ? file.value : null);
+    expect(config).toMatchObject({ select: { mode: "fraction", value: 0.2 }, exclude: ["old/*"], allowUsers: ["ops"], enabled: true });
+    expect(config.limits).toMatchObject({ maxModules: 64, maxFetchGB: 40 });
+  });
+
+  it.each([
+    ["select: tau=0.3\n", "select", 1, /threshold:<τ>/],
+    ["enabled: yes please\n", "enabled", 1, /expected boolean/],
+    ["pullRequests: per-folder\n", "pullRequests", 1, /per-adapter|per-repo/],
+    ["pair:\n  base: not an id\n  aligned: a/b\n", "pair.base", 2, /org\/name/],
+    ["\nlimits:\n  maxFetchGB: -1\n", "limits.maxFetchGB", 3, /expected number to be >0/],
+    ["selekt: top-k:3\n", "selekt", 1, /unknown key/],
+    ["select: [\n", "", 2, /not valid YAML/],
+  ])("points at the key and line of %j", (text, key, line, message) => {
+    const result = parseConfigYaml(text, RepoConfigFile);
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.problem.key).toBe(key);
+      expect(result.problem.line).toBe(line);
+      expect(result.problem.message).toMatch(message);
+    }
+  });
+});
+
+describe("BOT_CONFIG", () => {
+  it("reads the bot-wide file, and refuses a bad one with its path, line and key", () => {
+    writeFileSync(join(dir, "good.yaml"), "watch: [acme]\nselect: threshold:0.35\nexcludeRepos: [acme/private-thing]\n");
+    expect(loadBotConfig(join(dir, "good.yaml"))).toMatchObject({ watch: ["acme"], select: { mode: "threshold", value: 0.35 }, reconcileMinutes: 60 });
+    writeFileSync(join(dir, "bad.yaml"), "watch: acme\n");
+    expect(() => loadBotConfig(join(dir, "bad.yaml"))).toThrow(/bad\.yaml:1: watch: Invalid input: expected array/);
+    expect(() => loadBotConfig(join(dir, "missing.yaml"))).toThrow(/cannot be read/);
+  });
+});
