@@ -27,7 +27,10 @@ const fmt = (value: number) => (Math.round(value * 1e5) / 1e5).toString();
  */
 export function renderSimilarityChart(report: SafeLoraReport): string {
   const modules = report.modules;
-  const slot = Math.max(6, Math.min(28, Math.floor(1100 / Math.max(1, modules.length))));
+  const count = Math.max(1, modules.length);
+  // At least 560 px of plot (room for the legend) with few modules; with many, at most 28 px per module and
+  // about 1,100 px in all, but never under 6 px.
+  const slot = count * 28 >= 560 ? Math.max(6, Math.min(28, Math.floor(1100 / count))) : Math.ceil(560 / count);
   const plotWidth = slot * modules.length;
   const width = MARGIN.left + plotWidth + MARGIN.right;
   const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
@@ -85,7 +88,6 @@ export function renderSimilarityChart(report: SafeLoraReport): string {
 
   if (threshold !== null) {
     parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + plotWidth}" y1="${y(threshold)}" y2="${y(threshold)}" stroke="${COLOR.threshold}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    parts.push(`<text x="${MARGIN.left + plotWidth}" y="${y(threshold) - 6}" fill="${COLOR.threshold}" text-anchor="end">τ = ${fmt(threshold)}</text>`);
   }
 
   parts.push(`<text x="${MARGIN.left + plotWidth / 2}" y="${HEIGHT - 12}" fill="${COLOR.text}" text-anchor="middle">layer (modules in block order)</text>`);
@@ -95,6 +97,11 @@ export function renderSimilarityChart(report: SafeLoraReport): string {
   parts.push(`<text x="${MARGIN.left + 14}" y="${legendY}" fill="${COLOR.text}">projected (${report.projectedCount})</text>`);
   parts.push(`<rect x="${MARGIN.left + 130}" y="${legendY - 9}" width="10" height="10" fill="${COLOR.kept}"/>`);
   parts.push(`<text x="${MARGIN.left + 144}" y="${legendY}" fill="${COLOR.text}">kept (${report.moduleCount - report.projectedCount})</text>`);
+  if (threshold !== null) {
+    // In the legend rather than on the line, where it would cover bars.
+    parts.push(`<line x1="${MARGIN.left + 230}" x2="${MARGIN.left + 252}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="${COLOR.threshold}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    parts.push(`<text x="${MARGIN.left + 258}" y="${legendY}" fill="${COLOR.threshold}">τ = ${fmt(threshold)} (projected when cos ≤ τ)</text>`);
+  }
   parts.push(`</svg>`);
   return `${parts.join("\n")}\n`;
 }
