@@ -163,7 +163,8 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
         record,
         worker: context.worker,
         ...(signal ? { signal } : {}),
-        limits: { maxModules: config.limits.maxModules, maxFetchBytes: config.limits.maxFetchGB * 1e9 },
+        limits: { maxModules: config.limits.maxModules, maxFetchBytes: config.limits.maxFetchGB * 1e9, maxCacheBytes: config.limits.maxDiskGB * 1e9 },
+        onNotice: (message) => context.log.warn({ private: files.private, repo: files.private ? undefined : repo }, message),
       });
       for (const source of ["base", "aligned", "adapter"] as const) context.metrics.bytesRead.inc({ source }, patched.report.bytesRead[source]);
       const title = open ? `Safe LoRA: ${formatSelection(selection)} for ${folder}` : pullRequestTitle(prFolder);

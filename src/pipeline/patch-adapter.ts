@@ -48,8 +48,13 @@ export interface PatchRequest {
   readonly record?: PatchRecord;
   /** Stops the run between modules (job time limit, shutdown). */
   readonly signal?: AbortSignal;
-  /** Refuse before reading weights when the plan exceeds these (bot job limits). */
-  readonly limits?: { readonly maxModules?: number; readonly maxFetchBytes?: number };
+  /**
+   * Bot job limits: refuse before reading weights when the plan has more modules or weight bytes than these;
+   * run without the cache when its entries for this pair would take more disk than `maxCacheBytes`.
+   */
+  readonly limits?: { readonly maxModules?: number; readonly maxFetchBytes?: number; readonly maxCacheBytes?: number };
+  /** Told about decisions an operator may want to know of (e.g. a cache skipped for its size). */
+  readonly onNotice?: (message: string) => void;
   /** Where it runs, for reports. */
   readonly worker?: string;
 }
@@ -224,7 +229,14 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
   await checkLimits(plans, base, aligned, request.limits);
   const session = await ProjectionSession.create(request.executionProvider);
 
-  const cache = request.cache ?? null;
+  let cache = request.cache ?? null;
+  const cacheBytes = plans.reduce((sum, plan) => sum + plan.dOut * plan.dIn * 4, 0);
+  if (cache && request.limits?.maxCacheBytes !== undefined && cacheBytes > request.limits.maxCacheBytes) {
+    request.onNotice?.(
+      `not caching this pair: its alignment data would take ${(cacheBytes / 1e9).toFixed(1)} GB of disk, more than the ${(request.limits.maxCacheBytes / 1e9).toFixed(1)} GB one job may use (limits.maxDiskGB)`,
+    );
+    cache = null;
+  }
   const minWeightCosine = request.minWeightCosine ?? DEFAULT_MIN_WEIGHT_COSINE;
   const outcomes: ModuleOutcome[] = [];
   try {

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SafeLoraReport } from "../../src/report/schema.js";
@@ -8,6 +8,7 @@ import { expectGoldenCosines, expectGoldenSelection, expectGoldenTensors } from 
 import { goldenHub, weightBytesServed, type GoldenHub } from "../helpers/hub-fixtures.js";
 import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
 import { openInputs } from "../../src/pipeline/open-inputs.js";
+import { AlignmentCache } from "../../src/projection/alignment-cache.js";
 import { patchAdapter } from "../../src/pipeline/patch-adapter.js";
 
 /** Bytes that any reader must fetch: every header (8-byte prefix + JSON), the index, and the target tensors. */
@@ -95,6 +96,19 @@ describe("the alignment cache", () => {
     const uncached = await runCli(["patch", "--adapter", "acme/second-lora", "--out", join(fixture.work, "third"), "--json", "--no-cache"], fixture.env);
     const expected = SafeLoraReport.parse(JSON.parse(uncached.stdout));
     expect(report.modules.map((m) => m.cosineExact)).toEqual(expected.modules.map((m) => m.cosineExact));
+  });
+
+  it("is skipped, with a notice, when a job's share of it would exceed its disk limit", async () => {
+    const inputs = await openInputs({ adapter: "acme/second-lora", access: { hubUrl: fixture.hub.url, accessToken: fixture.user.token }, allowModelTree: true });
+    const notices: string[] = [];
+    const cache = new AlignmentCache(join(fixture.work, "small-cache"), 1e9);
+    fixture.hub.resetCounters();
+    await patchAdapter({ ...inputs, selection: { mode: "top-k", value: 3 }, executionProvider: "cpu", cache, limits: { maxCacheBytes: 1000 }, onNotice: (m) => notices.push(m) }).finally(() => inputs.close());
+    expect(notices).toEqual([expect.stringMatching(/^not caching this pair: its alignment data would take 0\.0 GB of disk, more than the 0\.0 GB one job may use \(limits\.maxDiskGB\)$/)]);
+    // Headers and indexes (a few KB) are still cached; no alignment entry is.
+    expect(existsSync(join(fixture.work, "small-cache", "v1", "v"))).toBe(false);
+    expect(existsSync(join(fixture.work, "small-cache", "v1", "doc"))).toBe(true);
+    expect(weightBytesServed(fixture.hub, fixture.ids.base)).toBeGreaterThan(0);
   });
 
   it("stays valid when a commit only edits the model's README", async () => {
