@@ -77,6 +77,18 @@ describe("the status page and metrics", () => {
     expect(metrics).not.toContain("secret-project");
   });
 
+  it("take requests from the status page's form for repos the bot can see", async () => {
+    const base = `http://127.0.0.1:${world.bot!.port}`;
+    const form = (repo: string, query = "") =>
+      fetch(`${base}/request${query}`, { method: "POST", redirect: "manual", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ repo }) });
+    expect((await form(world.adapterRepo)).status).toBe(303);
+    expect((await form("not a repo")).status).toBe(400);
+    // A private repo is not even confirmed to exist without STATUS_TOKEN.
+    expect((await form("acme/secret-project-lora")).status).toBe(404);
+    expect((await form("acme/secret-project-lora", "?token=let-me-see")).status).toBe(303);
+    await world.idle();
+  });
+
   it("show it with STATUS_TOKEN", async () => {
     const page = await (await fetch(`http://127.0.0.1:${world.bot!.port}/?token=let-me-see`)).text();
     expect(page).toContain("acme/secret-project-lora");
