@@ -1,9 +1,8 @@
 import { describeCommand, helpText, parseComment, type Command } from "../commands/parse-command.js";
-import { REPORT_FILE } from "../pipeline/variant-files.js";
-import { SafeLoraReport } from "../report/schema.js";
-import { findAdapterFolders, VARIANT_FOLDER } from "./adapters.js";
+import { findAdapterFolders } from "./adapters.js";
 import type { BotContext } from "./context.js";
 import { jobKeys, type CommandPayload } from "./job-payloads.js";
+import { committedReport } from "./patch-job.js";
 import { loadRepoConfig } from "./repo-config.js";
 
 /**
@@ -121,10 +120,8 @@ async function statusText(context: BotContext, repo: string, folder: string): Pr
   if (!open) return `No open Safe LoRA pull request for \`${folder}\`.${stopped}`;
   const head = await context.forge.open(repo, `refs/pr/${open.num}`);
   try {
-    const path = `${folder === "." ? VARIANT_FOLDER : `${folder}/${VARIANT_FOLDER}`}/${REPORT_FILE}`;
-    const report = (await head.exists(path)) ? SafeLoraReport.safeParse(JSON.parse(await head.readText(path))) : null;
-    if (!report?.success) return `Pull request #${open.num} has no readable report for \`${folder}\` yet.${stopped}`;
-    const r = report.data;
+    const r = await committedReport(head, folder);
+    if (!r) return `Pull request #${open.num} has no readable report for \`${folder}\` yet.${stopped}`;
     return [
       `Pull request #${open.num} holds \`${folder}\` at \`${head.sha.slice(0, 12)}\`:`,
       `- selection \`${r.selection.mode}:${r.selection.value}\`, ${r.projectedCount} of ${r.moduleCount} modules projected`,

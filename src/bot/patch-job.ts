@@ -8,6 +8,7 @@ import { REPORT_FILE, variantFiles } from "../pipeline/variant-files.js";
 import { formatSelection, type Selection } from "../projection/selection.js";
 import { pullRequestDescription, pullRequestTitle } from "../report/pr-body.js";
 import { withReadmeSection } from "../report/readme-section.js";
+import { reproduceCommand } from "../report/reproduce-command.js";
 import { sameRecord, type PatchRecord } from "../report/record.js";
 import { SafeLoraReport } from "../report/schema.js";
 import { TOOL } from "../version.js";
@@ -27,7 +28,7 @@ export type PatchOutcome =
 const variantDir = (folder: string) => (folder === "." ? VARIANT_FOLDER : `${folder}/${VARIANT_FOLDER}`);
 
 /** The report committed for `folder` at a revision, or null when there is none (or it is unreadable). */
-async function committedReport(files: PinnedRepo, folder: string): Promise<SafeLoraReport | null> {
+export async function committedReport(files: PinnedRepo, folder: string): Promise<SafeLoraReport | null> {
   const path = `${variantDir(folder)}/${REPORT_FILE}`;
   if (!(await files.exists(path))) return null;
   try {
@@ -74,15 +75,7 @@ async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, s
 /** The files of the commit: the variant folder, and the root README section when configured. */
 async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder: string, config: RepoConfig, readmeFrom: PinnedRepo): Promise<FileToCommit[]> {
   const report = patched.report;
-  const pin = (input: SafeLoraReport["inputs"]["base"]) => (input.revision ? `${input.location}@${input.revision}` : input.location);
-  const command = [
-    "npx safe-lora patch",
-    `--adapter ${pin(report.inputs.adapter)}`,
-    ...(folder === "." ? [] : [`--subfolder ${folder}`]),
-    `--base ${pin(report.inputs.base)}`,
-    `--aligned ${pin(report.inputs.aligned)}`,
-    `--select ${report.selection.mode}:${report.selection.value}`,
-  ].join(" ");
+  const command = reproduceCommand(report, folder);
   const license = typeof inputs.adapterCard?.license === "string" ? inputs.adapterCard.license : null;
   const files: FileToCommit[] = variantFiles(patched, { alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null, license, command }).map(
     (file) => ({ path: posix.join(variantDir(folder), file.path), content: new Blob([...file.chunks]) }),
@@ -184,10 +177,8 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       const head = await context.forge.open(repo, `refs/pr/${num}`);
       await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder);
       const { projectedCount, moduleCount } = patched.report;
-      await reply(
-        `Done: ${open ? "committed" : "opened this pull request with"} \`${commit.slice(0, 12)}\` — \`${folder}\` patched with \`${record.selection}\`, ` +
-          `${projectedCount} of ${moduleCount} modules projected.`,
-      );
+      const where = open ? "committed" : `opened pull request #${num} (${context.forge.pullRequestUrl(repo, num)}) with`;
+      await reply(`Done: ${where} \`${commit.slice(0, 12)}\` — \`${folder}\` patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
       return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
     } finally {
       await inputs.close();

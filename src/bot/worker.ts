@@ -4,7 +4,7 @@ import { SafeLoraError } from "../errors.js";
 import type { Job } from "../queue/job-queue.js";
 import { runCommand } from "./command-job.js";
 import type { BotContext } from "./context.js";
-import { isTransient } from "./errors.js";
+import { isTransient, isUserError } from "./errors.js";
 import { CommandPayload, PatchPayload, ScanPayload } from "./job-payloads.js";
 import { runPatch } from "./patch-job.js";
 import { runScan } from "./scan-job.js";
@@ -98,6 +98,13 @@ export class Worker {
       await queue.complete(job.id, this.id, result);
       jobLog.info({ result }, "job done");
     } catch (error) {
+      if (isUserError(error)) {
+        // Nothing a retry would change (a deleted repo, a bad config file): record why, and stop.
+        outcome = "refused";
+        await queue.complete(job.id, this.id, { outcome: "refused", reason: error.message });
+        jobLog.info({ reason: error.message }, "job refused");
+        return;
+      }
       const transient = isTransient(error);
       const message = error instanceof Error ? error.message : String(error);
       // Transient failures and bugs are retried with backoff; the queue gives up after the last attempt.

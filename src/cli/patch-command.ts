@@ -5,7 +5,8 @@ import { SafeLoraError } from "../errors.js";
 import type { HubAccess } from "../hub/hub-access.js";
 import { findHubToken } from "../hub/token.js";
 import { openInputs } from "../pipeline/open-inputs.js";
-import { patchAdapter, type PatchedAdapter, type PatchProgress, type WeightsInput } from "../pipeline/patch-adapter.js";
+import { patchAdapter, type PatchedAdapter, type PatchProgress } from "../pipeline/patch-adapter.js";
+import { reproduceCommand } from "../report/reproduce-command.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
 import { variantFiles, writeVariant } from "../pipeline/variant-files.js";
 import { ExecutionProviderChoice } from "../projection/execution-provider.js";
@@ -45,17 +46,6 @@ function hubAccess(hubUrl: string, env: NodeJS.ProcessEnv): HubAccess {
     throw new SafeLoraError("the Hub token (HF_TOKEN or the token file) does not look like a Hub token (hf_…); create one at <hub>/settings/tokens", "usage");
   }
   return { hubUrl, ...(accessToken ? { accessToken } : {}) };
-}
-
-/** How the reproduce command names an input: the path as given, or the Hub id pinned to the commit read. */
-function pinned(input: WeightsInput): string {
-  const location = input.location ?? input.files.description;
-  return input.revision ? `${location}@${input.revision}` : location;
-}
-
-/** Quotes an argument for a POSIX shell only when it needs it, so the reproduce command stays readable. */
-function shellQuote(value: string): string {
-  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 class ProgressLine {
@@ -143,14 +133,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     await inputs.close();
   }
 
-  const command = [
-    "npx safe-lora patch",
-    `--adapter ${shellQuote(pinned(inputs.adapter))}`,
-    ...(values.subfolder ? [`--subfolder ${shellQuote(values.subfolder)}`] : []),
-    `--base ${shellQuote(pinned(inputs.base))}`,
-    `--aligned ${shellQuote(pinned(inputs.aligned))}`,
-    `--select ${formatSelection(selection)}`,
-  ].join(" ");
+  const command = reproduceCommand(patched.report, values.subfolder ?? "");
   // A local aligned folder has no Hub id for the card's base_model; no card licence is read yet.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
   await writeVariant(out, variantFiles(patched, { alignedHubId, license: null, command }), { replace: values.force });

@@ -121,36 +121,29 @@ export class WebhookDispatcher {
       const delivery: Delivery = { webhookId: subscription.id, payload: this.payload(repo, event, subscription.id), status: "pending" };
       this.deliveries.push(delivery);
       this.queue = this.queue.then(async () => {
-        try {
-          const response = await fetch(subscription.url, {
-            method: "POST",
-            headers: { "Content-Type": "application/json", "X-Webhook-Secret": subscription.secret },
-            body: JSON.stringify(delivery.payload),
-            signal: AbortSignal.timeout(30_000),
-          });
-          await response.arrayBuffer();
-          delivery.status = response.status;
-        } catch {
-          delivery.status = "failed";
-        }
+        delivery.status = await this.deliver(subscription, delivery.payload);
       });
+    }
+  }
+
+  private async deliver(subscription: WebhookSubscription, payload: Record<string, unknown>): Promise<number | "failed"> {
+    try {
+      const response = await fetch(subscription.url, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Webhook-Secret": subscription.secret },
+        body: JSON.stringify(payload),
+        signal: AbortSignal.timeout(30_000),
+      });
+      await response.arrayBuffer();
+      return response.status;
+    } catch {
+      return "failed";
     }
   }
 
   /** Sends a recorded delivery again, as the Hub's "replay" button does. */
   replay(delivery: Delivery): Promise<number | "failed"> {
     const subscription = this.subscriptions.find((s) => s.id === delivery.webhookId);
-    if (!subscription) return Promise.resolve("failed");
-    return fetch(subscription.url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-Webhook-Secret": subscription.secret },
-      body: JSON.stringify(delivery.payload),
-    }).then(
-      async (response) => {
-        await response.arrayBuffer();
-        return response.status;
-      },
-      () => "failed" as const,
-    );
+    return subscription ? this.deliver(subscription, delivery.payload) : Promise.resolve("failed");
   }
 }

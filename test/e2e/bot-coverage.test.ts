@@ -1,8 +1,5 @@
 import { commit } from "@huggingface/hub";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadEnv } from "../../src/config/env.js";
 import { startBot } from "../../src/bot/start-bot.js";
@@ -127,20 +124,7 @@ describe("adapters the webhook never told the bot about", () => {
 
 describe("SIGTERM", () => {
   it("drains: the running job finishes, then the process exits 0", async () => {
-    const root = fileURLToPath(new URL("../..", import.meta.url));
-    const bot = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/bin.ts"), "serve"], {
-      cwd: root,
-      env: { ...process.env, ...world.env({ LOG_LEVEL: "info" }) },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    const port = await new Promise<number>((resolve) => {
-      bot.stdout.on("data", (chunk: Buffer) => {
-        output += chunk.toString("utf8");
-        const line = output.split("\n").find((l) => l.includes('"safe-lora bot started"'));
-        if (line) resolve((JSON.parse(line) as { port: number }).port);
-      });
-    });
+    const { process: bot, port, output } = await world.spawnBot();
     world.subscribe(port);
     let signalled = false;
     world.hub.hooks.onRequest = (method, path) => {
@@ -156,6 +140,6 @@ describe("SIGTERM", () => {
     expect(signalled).toBe(true);
     expect(code).toBe(0);
     expect(world.pullRequests()).toHaveLength(1);
-    expect(output).toMatch(/"job done"[\s\S]*"safe-lora bot stopped"/);
+    expect(output()).toMatch(/"job done"[\s\S]*"safe-lora bot stopped"/);
   });
 });

@@ -1,43 +1,17 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SqliteJobQueue } from "../../src/queue/sqlite-queue.js";
 import { BotWorld } from "../helpers/bot-world.js";
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
 let world: BotWorld;
-let child: ChildProcess | null = null;
 
 beforeEach(async () => {
   world = await BotWorld.create();
 });
-afterEach(async () => {
-  child?.kill("SIGKILL");
-  world.hub.hooks.afterCommit = undefined;
-  world.hub.hooks.onRequest = undefined;
-  await world.close();
-});
+afterEach(() => world.close());
 
-/** `safe-lora serve` in its own process, as in production; resolves with its port once it listens. */
-function spawnBot(): Promise<{ process: ChildProcess; port: number }> {
-  const bot = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/bin.ts"), "serve"], {
-    cwd: root,
-    env: { ...process.env, ...world.env({ LOG_LEVEL: "info" }) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child = bot;
-  return new Promise((resolve, reject) => {
-    let buffer = "";
-    bot.stdout!.on("data", (chunk: Buffer) => {
-      buffer += chunk.toString("utf8");
-      for (const line of buffer.split("\n")) {
-        if (line.includes('"safe-lora bot started"')) resolve({ process: bot, port: (JSON.parse(line) as { port: number }).port });
-      }
-    });
-    bot.once("exit", (code) => reject(new Error(`the bot exited (${code}) before it listened`)));
-  });
-}
+const spawnBot = () => world.spawnBot();
 
 function killed(bot: ChildProcess): Promise<void> {
   return new Promise((resolve) => {

@@ -1,7 +1,9 @@
 import { commit } from "@huggingface/hub";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { startBot, type RunningBot } from "../../src/bot/start-bot.js";
 import { loadEnv } from "../../src/config/env.js";
 import { LocalHub } from "../../src/local-hub/server.js";
@@ -10,6 +12,7 @@ import type { User } from "../../src/local-hub/store.js";
 import { GOLDEN_DIR, goldenPath } from "./golden.js";
 
 export const SECRET = "local-webhook-secret";
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /**
  * A local Hub with an organisation `acme` (member alice), an outsider (mallory), the bot's account, the
@@ -23,6 +26,7 @@ export class BotWorld {
   mallory!: User;
   botUser!: User;
   bot: RunningBot | null = null;
+  private readonly children: ChildProcess[] = [];
   readonly adapterRepo: string;
 
   constructor(readonly caseName = "llama-gqa-qv") {
@@ -67,6 +71,25 @@ export class BotWorld {
     this.bot = await startBot(loadEnv(env), env, { server: true, worker: true });
     this.subscribe(this.bot.port!);
     return this.bot;
+  }
+
+  /** `safe-lora serve` in its own process, as in production; resolves once it listens, with its port. */
+  spawnBot(): Promise<{ process: ChildProcess; port: number; output: () => string }> {
+    const bot = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/bin.ts"), "serve"], {
+      cwd: ROOT,
+      env: { ...process.env, ...this.env({ LOG_LEVEL: "info" }) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.children.push(bot);
+    let output = "";
+    return new Promise((resolve, reject) => {
+      bot.stdout!.on("data", (chunk: Buffer) => {
+        output += chunk.toString("utf8");
+        const line = output.split("\n").find((l) => l.includes('"safe-lora bot started"'));
+        if (line) resolve({ process: bot, port: (JSON.parse(line) as { port: number }).port, output: () => output });
+      });
+      bot.once("exit", (code) => reject(new Error(`the bot exited (${code}) before it listened`)));
+    });
   }
 
   subscribe(port: number): void {
@@ -146,6 +169,9 @@ export class BotWorld {
   }
 
   async close(): Promise<void> {
+    for (const child of this.children) child.kill("SIGKILL");
+    this.hub.hooks.afterCommit = undefined;
+    this.hub.hooks.onRequest = undefined;
     await this.bot?.stop();
     await this.hub.close();
     rmSync(this.work, { recursive: true, force: true });
