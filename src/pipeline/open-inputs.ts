@@ -78,6 +78,7 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
   try {
     const subfolder = request.subfolder ?? "";
     const adapterFiles = typeof request.adapter === "string" ? track(await openLocation(request.adapter, "--adapter", request.access)) : request.adapter;
+    const adapterCard = await readCard(adapterFiles, subfolder);
     const explicitBase = request.base && (await isFolder(request.base)) ? track(new LocalFolder(request.base)) : null;
     const explicitAligned = request.aligned && (await isFolder(request.aligned)) ? track(new LocalFolder(request.aligned)) : null;
 
@@ -100,7 +101,7 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
       }
       const query = {
         adapterBase,
-        adapterCard: alignedRef || explicitAligned ? null : await readCard(adapterFiles, subfolder),
+        adapterCard,
         ...(alignedRef ? { explicitAligned: alignedRef.id } : {}),
         ...(baseRef ? { explicitBase: baseRef.id } : {}),
         allowModelTree: request.allowModelTree,
@@ -123,7 +124,7 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
       );
     }
     return {
-      adapterCard: await readCard(adapterFiles, subfolder),
+      adapterCard,
       adapter: { files: adapterFiles, location: locationOf(adapterFiles), revision: revisionOf(adapterFiles), subfolder, resolvedBy: "explicit" },
       base,
       aligned,
