@@ -9,7 +9,7 @@ export const ExitCode = {
   usage: 2,
   /** The inputs cannot be patched: malformed or unsupported files, missing tensors, mismatched shapes. */
   input: 3,
-  /** The requested execution provider is not available on this machine. */
+  /** The machine's environment: the execution provider is not available, or the Hub cannot be reached. */
   environment: 4,
 } as const;
 
@@ -19,6 +19,7 @@ export function exitCodeFor(code: SafeLoraErrorCode): number {
     case "output-exists":
       return ExitCode.usage;
     case "execution-provider-unavailable":
+    case "hub-unavailable":
       return ExitCode.environment;
     default:
       return ExitCode.input;

@@ -37,7 +37,7 @@ or a Hub repo id, read by range requests at one pinned commit.
   --json              print the report JSON on stdout instead of the summary table
   -h, --help          show this help
 
-Exit codes: 0 done, 2 usage error, 3 inputs cannot be patched, 4 execution provider unavailable, 1 bug.`;
+Exit codes: 0 done, 2 usage error, 3 inputs cannot be patched, 4 execution provider or Hub unavailable, 1 bug.`;
 
 /** The Hub access of a command: URL from --hub-url or HF_ENDPOINT, token from the environment or token file. */
 function hubAccess(hubUrl: string, env: NodeJS.ProcessEnv): HubAccess {

@@ -30,6 +30,9 @@ export class HubForge implements Forge {
       if (error instanceof HubApiError && error.statusCode === 401) {
         throw new SafeLoraError(`the Hub at ${access.hubUrl} refused HF_TOKEN (whoami-v2 answered 401); create a write token at ${access.hubUrl}/settings/tokens`, "usage");
       }
+      if (!(error instanceof HubApiError)) {
+        throw new SafeLoraError(`cannot reach the Hub at ${access.hubUrl} (${(error as Error).message}); check HF_ENDPOINT and the network`, "hub-unavailable", { cause: error });
+      }
       throw error;
     }
     if (typeof me.id !== "string" || typeof me.name !== "string") throw new SafeLoraError("whoami-v2 did not name the bot's account", "hub-unavailable");
