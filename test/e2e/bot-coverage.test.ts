@@ -122,6 +122,20 @@ describe("adapters the webhook never told the bot about", () => {
   });
 });
 
+describe("npm run worker", () => {
+  it("a worker process of its own takes the jobs that serve queues", async () => {
+    const env = world.env();
+    // serve without its in-process worker: only the separate process can do the work.
+    world.bot = await startBot(loadEnv(env), env, { server: true, worker: false });
+    world.subscribe(world.bot.port!);
+    const worker = await world.spawnWorker();
+    await world.pushAdapter();
+    await world.idle();
+    expect(world.pullRequests()).toHaveLength(1);
+    expect(worker.output()).toMatch(/"kind":"patch"[\s\S]*"job done"/);
+  });
+});
+
 describe("SIGTERM", () => {
   it("drains: the running job finishes, then the process exits 0", async () => {
     const { process: bot, port, output } = await world.spawnBot();

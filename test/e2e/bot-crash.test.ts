@@ -54,7 +54,8 @@ describe("a bot killed with SIGKILL", () => {
     world.subscribe(second.port);
     const queue = await queueIdle();
     const patch = (await queue.recent(10)).find((job) => job.kind === "patch")!;
-    expect(patch).toMatchObject({ state: "done", attempts: 2 });
+    expect(patch.state).toBe("done");
+    expect(patch.attempts).toBeGreaterThanOrEqual(2);
     expect(patch.result).toMatchObject({ outcome: "unchanged" });
     await queue.close();
     expect(world.pullRequests()).toHaveLength(1);

@@ -75,7 +75,16 @@ export class BotWorld {
 
   /** `safe-lora serve` in its own process, as in production; resolves once it listens, with its port. */
   spawnBot(): Promise<{ process: ChildProcess; port: number; output: () => string }> {
-    const bot = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/bin.ts"), "serve"], {
+    return this.spawnProcess(["src/cli/bin.ts", "serve"]);
+  }
+
+  /** `npm run worker`'s entry point in its own process; resolves once it runs. */
+  spawnWorker(): Promise<{ process: ChildProcess; port: number; output: () => string }> {
+    return this.spawnProcess(["workers/worker.ts"]);
+  }
+
+  private spawnProcess(entry: string[]): Promise<{ process: ChildProcess; port: number; output: () => string }> {
+    const bot = spawn(process.execPath, ["--import", "tsx", join(ROOT, entry[0]!), ...entry.slice(1)], {
       cwd: ROOT,
       env: { ...process.env, ...this.env({ LOG_LEVEL: "info" }) },
       stdio: ["ignore", "pipe", "pipe"],
