@@ -83,7 +83,8 @@ export class AlignmentCache {
     try {
       const metadata = EntryMetadata.safeParse(file.header.metadata);
       const info = file.header.tensors.get("v");
-      if (!metadata.success || !info || info.dtype !== "F32") return null;
+      // A mismatch (another format, a buffer too small for it) is a miss, never a crash.
+      if (!metadata.success || !info || info.dtype !== "F32" || (into && into.byteLength < info.end - info.begin)) return null;
       const bytes = await file.readBytes("v", into ? new Uint8Array(into.buffer, into.byteOffset, info.end - info.begin) : undefined);
       const v = into ? into.subarray(0, bytes.byteLength / 4) : decodeToFloat32(bytes, "F32");
       await this.touch(path);
