@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { formatBytes } from "../src/cli/summary.js";
+import { formatBytes } from "../src/report/format-bytes.js";
 import { LocalHub } from "../src/local-hub/server.js";
 import { folderFiles, seedRepo, type SeedFile } from "../src/local-hub/seed.js";
 import { sha256OfFile } from "../src/local-hub/store.js";

@@ -3,6 +3,7 @@ import { posix } from "node:path";
 import type { RepoConfig } from "../config/bot-config.js";
 import type { PinnedRepo } from "../forge/forge.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../peft/open-adapter.js";
+import { VARIANT_FOLDER } from "../report/variant-folder.js";
 
 export interface AdapterFolder {
   /** Folder in the repo, "." for the root. */
@@ -13,8 +14,6 @@ export interface AdapterFolder {
   readonly files: Record<string, string>;
 }
 
-/** The bot's own output folders: never adapters to patch (that would loop). */
-export const VARIANT_FOLDER = "safe-lora";
 
 const folderOf = (path: string) => (posix.dirname(path) === "." ? "." : posix.dirname(path));
 

@@ -5,6 +5,7 @@ import type { BotPullRequest, FileToCommit, PinnedRepo } from "../forge/forge.js
 import { openInputs, type OpenedInputs } from "../pipeline/open-inputs.js";
 import { OPERATOR_FORMULA, patchAdapter, type PatchedAdapter } from "../pipeline/patch-adapter.js";
 import { REPORT_FILE, variantFiles } from "../pipeline/variant-files.js";
+import { VARIANT_FOLDER, variantFolderOf } from "../report/variant-folder.js";
 import { formatSelection, type Selection } from "../projection/selection.js";
 import { pullRequestDescription, pullRequestTitle } from "../report/pr-body.js";
 import { withReadmeSection } from "../report/readme-section.js";
@@ -12,7 +13,7 @@ import { reproduceCommand } from "../report/reproduce-command.js";
 import { sameRecord, type PatchRecord } from "../report/record.js";
 import { SafeLoraReport } from "../report/schema.js";
 import { TOOL } from "../version.js";
-import { adapterFileKeys, VARIANT_FOLDER } from "./adapters.js";
+import { adapterFileKeys } from "./adapters.js";
 import type { BotContext } from "./context.js";
 import { isUserError } from "./errors.js";
 import type { PatchPayload } from "./job-payloads.js";
@@ -25,11 +26,9 @@ export type PatchOutcome =
   | { outcome: "skipped"; reason: string }
   | { outcome: "refused"; reason: string };
 
-const variantDir = (folder: string) => (folder === "." ? VARIANT_FOLDER : `${folder}/${VARIANT_FOLDER}`);
-
 /** The report committed for `folder` at a revision, or null when there is none (or it is unreadable). */
 export async function committedReport(files: PinnedRepo, folder: string): Promise<SafeLoraReport | null> {
-  const path = `${variantDir(folder)}/${REPORT_FILE}`;
+  const path = `${variantFolderOf(folder)}/${REPORT_FILE}`;
   if (!(await files.exists(path))) return null;
   try {
     const parsed = SafeLoraReport.safeParse(JSON.parse(await files.readText(path)));
@@ -78,7 +77,7 @@ async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder
   const command = reproduceCommand(report, folder);
   const license = typeof inputs.adapterCard?.license === "string" ? inputs.adapterCard.license : null;
   const files: FileToCommit[] = variantFiles(patched, { alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null, license, command }).map(
-    (file) => ({ path: posix.join(variantDir(folder), file.path), content: new Blob([...file.chunks]) }),
+    (file) => ({ path: posix.join(variantFolderOf(folder), file.path), content: new Blob([...file.chunks]) }),
   );
   if (config.readmeSection) {
     const readme = (await readmeFrom.exists("README.md")) ? await readmeFrom.readText("README.md") : null;

@@ -12,7 +12,8 @@ import { variantFiles, writeVariant } from "../pipeline/variant-files.js";
 import { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 import type { CliIo } from "./io.js";
-import { formatBytes, summaryTable } from "./summary.js";
+import { formatBytes } from "../report/format-bytes.js";
+import { summaryTable } from "./summary.js";
 
 export const PATCH_HELP = `Usage: safe-lora patch --adapter <dir | org/name[@rev]> [--base …] [--aligned …] [options]
 

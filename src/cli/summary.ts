@@ -1,15 +1,5 @@
+import { formatBytes } from "../report/format-bytes.js";
 import type { SafeLoraReport } from "../report/schema.js";
-
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
 
 /** Beyond this many modules the table lists only the projected ones: the JSON report has them all. */
 const FULL_TABLE_LIMIT = 80;

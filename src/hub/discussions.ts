@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import { hubParams, type HubAccess } from "./hub-access.js";
-import { requestedDelaySeconds } from "./retrying-fetch.js";
 
 /**
  * The Hub's discussions and pull-requests API (which @huggingface/hub does not cover), as huggingface_hub
@@ -15,8 +14,6 @@ export class HubRequestError extends Error {
     readonly statusCode: number,
     readonly url: string,
     message: string,
-    /** Seconds the Hub asked us to wait (Retry-After or RateLimit's t=), when it said. */
-    readonly retryAfterSeconds: number | null,
   ) {
     super(message);
   }
@@ -82,7 +79,7 @@ async function call<T>(access: HubAccess, path: string, schema: z.ZodType<T>, in
     } catch {
       // not JSON: keep the text
     }
-    throw new HubRequestError(response.status, url, `${init.method ?? "GET"} ${path}: ${response.status} ${message}`, requestedDelaySeconds(response.headers));
+    throw new HubRequestError(response.status, url, `${init.method ?? "GET"} ${path}: ${response.status} ${message}`);
   }
   const parsed = schema.safeParse(text ? JSON.parse(text) : {});
   if (!parsed.success) {

@@ -1,4 +1,5 @@
-import { formatBytes } from "../cli/summary.js";
+import { variantFolderOf } from "./variant-folder.js";
+import { formatBytes } from "./format-bytes.js";
 import { pullRequestMarker } from "../forge/forge.js";
 import { helpText } from "../commands/parse-command.js";
 import type { SafeLoraReport } from "./schema.js";
@@ -13,8 +14,6 @@ export interface PullRequestContext {
   /** Each covered adapter folder with the report committed for it. */
   readonly variants: ReadonlyArray<{ folder: string; report: SafeLoraReport }>;
 }
-
-const variantPath = (folder: string) => (folder === "." ? "safe-lora" : `${folder}/safe-lora`);
 
 export function pullRequestTitle(folder: string): string {
   return folder === "." || folder === "*" ? "Add Safe LoRA variant" : `Add Safe LoRA variant (${folder})`;
@@ -37,7 +36,7 @@ function summaryTable({ folder, report }: { folder: string; report: SafeLoraRepo
   const { selection } = report;
   const tau = selection.threshold === null ? "no module has a cosine" : `τ = ${selection.threshold.toFixed(5)}`;
   const rows: Array<[string, string]> = [
-    ["Variant", `[\`${variantPath(folder)}/\`](./${variantPath(folder)}) — report card in its README.md`],
+    ["Variant", `[\`${variantFolderOf(folder)}/\`](./${variantFolderOf(folder)}) — report card in its README.md`],
     ["Aligned model", `${pinned(report.inputs.aligned)} (${report.inputs.aligned.resolvedBy})`],
     ["Base model", `${pinned(report.inputs.base)} (${report.inputs.base.resolvedBy})`],
     ["Selection", `\`${selection.mode}:${selection.value}\` (${tau})`],
@@ -50,7 +49,7 @@ function summaryTable({ folder, report }: { folder: string; report: SafeLoraRepo
 }
 
 function tryIt(context: PullRequestContext, folder: string): string {
-  const sub = variantPath(folder);
+  const sub = variantFolderOf(folder);
   const revision = context.num === null ? "refs/pr/<number of this pull request>" : `refs/pr/${context.num}`;
   const base = context.variants[0]?.report.inputs.aligned.location ?? "<aligned model>";
   return [

@@ -1,10 +1,11 @@
+import { variantFolderOf } from "./variant-folder.js";
 import type { SafeLoraReport } from "./schema.js";
 
 const START = (folder: string) => `<!-- safe-lora:start ${JSON.stringify({ folder })} -->`;
 const END = "<!-- safe-lora:end -->";
 
 function section(folder: string, report: SafeLoraReport): string {
-  const path = folder === "." ? "safe-lora" : `${folder}/safe-lora`;
+  const path = variantFolderOf(folder);
   const which = folder === "." ? "this adapter" : `the adapter in \`${folder}\``;
   return [
     START(folder),

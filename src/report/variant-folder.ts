@@ -1,0 +1,7 @@
+/** The folder a variant goes in, next to its adapter; never itself an adapter to patch (that would loop). */
+export const VARIANT_FOLDER = "safe-lora";
+
+/** The variant folder of the adapter in `folder` ("." for the repo root). */
+export function variantFolderOf(folder: string): string {
+  return folder === "." ? VARIANT_FOLDER : `${folder}/${VARIANT_FOLDER}`;
+}
