@@ -1,39 +1,50 @@
 import { z } from "zod";
+import { isRepoId } from "./repo-ref.js";
+
+/**
+ * Every field that becomes part of a URL or a job is checked here, before anything is stored: a repo id
+ * like `acme/..` would be normalised by the URL parser into another endpoint, and a sha that is not one
+ * would be sent to the Hub (with the bot's token) and retried as if the Hub were down.
+ */
+const RepoName = z.string().max(200).refine(isRepoId, "must be a repo id like org/name");
+const Sha = z.string().regex(/^[0-9a-f]{40}$/, "must be a 40-character hex commit sha");
+/** Hub object ids (24 hex characters today); kept loose but bounded, since they become keys and URL segments. */
+const ObjectId = z.string().regex(/^[\w-]{1,64}$/, "must be a Hub object id");
 
 /** Version-3 Hub webhook payloads, as documented and as in shared/hub-payloads/. Unknown fields are allowed. */
 const Repo = z.looseObject({
   type: z.enum(["model", "dataset", "space"]),
-  name: z.string().regex(/^[\w.-]+\/[\w.-]+$/),
-  id: z.string(),
+  name: RepoName,
+  id: ObjectId,
   private: z.boolean(),
-  headSha: z.string().optional(),
-  owner: z.looseObject({ id: z.string() }),
+  headSha: Sha.optional(),
+  owner: z.looseObject({ id: ObjectId }),
 });
 
 const Discussion = z.looseObject({
-  id: z.string(),
-  num: z.number().int().positive(),
-  title: z.string(),
-  status: z.string(),
+  id: ObjectId,
+  num: z.number().int().positive().max(1e9),
+  title: z.string().max(1000),
+  status: z.string().max(50),
   isPullRequest: z.boolean(),
-  author: z.looseObject({ id: z.string() }),
+  author: z.looseObject({ id: ObjectId }),
 });
 
 const Comment = z.looseObject({
-  id: z.string(),
-  author: z.looseObject({ id: z.string() }),
-  // Absent when the comment is hidden.
-  content: z.string().optional(),
+  id: ObjectId,
+  author: z.looseObject({ id: ObjectId }),
+  // Absent when the comment is hidden. The Hub caps comments far below this; it bounds what a job stores.
+  content: z.string().max(65_536).optional(),
   hidden: z.boolean().optional(),
 });
 
-const Webhook = z.looseObject({ id: z.string(), version: z.literal(3) });
+const Webhook = z.looseObject({ id: ObjectId, version: z.literal(3) });
 
 export const RepoContentEvent = z.looseObject({
   event: z.looseObject({ action: z.literal("update"), scope: z.literal("repo.content") }),
   repo: Repo,
   webhook: Webhook,
-  updatedRefs: z.array(z.looseObject({ ref: z.string(), oldSha: z.string().nullable(), newSha: z.string().nullable() })).default([]),
+  updatedRefs: z.array(z.looseObject({ ref: z.string().max(256), oldSha: Sha.nullable(), newSha: Sha.nullable() })).max(1000).default([]),
 });
 
 export const DiscussionEvent = z.looseObject({

@@ -13,6 +13,7 @@ afterAll(() => world.close());
 
 const sample = (name: string) => readFileSync(new URL(`../fixtures/hub-payloads/${name}`, import.meta.url), "utf8");
 const post = (body: string, headers: Record<string, string>) => fetch(url, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body });
+type Push = { repo: { name: string; headSha?: string }; updatedRefs: Array<{ newSha: string | null }> };
 const jobCount = async () => (await world.bot!.context.queue.recent(1000)).length;
 
 describe("POST /webhooks/hub", () => {
@@ -32,6 +33,22 @@ describe("POST /webhooks/hub", () => {
     expect(((await wrongShape.json()) as { error: string }).error).toMatch(/^not a Hub webhook payload \(version 3\): repo\.name/);
     expect((await post(JSON.stringify([1, 2]), headers)).status).toBe(400);
     expect((await fetch(`http://127.0.0.1:${world.bot!.port}/healthz`)).status).toBe(200);
+  });
+
+  // Issue 7 item 3: these used to be accepted and queued, and the bot then sent its token to normalised URLs.
+  it.each([
+    ["a repo name with a .. segment", (p: Push) => (p.repo.name = "acme/.."), "repo.name"],
+    ["a repo name that climbs out", (p: Push) => (p.repo.name = "../.."), "repo.name"],
+    ["a head sha that is not one", (p: Push) => (p.repo.headSha = "f".repeat(100_000)), "repo.headSha"],
+    ["an updated ref whose sha is not one", (p: Push) => (p.updatedRefs[0]!.newSha = "main/../../otherorg"), "updatedRefs.0.newSha"],
+  ])("answers 400 to %s, naming the field, and stores no job", async (_, spoil, field) => {
+    const before = await jobCount();
+    const payload = JSON.parse(sample("repo-content-main-push.json")) as Push;
+    spoil(payload);
+    const response = await post(JSON.stringify(payload), { "X-Webhook-Secret": SECRET });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: string }).error).toContain(`: ${field}: `);
+    expect(await jobCount()).toBe(before);
   });
 
   it("stores the job before answering 202, and a replayed delivery creates nothing new", async () => {
