@@ -30,8 +30,11 @@ export type SafeLoraErrorCode =
   | "no-pair"
   | "quantized-source"
   | "hub-access"
+  | "model-not-allowed"
   | "hub-not-found"
   | "hub-unavailable"
   | "limit-exceeded"
+  | "unsafe-path"
+  | "damaged-state"
   | "execution-provider-unavailable"
   | "output-exists";

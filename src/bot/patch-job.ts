@@ -16,6 +16,7 @@ import { TOOL } from "../version.js";
 import { adapterFileKeys } from "./adapters.js";
 import type { BotContext } from "./context.js";
 import { isUserError } from "./errors.js";
+import { modelAccessCheck } from "./model-access.js";
 import type { PatchPayload } from "./job-payloads.js";
 import { postConfigNotice, postFailureNotice } from "./notices.js";
 import { describeProblem, loadRepoConfig } from "./repo-config.js";
@@ -131,12 +132,20 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
     }
 
     const selection = payload.selection ?? config.select;
+    // The worker enforces the operator's maxRunMinutes; a repo's own (lower) value is known only from here on.
+    const repoDeadline = new AbortController();
+    const deadline = setTimeout(
+      () => repoDeadline.abort(new SafeLoraError(`the job took longer than this repo's limit of ${config.limits.maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded")),
+      config.limits.maxRunMinutes * 60_000,
+    );
+    const jobSignal = signal ? AbortSignal.any([signal, repoDeadline.signal]) : repoDeadline.signal;
     const inputs = await openInputs({
       adapter: files,
       subfolder: folder === "." ? "" : folder,
       ...(config.pair ? { base: config.pair.base, aligned: config.pair.aligned } : {}),
       access: context.hub,
       allowModelTree: config.allowModelTree,
+      mayRead: modelAccessCheck({ adapterRepo: repo, trustedModels: context.config.trustedModels, hub: context.hub }),
     });
     try {
       const record = await recordOf(inputs, adapterKeys.files, selection);
@@ -154,7 +163,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
         cache: context.cache,
         record,
         worker: context.worker,
-        ...(signal ? { signal } : {}),
+        signal: jobSignal,
         limits: { maxModules: config.limits.maxModules, maxFetchBytes: config.limits.maxFetchGB * 1e9, maxCacheBytes: config.limits.maxDiskGB * 1e9 },
         onNotice: (message) => context.log.warn({ private: files.private, repo: files.private ? undefined : repo }, message),
       });
@@ -180,6 +189,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       await reply(`Done: ${where} \`${commit.slice(0, 12)}\` — \`${folder}\` patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
       return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
     } finally {
+      clearTimeout(deadline);
       await inputs.close();
     }
   } catch (error) {

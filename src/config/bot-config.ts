@@ -90,6 +90,12 @@ export const BotConfig = RepoConfig.extend({
   watch: z.array(z.string().min(1)).default([]),
   /** Repos the bot never touches. */
   excludeRepos: z.array(RepoId).default([]),
+  /**
+   * Models (globs of ids, e.g. `myorg/*`) that any covered repo may use as base or aligned even when they are
+   * private: the bot reads them with its token and publishes figures derived from them in those repos' PRs.
+   * Public models and models of the adapter repo's own owner need no entry.
+   */
+  trustedModels: z.array(z.string().regex(/^[\w*?-][\w.*?-]*\/[\w*?-][\w.*?-]*$/, "must be a model id or a glob of ids, like myorg/*")).default([]),
   /** Minutes between reconciliation scans of the watched repos; 0 turns them off. */
   reconcileMinutes: z.number().nonnegative().default(60),
 });
@@ -110,7 +116,14 @@ export function parseConfigYaml<T>(text: string, schema: z.ZodType<T>): { ok: tr
     const error = document.errors[0]!;
     return { ok: false, problem: { key: "", message: `not valid YAML: ${error.message.split("\n")[0]}`, line: error.linePos?.[0]?.line ?? null } };
   }
-  const parsed = schema.safeParse(document.toJS() ?? {});
+  let data: unknown;
+  try {
+    // toJS() is where aliases are expanded: a "billion laughs" file throws here (the yaml package caps alias use).
+    data = document.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    return { ok: false, problem: { key: "", message: `cannot be read: ${(error as Error).message.split("\n")[0]}`, line: null } };
+  }
+  const parsed = schema.safeParse(data);
   if (parsed.success) return { ok: true, value: parsed.data };
   const issue = parsed.error.issues[0]!;
   // For an unknown key, point at the key itself rather than at the mapping that holds it.
@@ -140,10 +153,19 @@ export function loadBotConfig(path: string | undefined): BotConfig {
   return result.value;
 }
 
-/** The bot-wide defaults with a repo's file laid over them. */
+/**
+ * The bot-wide defaults with a repo's file laid over them. Limits are the operator's: a repo may lower each
+ * one for itself, never raise it (the smaller value wins).
+ */
 export function effectiveConfig(bot: BotConfig, file: RepoConfigFile | null): RepoConfig {
   if (!file) return bot;
   const { limits, ...rest } = file;
   const defined = Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)) as Partial<RepoConfig>;
-  return { ...bot, ...defined, limits: { ...bot.limits, ...(limits ?? {}) } };
+  const lowered = Object.fromEntries(
+    Object.entries(bot.limits).map(([key, cap]) => {
+      const asked = limits?.[key as keyof JobLimits];
+      return [key, asked === undefined ? cap : Math.min(cap, asked)];
+    }),
+  ) as JobLimits;
+  return { ...bot, ...defined, limits: lowered };
 }

@@ -20,6 +20,11 @@ export interface InputsRequest {
   readonly access: HubAccess;
   /** May the aligned model's Hub card choose the base (rule 3)? On for the CLI, off by default for the bot. */
   readonly allowModelTree: boolean;
+  /**
+   * Asked before any request about a base or aligned model on the Hub (its info, its files); rejects when
+   * that model may not be read for this adapter (the bot's trust rules). Absent: everything may be read.
+   */
+  readonly mayRead?: (id: string) => Promise<void>;
 }
 
 export interface OpenedInputs {
@@ -105,14 +110,21 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
         ...(alignedRef ? { explicitAligned: alignedRef.id } : {}),
         ...(baseRef ? { explicitBase: baseRef.id } : {}),
         allowModelTree: request.allowModelTree,
-        lookup: (id: string) => fetchModelInfo(request.access, { id, revision: "main" }),
+        lookup: async (id: string) => {
+          await request.mayRead?.(id);
+          return fetchModelInfo(request.access, { id, revision: "main" });
+        },
       };
       // Explicit Hub ids go through the same functions, which check that they are not quantized copies.
       if (!explicitAligned) alignedChoice = await resolveAligned(query);
       if (!explicitBase) baseChoice = await resolveBase(query, alignedChoice.id);
     }
-    const alignedFiles = explicitAligned ?? track(await HubRepoFiles.open(request.access, { id: alignedChoice.id, revision: alignedRef?.revision ?? "main" }));
-    const baseFiles = explicitBase ?? track(await HubRepoFiles.open(request.access, { id: baseChoice.id, revision: baseRef?.revision ?? "main" }));
+    const openModel = async (ref: { id: string; revision: string }) => {
+      await request.mayRead?.(ref.id);
+      return track(await HubRepoFiles.open(request.access, ref));
+    };
+    const alignedFiles = explicitAligned ?? (await openModel({ id: alignedChoice.id, revision: alignedRef?.revision ?? "main" }));
+    const baseFiles = explicitBase ?? (await openModel({ id: baseChoice.id, revision: baseRef?.revision ?? "main" }));
     const base: WeightsInput = { files: baseFiles, location: locationOf(baseFiles), revision: revisionOf(baseFiles), resolvedBy: baseChoice.resolvedBy };
     const aligned: WeightsInput = { files: alignedFiles, location: locationOf(alignedFiles), revision: revisionOf(alignedFiles), resolvedBy: alignedChoice.resolvedBy };
 

@@ -16,6 +16,24 @@ describe("safe-lora.yaml", () => {
     expect(config.limits).toMatchObject({ maxModules: 64, maxFetchGB: 40 });
   });
 
+  // Issue 7 item 5: a repo's limits used to replace the operator's, so a repo could raise them.
+  it("lets a repo lower the operator's limits but never raise them", () => {
+    const bot = BotConfig.parse({ limits: { maxModules: 100, maxFetchGB: 10, maxRunMinutes: 30 } });
+    const file = parseConfigYaml("limits:\n  maxModules: 100000\n  maxFetchGB: 5000\n  maxRunMinutes: 5\n  maxDiskGB: 1\n", RepoConfigFile);
+    expect(file.ok).toBe(true);
+    const config = effectiveConfig(bot, file.ok ? file.value : null);
+    expect(config.limits).toMatchObject({ maxModules: 100, maxFetchGB: 10, maxRunMinutes: 5, maxDiskGB: 1 });
+  });
+
+  // Issue 7 item 8: toJS() threw on the expansion, and the job was retried as a bug.
+  it("turns a YAML alias bomb into a config problem, not an exception", () => {
+    const rows = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 12; i++) rows.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(",")}]`);
+    const result = parseConfigYaml(`${rows.join("\n")}\nselect: top-k:3\n`, RepoConfigFile);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.problem.message).toMatch(/^cannot be read: .*alias/i);
+  });
+
   it.each([
     ["select: tau=0.3\n", "select", 1, /threshold:<τ>/],
     ["enabled: yes please\n", "enabled", 1, /expected boolean/],
@@ -42,5 +60,14 @@ describe("BOT_CONFIG", () => {
     writeFileSync(join(dir, "bad.yaml"), "watch: acme\n");
     expect(() => loadBotConfig(join(dir, "bad.yaml"))).toThrow(/bad\.yaml:1: watch: Invalid input: expected array/);
     expect(() => loadBotConfig(join(dir, "missing.yaml"))).toThrow(/cannot be read/);
+  });
+
+  it("takes trustedModels (operator only) and refuses it in a repo's file", () => {
+    writeFileSync(join(dir, "trusted.yaml"), "trustedModels: [myorg/*, other/model-chat]\n");
+    expect(loadBotConfig(join(dir, "trusted.yaml")).trustedModels).toEqual(["myorg/*", "other/model-chat"]);
+    writeFileSync(join(dir, "trusted-bad.yaml"), "trustedModels: [../x]\n");
+    expect(() => loadBotConfig(join(dir, "trusted-bad.yaml"))).toThrow(/trustedModels\.0: must be a model id/);
+    const repo = parseConfigYaml("trustedModels: ['*/*']\n", RepoConfigFile);
+    expect(repo.ok).toBe(false);
   });
 });
