@@ -11,7 +11,17 @@ export class BotState {
       CREATE TABLE IF NOT EXISTS stopped (repo TEXT NOT NULL, folder TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (repo, folder));
       CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, repo TEXT NOT NULL, discussion INTEGER, posted_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS acks (comment_id TEXT PRIMARY KEY, repo TEXT NOT NULL, discussion INTEGER NOT NULL, ack_id TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS covered_owners (owner TEXT PRIMARY KEY, first_seen INTEGER NOT NULL);
     `);
+  }
+
+  /** An owner whose webhook (with the secret) reached the bot: installing it was their consent. */
+  noteCoveredOwner(owner: string): void {
+    this.db.prepare("INSERT OR IGNORE INTO covered_owners (owner, first_seen) VALUES (?, ?)").run(owner.toLowerCase(), Date.now());
+  }
+
+  hasCoveredOwner(owner: string): boolean {
+    return this.db.prepare("SELECT 1 FROM covered_owners WHERE owner = ?").get(owner.toLowerCase()) !== undefined;
   }
 
   isStopped(repo: string, folder: string): boolean {

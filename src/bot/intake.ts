@@ -9,7 +9,7 @@ export interface IntakeResult {
   readonly detail: string;
 }
 
-type IntakeContext = Pick<BotContext, "queue" | "forge" | "config">;
+type IntakeContext = Pick<BotContext, "queue" | "forge" | "config" | "state">;
 
 /**
  * Decides, without calling the Hub, what a webhook asks for, and stores the job before the HTTP answer.
@@ -20,6 +20,8 @@ export async function acceptWebhook(context: IntakeContext, webhook: HubWebhook)
   const { repo } = webhook.payload;
   if (repo.type !== "model") return { outcome: "ignored", detail: `not a model repo (${repo.type})` };
   if (context.config.excludeRepos.includes(repo.name)) return { outcome: "ignored", detail: "repo excluded by BOT_CONFIG" };
+  // The delivery carried the secret, so its owner installed the webhook: the consent coversRepo() relies on.
+  context.state.noteCoveredOwner(repo.name.split("/")[0]!);
 
   if (webhook.scope === "repo.content") {
     const main = webhook.payload.updatedRefs.find((ref) => ref.ref === "refs/heads/main");

@@ -1,13 +1,14 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
 import type { BotContext } from "../bot/context.js";
+import { coversRepo } from "../bot/coverage.js";
 import { acceptWebhook } from "../bot/intake.js";
 import { jobKeys } from "../bot/job-payloads.js";
 import { parseHubWebhook } from "../hub/webhook-schema.js";
 import { isRepoId } from "../hub/repo-ref.js";
-import { renderStatusPage } from "./status-page.js";
+import { escapeHtml, renderStatusPage } from "./status-page.js";
 
 export interface ServerOptions {
   readonly webhookSecret: string;
@@ -42,13 +43,33 @@ function send(response: ServerResponse, status: number, body: unknown, type = "a
   response.writeHead(status, { "Content-Type": type }).end(type === "application/json" ? JSON.stringify(body) : String(body));
 }
 
-const RequestForm = z.object({ repo: z.string().trim().refine(isRepoId, "a Hub model id like org/name") });
+const RequestForm = z.object({ repo: z.string().trim().max(200).refine(isRepoId, "a Hub model id like org/name"), form_token: z.string().max(200) });
+
+/**
+ * A browser tells where a form post came from; one from another site is refused, so a page elsewhere cannot
+ * make a visitor's browser (which may hold STATUS_TOKEN in a bookmarked URL) post requests.
+ */
+function crossSite(request: IncomingMessage): boolean {
+  const site = request.headers["sec-fetch-site"];
+  if (site !== undefined) return site !== "same-origin" && site !== "none";
+  const origin = request.headers.origin;
+  if (origin === undefined || origin === "null") return origin === "null";
+  try {
+    return new URL(origin).host !== request.headers.host;
+  } catch {
+    return true;
+  }
+}
+
+const html = (text: string) => `<p>${text} <a href="/">Back</a></p>`;
 
 /**
  * The bot's HTTP routes: POST /webhooks/hub, GET /healthz, GET /metrics, GET / (status page) and
  * POST /request (the status page's form). Webhook jobs are stored before the answer goes out.
  */
 export function createBotServer(context: BotContext, options: ServerOptions): Server {
+  // Ties the form to a page this process rendered (a per-process value: it holds no secret of anyone's).
+  const formToken = randomBytes(16).toString("hex");
   const authorized = (request: IncomingMessage, url: URL) => {
     if (!options.statusToken) return false;
     const header = request.headers.authorization?.replace(/^Bearer\s+/i, "") ?? url.searchParams.get("token") ?? "";
@@ -84,12 +105,20 @@ export function createBotServer(context: BotContext, options: ServerOptions): Se
   };
 
   const requestForm = async (request: IncomingMessage, response: ServerResponse) => {
+    const page = "text/html; charset=utf-8";
+    if (crossSite(request)) return send(response, 403, html("Requests are taken only from this bot's own status page."), page);
     const form = new URLSearchParams((await readBody(request)).toString("utf8"));
-    const parsed = RequestForm.safeParse({ repo: form.get("repo") ?? "" });
-    if (!parsed.success) return send(response, 400, `<p>Not a repo id: use a Hub model id like org/name. <a href="/">Back</a></p>`, "text/html; charset=utf-8");
-    const head = await context.forge.head(parsed.data.repo).catch(() => null);
-    if (!head || (head.private && !authorized(request, new URL(request.url ?? "/", "http://localhost")))) {
-      return send(response, 404, `<p>No model repo ${parsed.data.repo} that this bot can see. <a href="/">Back</a></p>`, "text/html; charset=utf-8");
+    const parsed = RequestForm.safeParse({ repo: form.get("repo") ?? "", form_token: form.get("form_token") ?? "" });
+    if (!parsed.success) return send(response, 400, html("Not a repo id: use a Hub model id like org/name."), page);
+    if (!sameSecret(parsed.data.form_token, formToken)) return send(response, 403, html("The form has expired: reload the status page and send it again."), page);
+    const { repo } = parsed.data;
+    const isOperator = authorized(request, new URL(request.url ?? "/", "http://localhost"));
+    if (!isOperator && !coversRepo(context, repo)) {
+      return send(response, 403, html(`This bot works only for organisations and users that installed its webhook; ${escapeHtml(repo.split("/")[0]!)} has not. Its owner can install it (see the bot's README).`), page);
+    }
+    const head = await context.forge.head(repo).catch(() => null);
+    if (!head || (head.private && !isOperator)) {
+      return send(response, 404, html(`No model repo ${escapeHtml(repo)} that this bot can see.`), page);
     }
     await context.queue.enqueue({ key: jobKeys.scan(head.repo, head.sha, "request"), kind: "scan", repo: head.repo, private: head.private, payload: { repo: head.repo, sha: head.sha, reason: "request" } });
     options.onJob?.();
@@ -108,7 +137,7 @@ export function createBotServer(context: BotContext, options: ServerOptions): Se
         case "GET /metrics":
           return send(response, 200, await context.metrics.registry.metrics(), context.metrics.registry.contentType);
         case "GET /":
-          return send(response, 200, renderStatusPage(await context.queue.recent(50), { authorized: authorized(request, url), botName: context.forge.bot.name, prUrl: (repo, num) => context.forge.pullRequestUrl(repo, num) }), "text/html; charset=utf-8");
+          return send(response, 200, renderStatusPage(await context.queue.recent(50), { authorized: authorized(request, url), formToken, botName: context.forge.bot.name, prUrl: (repo, num) => context.forge.pullRequestUrl(repo, num) }), "text/html; charset=utf-8");
         case "POST /request":
           return requestForm(request, response);
         default:

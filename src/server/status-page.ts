@@ -1,11 +1,13 @@
 import type { Job } from "../queue/job-queue.js";
 
-const escape = (text: string) => text.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[c]!);
+export const escapeHtml = (text: string) => text.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[c]!);
 
 export interface StatusPageOptions {
   /** With STATUS_TOKEN: private repos are shown; without it, their names never appear. */
   readonly authorized: boolean;
   readonly botName: string;
+  /** Sent back with the form, so that only this page can post it. */
+  readonly formToken: string;
   readonly prUrl: (repo: string, num: number) => string;
 }
 
@@ -23,13 +25,13 @@ function prOf(job: Job): number | null {
 export function renderStatusPage(jobs: Job[], options: StatusPageOptions): string {
   const rows = jobs.map((job) => {
     const hidden = job.private && !options.authorized;
-    const repo = hidden ? "<em>a private repo</em>" : escape(job.repo);
+    const repo = hidden ? "<em>a private repo</em>" : escapeHtml(job.repo);
     const pr = prOf(job);
-    const link = pr !== null && !hidden ? `<a href="${escape(options.prUrl(job.repo, pr))}">#${pr}</a>` : pr !== null ? `#${pr}` : "";
+    const link = pr !== null && !hidden ? `<a href="${escapeHtml(options.prUrl(job.repo, pr))}">#${pr}</a>` : pr !== null ? `#${pr}` : "";
     // Errors can quote the repo's name: redact it along with the name itself.
-    const error = job.error ? escape(hidden ? job.error.split(job.repo).join("…") : job.error) : "";
+    const error = job.error ? escapeHtml(hidden ? job.error.split(job.repo).join("…") : job.error) : "";
     const when = new Date(job.createdAt).toISOString().replace("T", " ").slice(0, 19);
-    return `<tr><td>${job.id}</td><td>${when}</td><td>${job.kind}</td><td class="${job.state}">${job.state}</td><td>${repo}</td><td>${hidden ? "" : escape(folderOf(job))}</td><td>${link}</td><td>${error}</td></tr>`;
+    return `<tr><td>${job.id}</td><td>${when}</td><td>${job.kind}</td><td class="${job.state}">${job.state}</td><td>${repo}</td><td>${hidden ? "" : escapeHtml(folderOf(job))}</td><td>${link}</td><td>${error}</td></tr>`;
   });
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Safe LoRA bot</title>
@@ -42,8 +44,9 @@ th, td { border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left; v
 @media (prefers-color-scheme: dark) { body { background: #0d1117; color: #e6edf3; } th, td { border-color: #30363d; } a { color: #4493f8; } }
 </style></head>
 <body>
-<h1>Safe LoRA bot <small>(@${escape(options.botName)})</small></h1>
+<h1>Safe LoRA bot <small>(@${escapeHtml(options.botName)})</small></h1>
 <form method="post" action="/request">
+  <input type="hidden" name="form_token" value="${escapeHtml(options.formToken)}">
   <label>Patch the LoRA adapters of a model repo: <input name="repo" placeholder="org/name" required pattern="[\\w.-]+/[\\w.-]+"></label>
   <button type="submit">Request</button>
 </form>

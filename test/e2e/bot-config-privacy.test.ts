@@ -79,9 +79,26 @@ describe("the status page and metrics", () => {
 
   it("take requests from the status page's form for repos the bot can see", async () => {
     const base = `http://127.0.0.1:${world.bot!.port}`;
-    const form = (repo: string, query = "") =>
-      fetch(`${base}/request${query}`, { method: "POST", redirect: "manual", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ repo }) });
+    const token = /name="form_token" value="([0-9a-f]+)"/.exec(await (await fetch(`${base}/`)).text())![1]!;
+    const form = (repo: string, query = "", fields: Record<string, string> = { form_token: token }, headers: Record<string, string> = {}) =>
+      fetch(`${base}/request${query}`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", ...headers },
+        body: new URLSearchParams({ repo, ...fields }),
+      });
     expect((await form(world.adapterRepo)).status).toBe(303);
+    // Issue 7 item 4: consent. An owner who never installed the webhook gets no pull requests from a stranger's
+    // request; the operator (STATUS_TOKEN) may still ask. Posts from other sites or without the page's token are refused.
+    await seedRepo(world.hub, "stranger/public-lora", (await folderFiles(goldenPath("llama-gqa-qv", "adapter"))).filter((f) => f.path !== "README.md"));
+    const refused = await form("stranger/public-lora");
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toMatch(/only for organisations and users that installed its webhook; stranger has not/);
+    expect((await form("stranger/public-lora", "?token=let-me-see")).status).toBe(303);
+    expect((await form(world.adapterRepo, "", { form_token: "0".repeat(32) })).status).toBe(403);
+    expect((await form(world.adapterRepo, "", {})).status).toBe(403);
+    expect((await form(world.adapterRepo, "", { form_token: token }, { Origin: "https://evil.example" })).status).toBe(403);
+    expect((await form(world.adapterRepo, "", { form_token: token }, { "Sec-Fetch-Site": "cross-site" })).status).toBe(403);
     expect((await form("not a repo")).status).toBe(400);
     // A private repo is not even confirmed to exist without STATUS_TOKEN.
     expect((await form("acme/secret-project-lora")).status).toBe(404);
