@@ -258,7 +258,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
         loraB: decodeToFloat32(bBytes, plan.b.dtype),
       };
       const key = cache ? await alignmentKey(plan, base, aligned) : null;
-      const cached = key ? await cache!.getAlignment(key, alignedScratch.floats(plan.dOut * plan.dIn)) : null;
+      const cached = key ? await cache!.getAlignment(key, [plan.dOut, plan.dIn], alignedScratch.floats(plan.dOut * plan.dIn)) : null;
       let projection: ModuleProjection;
       if (cached) {
         projection = await session.projectWith(cached, lora);

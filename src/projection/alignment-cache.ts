@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { decodeToFloat32 } from "../safetensors/dtype.js";
@@ -21,11 +21,27 @@ export interface AlignmentKey {
 const EntryMetadata = z.object({
   wBaseNormSq: z.coerce.number(),
   wAlignedNormSq: z.coerce.number(),
+  tensor: z.string(),
+  /** sha256 over what the entry claims (see entryChecksum): an entry without it, or not matching it, is a miss. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
 function digest(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
 }
+
+/**
+ * The checksum of a V entry: its norms, tensor name and shape as stored, then V's bytes. A flipped bit
+ * anywhere (disk, a manual edit, a torn copy) changes it, so damaged data is never used.
+ */
+function entryChecksum(metadata: Readonly<Record<string, string>>, shape: readonly number[], data: Uint8Array): string {
+  const { wBaseNormSq, wAlignedNormSq, tensor } = metadata;
+  return createHash("sha256").update(JSON.stringify({ wBaseNormSq, wAlignedNormSq, tensor, shape })).update(data).digest("hex");
+}
+
+/** A document entry is `DOCUMENT_TAG<sha256 of the text>\n<text>`; anything else is a miss. */
+const DOCUMENT_TAG = "safe-lora-cache sha256=";
+const textChecksum = (text: string) => createHash("sha256").update(text).digest("hex");
 
 /**
  * On-disk cache of what a job derives from a base/aligned pair: per module V in fp32 (plus the two weights'
@@ -52,15 +68,27 @@ export class AlignmentCache {
   }
 
   private async writeAtomically(path: string, write: (temporary: string) => Promise<void>): Promise<void> {
-    await mkdir(join(path, ".."), { recursive: true });
+    const dir = join(path, "..");
+    await mkdir(dir, { recursive: true });
     const temporary = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.partial`;
     try {
       await write(temporary);
+      // Synced before the rename: after a crash the entry's name points at its whole content, not at a hole.
+      const handle = await open(temporary, "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await rename(temporary, path);
     } catch (error) {
       await rm(temporary, { force: true });
       throw error;
     }
+    // The rename itself is durable once the folder is synced (best effort: not every file system allows it).
+    const folder = await open(dir, "r").catch(() => null);
+    await folder?.sync().catch(() => undefined);
+    await folder?.close();
   }
 
   private async touch(path: string): Promise<void> {
@@ -68,59 +96,78 @@ export class AlignmentCache {
     await utimes(path, now, now).catch(() => undefined);
   }
 
-  /** V for one module into `into` (a reusable buffer of at least d_out × d_in values), or null on a miss. */
-  async getAlignment(key: AlignmentKey, into?: Float32Array): Promise<Alignment | null> {
+  /**
+   * V for one module of `shape` [d_out, d_in], into `into` (a reusable buffer of at least d_out × d_in values),
+   * or null on a miss. Whatever is wrong with an entry — unreadable, truncated, another shape, a checksum that
+   * does not match — makes it a miss, and the entry (which this cache wrote) is removed so the next put replaces it.
+   */
+  async getAlignment(key: AlignmentKey, shape: readonly [number, number], into?: Float32Array): Promise<Alignment | null> {
     const path = this.pathOf("v", digest(key));
     let file: SafetensorsFile;
     try {
       file = await SafetensorsFile.openPath(path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-      // A damaged entry (disk full while writing, manual edits) is a miss; it is replaced on the next put.
-      await rm(path, { force: true });
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") await rm(path, { force: true });
       return null;
     }
+    let hit: Alignment | null = null;
     try {
       const metadata = EntryMetadata.safeParse(file.header.metadata);
       const info = file.header.tensors.get("v");
-      // A mismatch (another format, a buffer too small for it) is a miss, never a crash.
-      if (!metadata.success || !info || info.dtype !== "F32" || (into && into.byteLength < info.end - info.begin)) return null;
-      const bytes = await file.readBytes("v", into ? new Uint8Array(into.buffer, into.byteOffset, info.end - info.begin) : undefined);
-      const v = into ? into.subarray(0, bytes.byteLength / 4) : decodeToFloat32(bytes, "F32");
-      await this.touch(path);
-      return { v, ...metadata.data };
+      const byteLength = shape[0] * shape[1] * 4;
+      if (metadata.success && info && info.dtype === "F32" && String(info.shape) === String(shape) && info.end - info.begin === byteLength) {
+        // Too small a buffer is the caller's matter, not damage: no read, and the entry stays.
+        if (into && into.byteLength < byteLength) return null;
+        const bytes = await file.readBytes("v", into ? new Uint8Array(into.buffer, into.byteOffset, byteLength) : undefined);
+        if (entryChecksum(file.header.metadata, shape, bytes) === metadata.data.sha256) {
+          const { wBaseNormSq, wAlignedNormSq } = metadata.data;
+          hit = { v: into ? into.subarray(0, byteLength / 4) : decodeToFloat32(bytes, "F32"), wBaseNormSq, wAlignedNormSq };
+        }
+      }
+    } catch {
+      hit = null;
     } finally {
       await file.close();
     }
+    if (hit) await this.touch(path);
+    else await rm(path, { force: true });
+    return hit;
   }
 
   async putAlignment(key: AlignmentKey, shape: readonly [number, number], alignment: Alignment): Promise<void> {
     const path = this.pathOf("v", digest(key));
     const data = new Uint8Array(alignment.v.buffer, alignment.v.byteOffset, alignment.v.byteLength);
+    const metadata = { wBaseNormSq: String(alignment.wBaseNormSq), wAlignedNormSq: String(alignment.wAlignedNormSq), tensor: key.tensor };
     await this.writeAtomically(path, (temporary) =>
-      writeSafetensors(
-        temporary,
-        { wBaseNormSq: String(alignment.wBaseNormSq), wAlignedNormSq: String(alignment.wAlignedNormSq), tensor: key.tensor },
-        [{ name: "v", dtype: "F32", shape, data }],
-      ),
+      writeSafetensors(temporary, { ...metadata, sha256: entryChecksum(metadata, shape, data) }, [{ name: "v", dtype: "F32", shape, data }]),
     );
   }
 
-  /** A small document (a safetensors header, a shard index) by the content hash of the file it came from. */
+  /**
+   * A small document (a safetensors header, a shard index) by the content hash of the file it came from, or
+   * null on a miss; an entry whose checksum does not match its text is removed and is a miss.
+   */
   async getDocument(contentKey: string, kind: string): Promise<string | null> {
     const path = this.pathOf("doc", digest({ contentKey, kind }));
+    let stored: string;
     try {
-      const text = await readFile(path, "utf8");
-      await this.touch(path);
-      return text;
+      stored = await readFile(path, "utf8");
     } catch {
       return null;
     }
+    const newline = stored.indexOf("\n");
+    const text = stored.slice(newline + 1);
+    if (newline === -1 || stored.slice(0, newline) !== `${DOCUMENT_TAG}${textChecksum(text)}`) {
+      await rm(path, { force: true });
+      return null;
+    }
+    await this.touch(path);
+    return text;
   }
 
   async putDocument(contentKey: string, kind: string, text: string): Promise<void> {
     const path = this.pathOf("doc", digest({ contentKey, kind }));
-    await this.writeAtomically(path, (temporary) => writeFile(temporary, text));
+    await this.writeAtomically(path, (temporary) => writeFile(temporary, `${DOCUMENT_TAG}${textChecksum(text)}\n${text}`));
   }
 
   /** Removes least recently used entries until the cache fits its limit. Returns the bytes removed. */

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
-import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
+import { inSubfolder, quotePath, repoPathProblem, type RepoFiles } from "../storage/repo-files.js";
 import { LazyByteSource } from "./byte-source.js";
 import { parseHeader, type TensorInfo } from "./header.js";
 import { SafetensorsFile } from "./safetensors-file.js";
@@ -17,8 +17,20 @@ export interface DocumentCache {
   putDocument(contentKey: string, kind: string, text: string): Promise<void>;
 }
 
+/** Shard indexes of the largest checkpoints (mixture-of-experts models with ~100 k tensors) are megabytes. */
+export const MAX_SHARD_INDEX_BYTES = 32 * 1024 * 1024;
+
 /** A header as cached: enough to re-validate it against the file's size without reading the file. */
 const CachedHeader = z.object({ json: z.string(), headerLength: z.number().int(), fileSize: z.number().int() });
+
+/** JSON.parse, or undefined for text that is not JSON (a damaged cache entry). */
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The weights of a transformers model saved as safetensors, in one file or sharded with an index.
@@ -40,10 +52,12 @@ export class Checkpoint {
     if (await files.exists(at(SHARD_INDEX))) {
       const key = await files.contentKey(at(SHARD_INDEX));
       const cached = key && documents ? await documents.getDocument(key, "shard-index") : null;
-      const text = cached ?? (await files.readText(at(SHARD_INDEX)));
+      // A cached index that does not parse is the cache's fault, not the model's: it is read again from the repo.
+      const fromCache = cached === null ? null : ShardIndex.safeParse(safeJson(cached)).data;
+      const text = fromCache ? cached! : await files.readText(at(SHARD_INDEX), { maxBytes: MAX_SHARD_INDEX_BYTES });
       let index: ShardIndex;
       try {
-        index = ShardIndex.parse(JSON.parse(text));
+        index = fromCache ?? ShardIndex.parse(JSON.parse(text));
       } catch (error) {
         throw new SafeLoraError(
           `${files.description}/${at(SHARD_INDEX)} is not a valid shard index (${(error as Error).message.split("\n")[0]}); re-save the model with save_pretrained`,
@@ -51,7 +65,17 @@ export class Checkpoint {
           { cause: error },
         );
       }
-      if (key && documents && !cached) await documents.putDocument(key, "shard-index", text);
+      for (const file of new Set(Object.values(index.weight_map))) {
+        const problem = repoPathProblem(file);
+        // Checked before anything is opened: an index naming `../../etc/passwd` must not make us read (and quote) it.
+        if (problem) {
+          throw new SafeLoraError(
+            `${files.description}/${at(SHARD_INDEX)} names a shard ${quotePath(file)} that is not a file beside it (${problem}); nothing was opened. Re-save the model with save_pretrained`,
+            "unsafe-path",
+          );
+        }
+      }
+      if (key && documents && !fromCache) await documents.putDocument(key, "shard-index", text);
       return new Checkpoint(files, new Map(Object.entries(index.weight_map).map(([name, file]) => [name, at(file)])), documents);
     }
     if (await files.exists(at(SINGLE_FILE))) {
@@ -145,13 +169,18 @@ export class Checkpoint {
     const description = `${this.description}/${path}`;
     const key = this.documents ? await this.files.contentKey(path) : null;
     const cached = key ? await this.documents!.getDocument(key, "safetensors-header") : null;
-    if (cached) {
-      const parsed = CachedHeader.safeParse(JSON.parse(cached));
-      if (parsed.success) {
-        const { json, headerLength, fileSize } = parsed.data;
-        const header = parseHeader(description, json, headerLength, fileSize);
-        return SafetensorsFile.withHeader(new LazyByteSource(description, fileSize, () => this.files.openBytes(path)), header);
-      }
+    const parsed = cached === null ? null : CachedHeader.safeParse(safeJson(cached)).data;
+    if (parsed) {
+      const { json, headerLength, fileSize } = parsed;
+      // A cached header that does not validate is a damaged cache entry, not a malformed model: the file is read instead.
+      const header = (() => {
+        try {
+          return parseHeader(description, json, headerLength, fileSize);
+        } catch {
+          return null;
+        }
+      })();
+      if (header) return SafetensorsFile.withHeader(new LazyByteSource(description, fileSize, () => this.files.openBytes(path)), header);
     }
     const file = await SafetensorsFile.open(await this.files.openBytes(path));
     const { header, source } = file;

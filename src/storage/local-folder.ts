@@ -1,8 +1,8 @@
-import { readFile, stat } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SafeLoraError } from "../errors.js";
 import { FileByteSource, type ByteSource } from "../safetensors/byte-source.js";
-import type { RepoFiles } from "./repo-files.js";
+import { checkRepoPath, checkTextSize, MAX_TEXT_BYTES, type RepoFiles } from "./repo-files.js";
 
 /** A model or adapter folder on the local disk. */
 export class LocalFolder implements RepoFiles {
@@ -19,41 +19,69 @@ export class LocalFolder implements RepoFiles {
     return this.sources.reduce((sum, source) => sum + source.bytesRead, this.textBytes);
   }
 
+  /**
+   * The disk path of a file of this folder. Paths come from indexes and configs inside the folder, so they
+   * are checked like Hub paths: `../../etc/passwd` in a shard index must never be opened.
+   */
+  private fileOf(path: string): string {
+    return join(this.path, checkRepoPath(path, `a file of ${this.path}`));
+  }
+
   async exists(path: string): Promise<boolean> {
     try {
-      return (await stat(join(this.path, path))).isFile();
-    } catch {
+      return (await stat(this.fileOf(path))).isFile();
+    } catch (error) {
+      if (error instanceof SafeLoraError) throw error;
       return false;
     }
   }
 
-  async readText(path: string): Promise<string> {
-    let bytes: Buffer;
+  async readText(path: string, options: { readonly maxBytes?: number } = {}): Promise<string> {
+    const file = this.fileOf(path);
+    const maxBytes = options.maxBytes ?? MAX_TEXT_BYTES;
+    let handle;
     try {
-      bytes = await readFile(join(this.path, path));
+      handle = await open(file, "r");
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new SafeLoraError(`${join(this.path, path)} does not exist`, "missing-file", { cause: error });
+        throw new SafeLoraError(`${file} does not exist`, "missing-file", { cause: error });
       }
       throw error;
     }
-    this.textBytes += bytes.byteLength;
-    return bytes.toString("utf8");
+    try {
+      // The size is checked on the open file, and at most the cap is read, so a file that grows meanwhile changes nothing.
+      const { size } = await handle.stat();
+      checkTextSize(file, size, maxBytes);
+      const buffer = Buffer.alloc(size + 1);
+      let length = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.byteLength - length, length);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+        if (length === buffer.byteLength) break;
+      }
+      checkTextSize(file, length, maxBytes);
+      this.textBytes += length;
+      return buffer.toString("utf8", 0, length);
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Hashing gigabytes to key a cache would cost more than reading them: local files are not cached. */
-  async contentKey(): Promise<string | null> {
+  async contentKey(_path: string): Promise<string | null> {
     return null;
   }
 
   async openBytes(path: string): Promise<ByteSource> {
+    const file = this.fileOf(path);
     try {
-      const source = await FileByteSource.open(join(this.path, path));
+      const source = await FileByteSource.open(file);
       this.sources.push(source);
       return source;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new SafeLoraError(`${join(this.path, path)} does not exist`, "missing-file", { cause: error });
+        throw new SafeLoraError(`${file} does not exist`, "missing-file", { cause: error });
       }
       throw error;
     }
