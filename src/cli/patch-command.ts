@@ -1,10 +1,11 @@
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { loadEnv } from "../config/env.js";
+import { loadPatchEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import type { HubAccess } from "../hub/hub-access.js";
 import { findHubToken } from "../hub/token.js";
-import { openInputs } from "../pipeline/open-inputs.js";
+import { isFolder, openInputs } from "../pipeline/open-inputs.js";
+import { parseRepoRef } from "../hub/repo-ref.js";
 import { patchAdapter, type PatchedAdapter, type PatchProgress } from "../pipeline/patch-adapter.js";
 import { reproduceCommand } from "../report/reproduce-command.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
@@ -13,6 +14,7 @@ import { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 import type { CliIo } from "./io.js";
 import { formatBytes } from "../report/format-bytes.js";
+import { checkOutputFolder } from "./output-folder.js";
 import { summaryTable } from "./summary.js";
 
 export const PATCH_HELP = `Usage: safe-lora patch --adapter <dir | org/name[@rev]> [--base …] [--aligned …] [options]
@@ -47,6 +49,12 @@ function hubAccess(hubUrl: string, env: NodeJS.ProcessEnv): HubAccess {
     throw new SafeLoraError("the Hub token (HF_TOKEN or the token file) does not look like a Hub token (hf_…); create one at <hub>/settings/tokens", "usage");
   }
   return { hubUrl, ...(accessToken ? { accessToken } : {}) };
+}
+
+/** `./<adapter folder name>-safe-lora`; a local path is taken whole (an "@" in it is no revision). */
+async function defaultOut(adapter: string, subfolder: string): Promise<string> {
+  const name = (await isFolder(adapter)) ? adapter : parseRepoRef(adapter, "--adapter").id;
+  return `${basename(resolve(name, subfolder))}-safe-lora`;
 }
 
 class ProgressLine {
@@ -101,14 +109,18 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   if (!values.adapter) throw new SafeLoraError("missing --adapter; see safe-lora patch --help", "usage");
-  const env = loadEnv(io.env);
+  const env = loadPatchEnv(io.env);
   const epParsed = ExecutionProviderChoice.safeParse(values.ep ?? env.SAFE_LORA_EP);
   if (!epParsed.success) {
     throw new SafeLoraError(`--ep ${values.ep}: choose one of ${ExecutionProviderChoice.options.join(", ")}`, "usage");
   }
   const selection = values.select ? parseSelection(values.select) : DEFAULT_SELECTION;
   const adapterSpec = values.adapter;
-  const out = values.out ?? `${basename(resolve(adapterSpec.replace(/@.*$/, ""), values.subfolder ?? ""))}-safe-lora`;
+  const out = values.out ?? (await defaultOut(adapterSpec, values.subfolder ?? ""));
+  const localInputs = [];
+  for (const spec of [adapterSpec, values.base, values.aligned]) if (spec && (await isFolder(spec))) localInputs.push(spec);
+  // Before any input is opened: a run that cannot write its result must not download first.
+  const writeOptions = await checkOutputFolder(out, { force: values.force, protect: localInputs });
   const inputs = await openInputs({
     adapter: adapterSpec,
     ...(values.subfolder ? { subfolder: values.subfolder } : {}),
@@ -137,7 +149,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
   const command = reproduceCommand(patched.report, values.subfolder ?? "");
   // A local aligned folder has no Hub id for the card's base_model; no card licence is read yet.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
-  await writeVariant(out, variantFiles(patched, { alignedHubId, license: null, command }), { replace: values.force });
+  await writeVariant(out, variantFiles(patched, { alignedHubId, license: null, command }), writeOptions);
 
   if (values.json) io.stdout(`${JSON.stringify(patched.report, null, 2)}\n`);
   else io.stdout(`${summaryTable(patched.report)}\nwrote ${out}/\n`);

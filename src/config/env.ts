@@ -36,12 +36,29 @@ export const Env = z.object({
 });
 export type Env = z.infer<typeof Env>;
 
-export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
-  const present = Object.fromEntries(Object.entries(source).filter(([key, value]) => value !== undefined && value !== "" && key in Env.shape));
-  const parsed = Env.safeParse(present);
+/**
+ * What `patch` reads: a variable only `serve` uses (PORT, LOG_LEVEL, …) must not stop a one-off patch in a
+ * shell that happens to set it for something else.
+ */
+export const PatchEnv = Env.pick({ SAFE_LORA_EP: true, HF_ENDPOINT: true, DATA_DIR: true, SAFE_LORA_CACHE_GB: true });
+export type PatchEnv = z.infer<typeof PatchEnv>;
+
+/** Validates the variables `schema` names and ignores all others. */
+function parseEnv<Schema extends z.ZodObject>(schema: Schema, source: NodeJS.ProcessEnv): z.infer<Schema> {
+  const present = Object.fromEntries(Object.entries(source).filter(([key, value]) => value !== undefined && value !== "" && key in schema.shape));
+  const parsed = schema.safeParse(present);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new SafeLoraError(`environment variable ${issue.path.join(".")}: ${issue.message}`, "usage");
   }
   return parsed.data;
+}
+
+/** Everything the bot (`serve`, `worker`, `backfill`, `demo`) reads. */
+export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  return parseEnv(Env, source);
+}
+
+export function loadPatchEnv(source: NodeJS.ProcessEnv = process.env): PatchEnv {
+  return parseEnv(PatchEnv, source);
 }

@@ -36,7 +36,8 @@ export interface OpenedInputs {
   close(): Promise<void>;
 }
 
-async function isFolder(path: string): Promise<boolean> {
+/** Whether `path` names an existing local folder: such a value is never read as a Hub id. */
+export async function isFolder(path: string): Promise<boolean> {
   return stat(path).then(
     (info) => info.isDirectory(),
     () => false,

@@ -2,11 +2,13 @@ import { join } from "node:path";
 import { renderModelCard, type ModelCardContext } from "../report/model-card.js";
 import { renderSimilarityChart } from "../report/similarity-chart.js";
 import { serializeSafetensors, writeChunks } from "../safetensors/write.js";
-import { writeDirAtomically } from "../storage/atomic-dir.js";
+import { writeDirAtomically, type WriteDirOptions } from "../storage/atomic-dir.js";
 import type { PatchedAdapter } from "./patch-adapter.js";
 
 export const REPORT_FILE = "safe-lora-report.json";
 export const CHART_FILE = "similarity.svg";
+/** Every file a variant folder holds: a folder with anything else is not (only) this tool's output. */
+export const VARIANT_FILE_NAMES = ["adapter_model.safetensors", "adapter_config.json", "README.md", CHART_FILE, REPORT_FILE] as const;
 
 /** One file of a Safe LoRA variant folder, as chunks to write in order. */
 export interface VariantFile {
@@ -32,7 +34,7 @@ export function variantFiles(patched: PatchedAdapter, card: ModelCardContext): V
 }
 
 /** Writes a variant folder atomically: `dir` ends up complete or untouched. */
-export async function writeVariant(dir: string, files: readonly VariantFile[], options: { replace?: boolean } = {}): Promise<void> {
+export async function writeVariant(dir: string, files: readonly VariantFile[], options: WriteDirOptions = {}): Promise<void> {
   await writeDirAtomically(
     dir,
     async (staging) => {

@@ -1,16 +1,21 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { lstat, mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { SafeLoraError } from "../errors.js";
 
 export interface WriteDirOptions {
-  /** Replace a non-empty `target`; without it such a target is an error and is left alone. */
-  readonly replace?: boolean;
+  /**
+   * Asked before a non-empty `target` is replaced, with its entries; it throws to refuse. Without it a
+   * non-empty target is an error and is left alone. Every entry it accepts may be deleted.
+   */
+  readonly mayReplace?: (target: string, entries: readonly string[]) => Promise<void> | void;
 }
 
+/** The entries of `path`, or null when it does not exist; a non-folder there is refused. */
 async function entriesOf(path: string): Promise<string[] | null> {
   try {
-    const info = await stat(path);
+    const info = await lstat(path);
     if (!info.isDirectory()) {
       throw new SafeLoraError(`${path} exists and is not a folder; choose another --out`, "output-exists");
     }
@@ -22,38 +27,105 @@ async function entriesOf(path: string): Promise<string[] | null> {
 }
 
 /**
- * Fills a hidden staging folder next to `target`, then renames it into place, so that `target` is either
- * untouched or complete — never half-written. On failure the staging folder is removed.
+ * Checks that `target` may be written: absent, empty, or accepted by `mayReplace`. Returns its entries (null:
+ * absent). Callers may run it early, before the work that fills the folder, to fail before that work.
+ */
+export async function checkTarget(target: string, options: WriteDirOptions = {}): Promise<string[] | null> {
+  const existing = await entriesOf(resolve(target));
+  if (existing && existing.length > 0) {
+    if (!options.mayReplace) {
+      throw new SafeLoraError(`${target} already exists and is not empty; pass --force to replace it, or choose another --out`, "output-exists");
+    }
+    await options.mayReplace(resolve(target), existing);
+  }
+  return existing;
+}
+
+const stagingPattern = (name: string) => new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.(?:staging|old)-(\\d+)-[0-9a-f]{8}$`);
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but is another user's.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes staging folders that a killed run (SIGKILL, power loss) left next to `target`. Only names this
+ * function's own pattern produces, of processes that are gone, are touched: a concurrent run keeps its own.
+ */
+async function removeStaleStaging(parent: string, name: string): Promise<void> {
+  const pattern = stagingPattern(name);
+  for (const entry of await readdir(parent)) {
+    const match = pattern.exec(entry);
+    if (match && !isRunning(Number(match[1]))) await rm(join(parent, entry), { recursive: true, force: true });
+  }
+}
+
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+const inProgress = new Set<string>();
+
+/**
+ * Ctrl-C while a folder is being staged must not leave it behind. The handler removes every staging folder in
+ * progress; when nothing else listens for the signal it then dies of it as it would have (exit status 130 for
+ * Ctrl-C), and otherwise leaves the decision to the process's own handler (the bot drains on SIGTERM).
+ */
+function onSignal(signal: NodeJS.Signals): void {
+  for (const path of inProgress) rmSync(path, { recursive: true, force: true });
+  inProgress.clear();
+  for (const name of SIGNALS) process.removeListener(name, onSignal);
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function removeOnSignal(path: string): () => void {
+  if (inProgress.size === 0) for (const name of SIGNALS) process.on(name, onSignal);
+  inProgress.add(path);
+  return () => {
+    inProgress.delete(path);
+    if (inProgress.size === 0) for (const name of SIGNALS) process.removeListener(name, onSignal);
+  };
+}
+
+/**
+ * Moves the staged files over the old ones one by one: renaming a file over a file is atomic, while a folder
+ * can only be renamed over an empty one. So `target` never goes missing and each of its files is always
+ * whole, old or new. Old entries that the new folder does not have are removed last.
+ */
+async function replaceFiles(staging: string, target: string, old: readonly string[]): Promise<void> {
+  const staged = await readdir(staging);
+  for (const entry of staged) await rename(join(staging, entry), join(target, entry));
+  for (const entry of old) if (!staged.includes(entry)) await rm(join(target, entry), { recursive: true, force: true });
+}
+
+/**
+ * Fills a hidden staging folder next to `target`, then moves it into place. A new or empty `target` appears
+ * complete in one rename; an existing one that `mayReplace` accepts is replaced file by file. On failure, and on
+ * SIGINT/SIGTERM/SIGHUP, the staging folder is removed; ones left by killed runs are removed on the next run.
  */
 export async function writeDirAtomically(target: string, fill: (staging: string) => Promise<void>, options: WriteDirOptions = {}): Promise<void> {
   const absolute = resolve(target);
-  const existing = await entriesOf(absolute);
-  if (existing && existing.length > 0 && !options.replace) {
-    throw new SafeLoraError(`${target} already exists and is not empty; pass --force to replace it, or choose another --out`, "output-exists");
-  }
   const parent = dirname(absolute);
   await mkdir(parent, { recursive: true });
-  const tag = `${process.pid}-${randomBytes(4).toString("hex")}`;
-  const staging = join(parent, `.${basename(absolute)}.staging-${tag}`);
+  await removeStaleStaging(parent, basename(absolute));
+  const existing = await checkTarget(target, options);
+  const replacing = existing !== null && existing.length > 0;
+  const staging = join(parent, `.${basename(absolute)}.staging-${process.pid}-${randomBytes(4).toString("hex")}`);
   await mkdir(staging);
+  const release = removeOnSignal(staging);
   try {
     await fill(staging);
-    if (existing && existing.length > 0) {
-      // Move the old folder aside first: rename cannot replace a non-empty folder.
-      const old = join(parent, `.${basename(absolute)}.old-${tag}`);
-      await rename(absolute, old);
-      try {
-        await rename(staging, absolute);
-      } catch (error) {
-        await rename(old, absolute);
-        throw error;
-      }
-      await rm(old, { recursive: true, force: true });
+    if (replacing) {
+      await replaceFiles(staging, absolute, existing);
+      await rmdir(staging);
     } else {
       await rename(staging, absolute);
     }
-  } catch (error) {
+  } finally {
+    release();
     await rm(staging, { recursive: true, force: true });
-    throw error;
   }
 }

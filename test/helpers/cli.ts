@@ -1,3 +1,5 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { main } from "../../src/cli/main.js";
 
 export interface CliRun {
@@ -24,4 +26,36 @@ export async function runCli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): 
     env,
   });
   return { code, stdout, stderr };
+}
+
+// tsx's loader in this process, not its CLI: the CLI runs the code in a second process and relays signals.
+const TSX_LOADER = new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).href;
+const BIN = fileURLToPath(new URL("../../src/cli/bin.ts", import.meta.url));
+
+export interface SpawnOptions {
+  readonly cwd: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Sees stderr so far each time more arrives, with the child to signal. */
+  readonly onStderr?: (text: string, child: ChildProcess) => void;
+}
+
+/** Runs the CLI from source in a child process, for what an in-process run cannot show: another working directory, a signal. */
+export function spawnCli(args: string[], options: SpawnOptions): Promise<CliRun & { signal: NodeJS.Signals | null }> {
+  return spawnSource(BIN, args, options);
+}
+
+/** Runs a TypeScript file (through tsx) in a child process, in the offline environment. */
+export function spawnSource(entry: string, args: string[], options: SpawnOptions): Promise<CliRun & { signal: NodeJS.Signals | null }> {
+  const child = spawn(process.execPath, ["--import", TSX_LOADER, entry, ...args], { cwd: options.cwd, env: { ...process.env, ...OFFLINE_ENV, ...options.env } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    options.onStderr?.(stderr, child);
+  });
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code: code ?? -1, signal, stdout, stderr }));
+  });
 }
