@@ -1,3 +1,4 @@
+import { code, escapeMarkdown } from "../report/markdown.js";
 import { describeCommand, helpText, parseComment, type Command } from "../commands/parse-command.js";
 import { findAdapterFolders } from "./adapters.js";
 import type { BotContext } from "./context.js";
@@ -31,6 +32,8 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
     return id;
   };
 
+  // Mentioning the commenter answers them; any other outside name is shown as code.
+  const who = /^[A-Za-z0-9][\w.-]*$/.test(author) ? `@${author}` : code(author);
   const head = await context.forge.head(repo);
   const files = await context.forge.open(repo, head.sha);
   try {
@@ -38,12 +41,12 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
     const allowUsers = new Set([...context.config.allowUsers, ...(loaded.ok ? loaded.config.allowUsers : [])]);
     if (!allowUsers.has(author) && !(await context.forge.isMaintainer(repo, author))) {
       await answer(
-        `Thanks for asking, @${author}. Only members of \`${repo.split("/")[0]}\` (and people its Safe LoRA configuration allows) can ask me to act on this repo, so I will leave it as it is.`,
+        `Thanks for asking, ${who}. Only members of ${code(repo.split("/")[0]!)} (and people its Safe LoRA configuration allows) can ask me to act on this repo, so I will leave it as it is.`,
       );
       return { refused: author };
     }
     if (parsed.kind === "invalid") {
-      await answer(`I did not understand \`${parsed.text}\`: ${parsed.error}.\n\n${helpText(bot.name)}`);
+      await answer(`I did not understand ${code(parsed.text)}: ${escapeMarkdown(parsed.error)}.\n\n${helpText(bot.name)}`);
       return { invalid: parsed.error };
     }
     const { command } = parsed;
@@ -57,7 +60,7 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
       await answer(folder.problem);
       return { answered: "which folder?" };
     }
-    const ackId = await answer(`On it: \`${describeCommand(command)}\` for \`${folder}\`. I will edit this comment with the result.`);
+    const ackId = await answer(`On it: ${code(describeCommand(command))} for ${code(folder)}. I will edit this comment with the result.`);
 
     switch (command.name) {
       case "repatch": {
@@ -78,16 +81,16 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
         context.state.stop(repo, folder);
         for (const pr of await context.forge.pullRequests(repo)) {
           if (pr.folder === folder && (pr.status === "open" || pr.status === "draft")) {
-            await context.forge.closePullRequest(repo, pr.num, `Closed as @${author} asked. Comment \`@${bot.name} start\` to have it covered again.`);
+            await context.forge.closePullRequest(repo, pr.num, `Closed as ${who} asked. Comment \`@${bot.name} start\` to have it covered again.`);
           }
         }
-        await answer(`Stopped: I will not patch \`${folder}\` again until someone comments \`@${bot.name} start\`.`);
+        await answer(`Stopped: I will not patch ${code(folder)} again until someone comments \`@${bot.name} start\`.`);
         return { answered: "stop", folder };
       }
       case "start": {
         context.state.start(repo, folder);
         await context.queue.enqueue({ key: jobKeys.scan(repo, head.sha, "start"), kind: "scan", repo, private: head.private, payload: { repo, sha: head.sha, reason: "start" } });
-        await answer(`Started: I cover \`${folder}\` again and am looking at the current head (\`${head.sha.slice(0, 12)}\`).`);
+        await answer(`Started: I cover ${code(folder)} again and am looking at the current head (\`${head.sha.slice(0, 12)}\`).`);
         return { answered: "start", folder };
       }
     }
@@ -111,22 +114,23 @@ async function resolveFolder(
   const folders = (await findAdapterFolders(files, config ?? context.config)).map((a) => a.folder);
   if (folders.length === 1) return folders[0]!;
   if (folders.length === 0) return { problem: "I found no LoRA adapter in this repo to act on." };
-  return { problem: `This repo has several adapters (${folders.map((f) => `\`${f}\``).join(", ")}): add \`folder=<one of them>\` to the command.` };
+  return { problem: `This repo has several adapters (${folders.map((f) => code(f)).join(", ")}): add \`folder=<one of them>\` to the command.` };
 }
 
 async function statusText(context: BotContext, repo: string, folder: string): Promise<string> {
   const open = (await context.forge.pullRequests(repo)).find((pr) => (pr.folder === folder || pr.folder === "*") && (pr.status === "open" || pr.status === "draft"));
   const stopped = context.state.isStopped(repo, folder) ? " I was asked to stop covering it." : "";
-  if (!open) return `No open Safe LoRA pull request for \`${folder}\`.${stopped}`;
+  if (!open) return `No open Safe LoRA pull request for ${code(folder)}.${stopped}`;
   const head = await context.forge.open(repo, `refs/pr/${open.num}`);
   try {
     const r = await committedReport(head, folder);
-    if (!r) return `Pull request #${open.num} has no readable report for \`${folder}\` yet.${stopped}`;
+    if (!r) return `Pull request #${open.num} has no readable report for ${code(folder)} yet.${stopped}`;
     return [
-      `Pull request #${open.num} holds \`${folder}\` at \`${head.sha.slice(0, 12)}\`:`,
-      `- selection \`${r.selection.mode}:${r.selection.value}\`, ${r.projectedCount} of ${r.moduleCount} modules projected`,
-      `- aligned \`${r.inputs.aligned.location}\`@\`${r.inputs.aligned.revision?.slice(0, 12)}\`, base \`${r.inputs.base.location}\`@\`${r.inputs.base.revision?.slice(0, 12)}\``,
-      `- made by safe-lora ${r.tool.version} on ${r.createdAt}${stopped}`,
+      // The report is read from the pull request's branch, which others can push to: its fields are outside text.
+      `Pull request #${open.num} holds ${code(folder)} at \`${head.sha.slice(0, 12)}\`:`,
+      `- selection ${code(`${r.selection.mode}:${r.selection.value}`)}, ${r.projectedCount} of ${r.moduleCount} modules projected`,
+      `- aligned ${code(`${r.inputs.aligned.location}@${r.inputs.aligned.revision?.slice(0, 12) ?? "local"}`)}, base ${code(`${r.inputs.base.location}@${r.inputs.base.revision?.slice(0, 12) ?? "local"}`)}`,
+      `- made by safe-lora ${code(r.tool.version)} on ${code(r.createdAt)}${stopped}`,
     ].join("\n");
   } finally {
     await head.close();

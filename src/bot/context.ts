@@ -18,8 +18,6 @@ export interface BotContext {
   readonly config: BotConfig;
   readonly cache: AlignmentCache | null;
   readonly executionProvider: ExecutionProviderChoice;
-  /** This process, for reports: host:pid. */
-  readonly worker: string;
   readonly log: Logger;
   readonly metrics: BotMetrics;
 }

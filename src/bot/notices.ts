@@ -1,8 +1,9 @@
+import { code, codeBlock, commentJson, plainLine } from "../report/markdown.js";
 import type { ConfigProblem } from "../config/bot-config.js";
 import type { BotContext } from "./context.js";
 import { describeProblem, REPO_CONFIG_FILE } from "./repo-config.js";
 
-const noticeMarker = (key: string) => `<!-- safe-lora-bot:notice ${JSON.stringify({ key })} -->`;
+const noticeMarker = (key: string) => `<!-- safe-lora-bot:notice ${commentJson({ key })} -->`;
 
 /**
  * Posts a message once per `key`: on the bot's open pull request for `folder` (or any open one of the repo),
@@ -38,15 +39,25 @@ export async function postConfigNotice(context: BotContext, repo: string, proble
   );
 }
 
+/**
+ * A message as it may be published: the Hub URL the bot is configured with (possibly an internal mirror)
+ * becomes "the Hub", so no host detail of the bot's own network reaches a public discussion.
+ */
+export function publicMessage(context: Pick<BotContext, "hub">, message: string): string {
+  const hubUrl = context.hub.hubUrl.replace(/\/+$/, "");
+  return hubUrl ? message.split(hubUrl).join("the Hub") : message;
+}
+
 /** A failure that is the user's to fix (bad adapter, no pair, a limit): one helpful comment, no retries. */
 export async function postFailureNotice(context: BotContext, repo: string, folder: string, key: string, message: string): Promise<void> {
-  const where = folder === "." ? "the adapter at the root of this repo" : `the adapter in \`${folder}\``;
+  const where = folder === "." ? "the adapter at the root of this repo" : `the adapter in ${code(folder)}`;
   await postOnce(
     context,
     repo,
     `failure:${repo}:${folder}:${key}`,
     folder,
-    folder === "." ? "Safe LoRA could not patch this adapter" : `Safe LoRA could not patch ${folder}`,
-    [`I could not make a Safe LoRA variant of ${where}:`, "", `> ${message}`, "", `I will try again when the adapter or \`${REPO_CONFIG_FILE}\` changes.`].join("\n"),
+    folder === "." ? "Safe LoRA could not patch this adapter" : plainLine(`Safe LoRA could not patch ${folder}`),
+    // The message can quote tensor names and paths from the repo: fenced, it cannot become Markdown.
+    [`I could not make a Safe LoRA variant of ${where}:`, "", codeBlock(publicMessage(context, message)), "", `I will try again when the adapter or \`${REPO_CONFIG_FILE}\` changes.`].join("\n"),
   );
 }

@@ -1,3 +1,5 @@
+import { redactRepo, repoLogFields } from "./log-fields.js";
+import { code, codeBlock, plainLine } from "../report/markdown.js";
 import { posix } from "node:path";
 import type { RepoConfig } from "../config/bot-config.js";
 import { SafeLoraError } from "../errors.js";
@@ -18,7 +20,7 @@ import type { BotContext } from "./context.js";
 import { isUserError } from "./errors.js";
 import { modelAccessCheck } from "./model-access.js";
 import type { PatchPayload } from "./job-payloads.js";
-import { postConfigNotice, postFailureNotice } from "./notices.js";
+import { postConfigNotice, postFailureNotice, publicMessage } from "./notices.js";
 import { describeProblem, loadRepoConfig } from "./repo-config.js";
 
 export type PatchOutcome =
@@ -113,13 +115,13 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       return { outcome: "skipped", reason: "disabled" };
     }
     if (context.state.isStopped(repo, folder)) {
-      await reply(`I stopped covering \`${folder}\` as asked; comment \`@${context.forge.bot.name} start\` to undo that.`);
+      await reply(`I stopped covering ${code(folder)} as asked; comment \`@${context.forge.bot.name} start\` to undo that.`);
       return { outcome: "skipped", reason: "stopped" };
     }
     const adapterKeys = await adapterFileKeys(files, folder);
     filesKey = adapterKeys.filesKey;
     if (Object.keys(adapterKeys.files).length === 0) {
-      await reply(`There is no adapter in \`${folder}\` at \`${sha.slice(0, 12)}\`.`);
+      await reply(`There is no adapter in ${code(folder)} at \`${sha.slice(0, 12)}\`.`);
       return { outcome: "skipped", reason: "no adapter in this folder" };
     }
 
@@ -152,7 +154,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       const prHead = open ? await context.forge.open(repo, `refs/pr/${open.num}`) : null;
       if (open && prHead && sameRecord((await committedReport(prHead, folder))?.record, record)) {
         await refreshDescription(context, repo, open, prHead, prFolder);
-        await reply(`Nothing to do: this pull request already holds \`${folder}\` patched with \`${record.selection}\` from the same adapter and models.`);
+        await reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
         return { outcome: "unchanged", pr: open.num, reason: "same record" };
       }
 
@@ -162,13 +164,12 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
         executionProvider: context.executionProvider,
         cache: context.cache,
         record,
-        worker: context.worker,
         signal: jobSignal,
         limits: { maxModules: config.limits.maxModules, maxFetchBytes: config.limits.maxFetchGB * 1e9, maxCacheBytes: config.limits.maxDiskGB * 1e9 },
-        onNotice: (message) => context.log.warn({ private: files.private, repo: files.private ? undefined : repo }, message),
+        onNotice: (message) => context.log.warn(repoLogFields(repo, files.private), redactRepo(message, repo, files.private)),
       });
       for (const source of ["base", "aligned", "adapter"] as const) context.metrics.bytesRead.inc({ source }, patched.report.bytesRead[source]);
-      const title = open ? `Safe LoRA: ${formatSelection(selection)} for ${folder}` : pullRequestTitle(prFolder);
+      const title = open ? plainLine(`Safe LoRA: ${formatSelection(selection)} for ${folder}`) : pullRequestTitle(prFolder);
       let num: number;
       let commit: string;
       if (open) {
@@ -186,7 +187,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder);
       const { projectedCount, moduleCount } = patched.report;
       const where = open ? "committed" : `opened pull request #${num} (${context.forge.pullRequestUrl(repo, num)}) with`;
-      await reply(`Done: ${where} \`${commit.slice(0, 12)}\` — \`${folder}\` patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
+      await reply(`Done: ${where} \`${commit.slice(0, 12)}\` — ${code(folder)} patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
       return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
     } finally {
       clearTimeout(deadline);
@@ -195,7 +196,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
   } catch (error) {
     if (!isUserError(error)) throw error;
     const message = (error as Error).message;
-    if (command) await reply(`I could not patch \`${folder}\`: ${message}`);
+    if (command) await reply(`I could not patch ${code(folder)}:\n\n${codeBlock(publicMessage(context, message))}`);
     else await postFailureNotice(context, repo, folder, `${filesKey}:${(error as SafeLoraError).code}`, message);
     return { outcome: "refused", reason: message };
   } finally {

@@ -1,3 +1,4 @@
+import { code, escapeMarkdown } from "../report/markdown.js";
 import { effectiveConfig, parseConfigYaml, RepoConfigFile, type BotConfig, type ConfigProblem, type RepoConfig } from "../config/bot-config.js";
 import type { PinnedRepo } from "../forge/forge.js";
 
@@ -18,5 +19,6 @@ export async function loadRepoConfig(bot: BotConfig, files: PinnedRepo): Promise
 
 export function describeProblem(problem: ConfigProblem): string {
   const where = `${REPO_CONFIG_FILE}${problem.line ? `, line ${problem.line}` : ""}`;
-  return problem.key ? `\`${problem.key}\` (${where}): ${problem.message}` : `${where}: ${problem.message}`;
+  // The key and the message can quote the file's own text.
+  return problem.key ? `${code(problem.key)} (${where}): ${escapeMarkdown(problem.message)}` : `${where}: ${escapeMarkdown(problem.message)}`;
 }

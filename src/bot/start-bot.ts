@@ -1,4 +1,3 @@
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { loadBotConfig } from "../config/bot-config.js";
@@ -46,7 +45,6 @@ export async function createContext(env: Env, rawEnv: NodeJS.ProcessEnv): Promis
     config,
     cache: new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9),
     executionProvider: env.SAFE_LORA_EP,
-    worker: `${hostname()}:${process.pid}`,
     log,
     metrics: new BotMetrics(queue),
   };

@@ -1,3 +1,4 @@
+import { redactRepo, repoLogFields } from "./log-fields.js";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { SafeLoraError } from "../errors.js";
@@ -90,19 +91,21 @@ export class Worker {
       () => controller.abort(new SafeLoraError(`the job took longer than this bot's limit of ${maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded")),
       maxRunMinutes * 60_000,
     );
-    const jobLog = log.child({ job: job.id, kind: job.kind, attempt: job.attempts });
-    jobLog.info({ private: job.private, repo: job.private ? undefined : job.repo }, "job started");
+    // Every line about a private repo's job leaves its name out, whatever the line says.
+    const jobLog = log.child({ job: job.id, kind: job.kind, attempt: job.attempts, ...repoLogFields(job.repo, job.private) });
+    const scrub = (text: string) => redactRepo(text, job.repo, job.private);
+    jobLog.info("job started");
     let outcome = "done";
     try {
       const result = await this.dispatch(job, controller.signal);
       await queue.complete(job.id, this.id, result);
-      jobLog.info({ result }, "job done");
+      jobLog.info({ result: JSON.parse(scrub(JSON.stringify(result ?? null))) as unknown }, "job done");
     } catch (error) {
       if (isUserError(error)) {
         // Nothing a retry would change (a deleted repo, a bad config file): record why, and stop.
         outcome = "refused";
         await queue.complete(job.id, this.id, { outcome: "refused", reason: error.message });
-        jobLog.info({ reason: error.message }, "job refused");
+        jobLog.info({ reason: scrub(error.message) }, "job refused");
         return;
       }
       const transient = isTransient(error);
@@ -111,7 +114,8 @@ export class Worker {
       outcome = transient ? "retry" : "error";
       const delay = this.options.retryBaseMs * 2 ** (job.attempts - 1);
       await queue.retry(job.id, this.id, message, delay);
-      jobLog[transient ? "warn" : "error"]({ err: error, retryInMs: delay }, "job failed");
+      const err = job.private ? { type: error instanceof Error ? error.name : typeof error, message: scrub(message) } : error;
+      jobLog[transient ? "warn" : "error"]({ err, retryInMs: delay }, "job failed");
     } finally {
       clearInterval(heartbeat);
       clearTimeout(deadline);

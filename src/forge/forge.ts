@@ -1,3 +1,4 @@
+import { commentJson } from "../report/markdown.js";
 import type { RepoFiles } from "../storage/repo-files.js";
 
 /**
@@ -63,7 +64,7 @@ export interface FileToCommit {
 
 /** The hidden marker in a bot pull request's description that says which folder it covers. */
 export function pullRequestMarker(folder: string): string {
-  return `<!-- safe-lora-bot:pull-request ${JSON.stringify({ folder })} -->`;
+  return `<!-- safe-lora-bot:pull-request ${commentJson({ folder })} -->`;
 }
 
 export function readPullRequestMarker(text: string): string | null {

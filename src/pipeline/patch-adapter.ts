@@ -55,8 +55,6 @@ export interface PatchRequest {
   readonly limits?: { readonly maxModules?: number; readonly maxFetchBytes?: number; readonly maxCacheBytes?: number };
   /** Told about decisions an operator may want to know of (e.g. a cache skipped for its size). */
   readonly onNotice?: (message: string) => void;
-  /** Where it runs, for reports. */
-  readonly worker?: string;
 }
 
 export const DEFAULT_MIN_WEIGHT_COSINE = 0.2;
@@ -345,7 +343,6 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
       aligned: { location: request.aligned.location ?? request.aligned.files.description, revision: request.aligned.revision, resolvedBy: request.aligned.resolvedBy ?? "explicit", files: await weightDigests(aligned) },
     },
     durationMs: Math.round(performance.now() - started),
-    ...(request.worker ? { worker: request.worker } : {}),
     ...(request.record ? { record: request.record } : {}),
   };
   const metadata = {

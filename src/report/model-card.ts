@@ -1,3 +1,4 @@
+import { code, codeBlock } from "./markdown.js";
 import type { ModuleReport, SafeLoraReport } from "./schema.js";
 
 export interface ModelCardContext {
@@ -15,7 +16,8 @@ function frontMatter(context: ModelCardContext): string {
   const lines = ["---"];
   if (context.alignedHubId) lines.push(`base_model: ${context.alignedHubId}`, "base_model_relation: adapter");
   lines.push("library_name: peft");
-  if (context.license) lines.push(`license: ${context.license}`);
+  // The licence comes from the adapter's card: quoted as a YAML string, it cannot add keys.
+  if (context.license) lines.push(`license: ${/^[\w.+-]+$/.test(context.license) ? context.license : JSON.stringify(context.license)}`);
   lines.push("tags:", "  - safe-lora", "  - lora", "  - peft", "---");
   return lines.join("\n");
 }
@@ -45,7 +47,7 @@ function skipNote(module: ModuleReport): string {
 function moduleTable(report: SafeLoraReport): string {
   const rows = report.modules.map(
     (m) =>
-      `| ${m.layer ?? "—"} | \`${m.target}\` | ${fmt(m.cosine)} | ${m.projected ? "**yes**" : "no"} | ${fmt(m.normRatio, 4)} | ${skipNote(m)} |`,
+      `| ${m.layer ?? "—"} | ${code(m.target).replace(/\|/g, "\\|")} | ${fmt(m.cosine)} | ${m.projected ? "**yes**" : "no"} | ${fmt(m.normRatio, 4)} | ${skipNote(m)} |`,
   );
   return [
     "## Modules",
@@ -60,8 +62,8 @@ function moduleTable(report: SafeLoraReport): string {
 
 function inputs(report: SafeLoraReport): string {
   const line = (role: string, input: SafeLoraReport["inputs"]["adapter"]) =>
-    `- **${role}:** \`${input.location}\`${input.revision ? ` @ \`${input.revision}\`` : ""}` +
-    input.files.map((file) => `\n  - \`${file.path}\` sha256 \`${file.sha256}\``).join("");
+    `- **${role}:** ${code(input.location)}${input.revision ? ` @ ${code(input.revision)}` : ""}` +
+    input.files.map((file) => `\n  - ${code(file.path)} sha256 ${code(file.sha256)}`).join("");
   return [
     "## Inputs",
     "",
@@ -86,7 +88,7 @@ const CAVEATS = [
 export function renderModelCard(report: SafeLoraReport, context: ModelCardContext): string {
   const untouched =
     report.untouchedTensors.length > 0
-      ? `\n\nCopied unchanged: ${report.untouchedTensors.map((name) => `\`${name}\``).join(", ")}.`
+      ? `\n\nCopied unchanged: ${report.untouchedTensors.map(code).join(", ")}.`
       : "";
   return [
     frontMatter(context),
@@ -101,9 +103,7 @@ export function renderModelCard(report: SafeLoraReport, context: ModelCardContex
     "",
     "## Reproduce",
     "",
-    "```bash",
-    context.command,
-    "```",
+    codeBlock(context.command, "bash"),
     "",
     CAVEATS,
     "",

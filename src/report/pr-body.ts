@@ -1,3 +1,4 @@
+import { code, codeBlock, escapeMarkdown, linkPath, plainLine } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
 import { formatBytes } from "./format-bytes.js";
 import { pullRequestMarker } from "../forge/forge.js";
@@ -16,7 +17,7 @@ export interface PullRequestContext {
 }
 
 export function pullRequestTitle(folder: string): string {
-  return folder === "." || folder === "*" ? "Add Safe LoRA variant" : `Add Safe LoRA variant (${folder})`;
+  return folder === "." || folder === "*" ? "Add Safe LoRA variant" : plainLine(`Add Safe LoRA variant (${folder})`);
 }
 
 function intro(): string {
@@ -29,21 +30,21 @@ function intro(): string {
 }
 
 function pinned(input: SafeLoraReport["inputs"]["base"]): string {
-  return input.revision ? `\`${input.location}\` @ \`${input.revision.slice(0, 12)}\`` : `\`${input.location}\``;
+  return input.revision ? `${code(input.location)} @ ${code(input.revision.slice(0, 12))}` : code(input.location);
 }
 
 function summaryTable({ folder, report }: { folder: string; report: SafeLoraReport }): string {
   const { selection } = report;
   const tau = selection.threshold === null ? "no module has a cosine" : `τ = ${selection.threshold.toFixed(5)}`;
   const rows: Array<[string, string]> = [
-    ["Variant", `[\`${variantFolderOf(folder)}/\`](./${variantFolderOf(folder)}) — report card in its README.md`],
-    ["Aligned model", `${pinned(report.inputs.aligned)} (${report.inputs.aligned.resolvedBy})`],
-    ["Base model", `${pinned(report.inputs.base)} (${report.inputs.base.resolvedBy})`],
+    ["Variant", `[${code(`${variantFolderOf(folder)}/`)}](${linkPath(variantFolderOf(folder))}) — report card in its README.md`],
+    ["Aligned model", `${pinned(report.inputs.aligned)} (${escapeMarkdown(report.inputs.aligned.resolvedBy ?? "")})`],
+    ["Base model", `${pinned(report.inputs.base)} (${escapeMarkdown(report.inputs.base.resolvedBy ?? "")})`],
     ["Selection", `\`${selection.mode}:${selection.value}\` (${tau})`],
     ["Modules projected", `${report.projectedCount} / ${report.moduleCount}`],
     ["Bytes read", `base ${formatBytes(report.bytesRead.base)}, aligned ${formatBytes(report.bytesRead.aligned)}, adapter ${formatBytes(report.bytesRead.adapter)}`],
     ["Run time", `${(report.durationMs / 1000).toFixed(1)} s`],
-    ["Worker", `${report.worker ?? "—"} (${report.operator.executionProvider})`],
+    ["Execution provider", report.operator.executionProvider],
   ];
   return ["| | |", "|---|---|", ...rows.map(([label, value]) => `| ${label} | ${value} |`)].join("\n");
 }
@@ -52,18 +53,21 @@ function tryIt(context: PullRequestContext, folder: string): string {
   const sub = variantFolderOf(folder);
   const revision = context.num === null ? "refs/pr/<number of this pull request>" : `refs/pr/${context.num}`;
   const base = context.variants[0]?.report.inputs.aligned.location ?? "<aligned model>";
-  return [
-    "**Try it before merging:**",
-    "",
-    "```python",
+  // Python string literals from JSON: a quote in a folder name cannot end the string.
+  const str = (value: string) => JSON.stringify(value);
+  const snippet = [
     "from transformers import AutoModelForCausalLM",
     "from peft import PeftModel",
     "",
-    `model = AutoModelForCausalLM.from_pretrained("${base}")`,
-    `model = PeftModel.from_pretrained(model, "${context.repo}", subfolder="${sub}", revision="${revision}")`,
-    "```",
+    `model = AutoModelForCausalLM.from_pretrained(${str(base)})`,
+    `model = PeftModel.from_pretrained(model, ${str(context.repo)}, subfolder=${str(sub)}, revision=${str(revision)})`,
+  ].join("\n");
+  return [
+    "**Try it before merging:**",
     "",
-    `**After merging:** the same without \`revision\`: \`PeftModel.from_pretrained(model, "${context.repo}", subfolder="${sub}")\`.`,
+    codeBlock(snippet, "python"),
+    "",
+    `**After merging:** the same without \`revision\`: ${code(`PeftModel.from_pretrained(model, ${str(context.repo)}, subfolder=${str(sub)})`)}.`,
   ].join("\n");
 }
 
@@ -78,7 +82,7 @@ const CAVEAT =
 export function pullRequestDescription(context: PullRequestContext): string {
   const sections = [pullRequestMarker(context.folder), intro()];
   for (const variant of context.variants) {
-    if (context.variants.length > 1) sections.push(`### \`${variant.folder}\``);
+    if (context.variants.length > 1) sections.push(`### ${code(variant.folder)}`);
     sections.push(summaryTable(variant));
   }
   sections.push(tryIt(context, context.variants[0]?.folder ?? "."), commands(context.botName), CAVEAT);

@@ -1,19 +1,20 @@
+import { code, commentJson, linkPath } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
 import type { SafeLoraReport } from "./schema.js";
 
-const START = (folder: string) => `<!-- safe-lora:start ${JSON.stringify({ folder })} -->`;
+const START = (folder: string) => `<!-- safe-lora:start ${commentJson({ folder })} -->`;
 const END = "<!-- safe-lora:end -->";
 
 function section(folder: string, report: SafeLoraReport): string {
   const path = variantFolderOf(folder);
-  const which = folder === "." ? "this adapter" : `the adapter in \`${folder}\``;
+  const which = folder === "." ? "this adapter" : `the adapter in ${code(folder)}`;
   return [
     START(folder),
     "## Safe LoRA variant",
     "",
-    `A [Safe LoRA](https://arxiv.org/abs/2405.16833) variant of ${which} is in [\`${path}/\`](./${path}): ` +
-      `${report.projectedCount} of ${report.moduleCount} modules projected towards the alignment of \`${report.inputs.aligned.location}\` ` +
-      `(\`${report.selection.mode}:${report.selection.value}\`). Its [report card](./${path}/README.md) says what changed and what it does not prove.`,
+    `A [Safe LoRA](https://arxiv.org/abs/2405.16833) variant of ${which} is in [${code(`${path}/`)}](${linkPath(path)}): ` +
+      `${report.projectedCount} of ${report.moduleCount} modules projected towards the alignment of ${code(report.inputs.aligned.location)} ` +
+      `(\`${report.selection.mode}:${report.selection.value}\`). Its [report card](${linkPath(`${path}/README.md`)}) says what changed and what it does not prove.`,
     END,
   ].join("\n");
 }

@@ -66,8 +66,6 @@ export const SafeLoraReport = z.object({
   bytesRead: z.object({ base: z.number().int(), aligned: z.number().int(), adapter: z.number().int() }),
   inputs: z.object({ adapter: InputReport, base: InputReport, aligned: InputReport }),
   durationMs: z.number(),
-  /** Where it ran (host and process), for the pull request's summary. */
-  worker: z.string().optional(),
   /** The bot's record of inputs and settings (absent for CLI runs). */
   record: PatchRecord.optional(),
 });

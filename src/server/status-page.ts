@@ -1,3 +1,4 @@
+import { redactRepo } from "../bot/log-fields.js";
 import type { Job } from "../queue/job-queue.js";
 
 export const escapeHtml = (text: string) => text.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[c]!);
@@ -29,7 +30,7 @@ export function renderStatusPage(jobs: Job[], options: StatusPageOptions): strin
     const pr = prOf(job);
     const link = pr !== null && !hidden ? `<a href="${escapeHtml(options.prUrl(job.repo, pr))}">#${pr}</a>` : pr !== null ? `#${pr}` : "";
     // Errors can quote the repo's name: redact it along with the name itself.
-    const error = job.error ? escapeHtml(hidden ? job.error.split(job.repo).join("…") : job.error) : "";
+    const error = job.error ? escapeHtml(redactRepo(job.error, job.repo, hidden)) : "";
     const when = new Date(job.createdAt).toISOString().replace("T", " ").slice(0, 19);
     return `<tr><td>${job.id}</td><td>${when}</td><td>${job.kind}</td><td class="${job.state}">${job.state}</td><td>${repo}</td><td>${hidden ? "" : escapeHtml(folderOf(job))}</td><td>${link}</td><td>${error}</td></tr>`;
   });
