@@ -111,3 +111,16 @@ describe("the status page and metrics", () => {
     expect(page).toContain("acme/secret-project-lora");
   });
 });
+
+describe("a safe-lora.yaml that expands without bound (issue 7 item 8)", () => {
+  it("becomes the config notice, not a job retried as a bug", async () => {
+    const rows = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 12; i++) rows.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(",")}]`);
+    await pushConfig(`${rows.join("\n")}\n`);
+    await world.idle();
+    const jobs = await world.bot!.context.queue.recent(5);
+    expect(jobs.every((job) => job.state === "done" && job.attempts === 1)).toBe(true);
+    const notices = world.repo().discussions.filter((d) => d.authorId === world.botUser.id).flatMap((d) => d.events.map((e) => e.content ?? ""));
+    expect(notices.filter((text) => /I could not read this repo's `safe-lora\.yaml`: safe-lora\.yaml: cannot be read: .*alias/i.test(text))).toHaveLength(1);
+  });
+});
