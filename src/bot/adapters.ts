@@ -4,6 +4,7 @@ import type { RepoConfig } from "../config/bot-config.js";
 import type { PinnedRepo } from "../forge/forge.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../peft/open-adapter.js";
 import { VARIANT_FOLDER } from "../report/variant-folder.js";
+import { repoPathProblem } from "../storage/repo-files.js";
 
 export interface AdapterFolder {
   /** Folder in the repo, "." for the root. */
@@ -26,6 +27,8 @@ export async function findAdapterFolders(files: PinnedRepo, config: RepoConfig):
   const excluded = config.exclude.length > 0 ? picomatch(config.exclude, { dot: true }) : () => false;
   const found: AdapterFolder[] = [];
   for (const path of files.paths().filter((p) => posix.basename(p) === ADAPTER_CONFIG).sort()) {
+    // Whatever the forge lists, a folder that would leave the repo is never an adapter folder.
+    if (repoPathProblem(path)) continue;
     const folder = folderOf(path);
     const segments = folder === "." ? [] : folder.split("/");
     if (segments.includes(VARIANT_FOLDER)) continue;

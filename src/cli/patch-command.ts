@@ -14,6 +14,7 @@ import { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 import type { CliIo } from "./io.js";
 import { formatBytes } from "../report/format-bytes.js";
+import { repoFolder } from "../storage/repo-files.js";
 import { checkOutputFolder } from "./output-folder.js";
 import { summaryTable } from "./summary.js";
 
@@ -109,6 +110,8 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   if (!values.adapter) throw new SafeLoraError("missing --adapter; see safe-lora patch --help", "usage");
+  // Refused before anything is opened: a subfolder with `..` (or a leading /) would read outside the adapter's repo.
+  if (values.subfolder !== undefined) repoFolder(values.subfolder, "--subfolder");
   const env = loadPatchEnv(io.env);
   const epParsed = ExecutionProviderChoice.safeParse(values.ep ?? env.SAFE_LORA_EP);
   if (!epParsed.success) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Selection, formatSelection, parseSelection } from "../projection/selection.js";
+import { repoPathProblem } from "../storage/repo-files.js";
 
 /** What people can ask the bot in a comment. */
 export const Command = z.discriminatedUnion("name", [
@@ -62,6 +63,9 @@ export function parseComment(text: string, botName: string): ParsedComment {
     const folderMatch = /^folder=(.+)$/i.exec(arg);
     if (folderMatch) {
       folder = folderMatch[1]!.replace(/^\.?\/+|\/+$/g, "") || ".";
+      // The folder becomes repo paths the bot reads and commits under, so it must stay inside the repo.
+      const problem = folder === "." ? null : repoPathProblem(folder);
+      if (problem) return { kind: "invalid", error: `\`folder=\` must name a folder inside the repo, like \`folder=adapters/summaries\` (${problem})`, text: line };
       continue;
     }
     if (command !== "repatch") return { kind: "invalid", error: `\`${command}\` takes no argument \`${arg}\``, text: line };

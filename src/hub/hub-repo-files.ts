@@ -2,7 +2,7 @@ import { downloadFile, listFiles, modelInfo } from "@huggingface/hub";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import type { ByteSource } from "../safetensors/byte-source.js";
-import type { RepoFiles } from "../storage/repo-files.js";
+import { checkTextSize, MAX_TEXT_BYTES, quotePath, repoPathProblem, type RepoFiles } from "../storage/repo-files.js";
 import { explainHubError, hubParams, type HubAccess } from "./hub-access.js";
 import type { RepoRef } from "./repo-ref.js";
 
@@ -114,13 +114,24 @@ export class HubRepoFiles implements RepoFiles {
     const params = hubParams(access);
     const info = await fetchModelInfo(access, ref);
     const tree = new Map<string, TreeFile>();
+    let unsafeListing: string | null = null;
     try {
       for await (const raw of listFiles({ ...params, repo: { type: "model", name: ref.id }, revision: info.sha, recursive: true })) {
         const entry = TreeEntry.parse(raw);
+        const problem = repoPathProblem(entry.path);
+        // The Hub refuses such paths in commits, so a listing that holds one is not to be trusted at all: turned
+        // into a resolve URL, `../../other/private/resolve/main/x` would fetch another repo with the bot's token.
+        if (problem) {
+          unsafeListing = `${quotePath(entry.path)} (${problem})`;
+          break;
+        }
         if (entry.type === "file") tree.set(entry.path, { size: entry.size, contentKey: entry.lfs?.oid ?? entry.oid });
       }
     } catch (error) {
       throw explainHubError(error, ref.id, access);
+    }
+    if (unsafeListing) {
+      throw new SafeLoraError(`the Hub listed a file ${unsafeListing} in ${ref.id}@${info.sha.slice(0, 12)}, which is not a path inside the repo; nothing of it is read`, "unsafe-path");
     }
     return new HubRepoFiles(access, ref.id, info.sha, info, tree);
   }
@@ -158,7 +169,14 @@ export class HubRepoFiles implements RepoFiles {
     const entry = this.tree.get(path);
     if (!entry) throw new SafeLoraError(`${this.description} has no file ${path}`, "missing-file");
     const params = hubParams(this.access);
-    const url = `${params.hubUrl}/${this.id}/resolve/${encodeURIComponent(this.sha)}/${path.split("/").map(encodeURIComponent).join("/")}`;
+    // Every listed path was checked when the tree was read; the URL is still checked after the parser has
+    // normalised it, since this is where the bot's token is sent.
+    const root = `${params.hubUrl}/${this.id}/resolve/${encodeURIComponent(this.sha)}/`;
+    const url = `${root}${path.split("/").map(encodeURIComponent).join("/")}`;
+    const [resolved, expected] = [new URL(url), new URL(root)];
+    if (resolved.origin !== expected.origin || !resolved.pathname.startsWith(expected.pathname)) {
+      throw new SafeLoraError(`${this.description}: the file ${quotePath(path)} does not resolve inside the repo; nothing was read`, "unsafe-path");
+    }
     const blob = await downloadFile({
       ...params,
       repo: { type: "model", name: this.id },
@@ -171,7 +189,10 @@ export class HubRepoFiles implements RepoFiles {
     return blob;
   }
 
-  async readText(path: string): Promise<string> {
+  async readText(path: string, options: { readonly maxBytes?: number } = {}): Promise<string> {
+    const size = this.tree.get(path)?.size;
+    // The listing gives the size, so an oversized file is refused before it is downloaded.
+    if (size !== undefined) checkTextSize(`${this.description}/${path}`, size, options.maxBytes ?? MAX_TEXT_BYTES);
     const blob = await this.blob(path);
     let text: string;
     try {

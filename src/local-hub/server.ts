@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { z } from "zod";
 import { cardDataOf, gitBlobOid, HubStore, isLfsPath, objectId, storedFile, type Commit, type Discussion, type DiscussionEvent, type Repo, type StoredFile, type User } from "./store.js";
 import { cardBaseModels } from "../hub/card-data.js";
+import { repoPathProblem } from "../storage/repo-files.js";
 import { WebhookDispatcher } from "./webhooks.js";
 
 /** A handled request that ends with an HTTP error, in the Hub's format: JSON `{error}` plus `X-Error-Code`. */
@@ -460,6 +461,12 @@ export class LocalHub {
       throw new HubHttpError(412, "The branch was updated since you opened this page. Please refresh and try again.");
     }
 
+    for (const line of lines) {
+      if (line.key === "header") continue;
+      // The Hub answers 400 to a path that would leave the repo; checked before anything is stored.
+      const problem = repoPathProblem(line.key === "deletedFolder" ? line.value.path.replace(/\/$/, "") : line.value.path);
+      if (problem) throw new HubHttpError(400, `Invalid path ${JSON.stringify(line.value.path)}: ${problem}`);
+    }
     const changes = new Map<string, StoredFile | null>();
     for (const line of lines) {
       if (line.key === "file") {

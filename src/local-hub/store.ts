@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { parseCardData } from "../hub/card-data.js";
+import { repoPathProblem } from "../storage/repo-files.js";
 
 /** Where a file's bytes are: in memory (small files, uploads) or a file on disk (large seeded weights). */
 export type FileContent = { kind: "memory"; data: Buffer } | { kind: "disk"; path: string };
@@ -216,6 +217,11 @@ export class HubStore {
     const parentId = repo.refs.get(ref);
     const parent = parentId ? repo.commits.get(parentId) : undefined;
     const files = new Map(parent?.files ?? []);
+    for (const path of changes.keys()) {
+      // As on the Hub, a repo never holds a path that leaves it (`..`, `.`, empty segments, a leading /, a backslash).
+      const problem = repoPathProblem(path);
+      if (problem) throw new Error(`invalid path ${JSON.stringify(path)} in a commit to ${repo.name}: ${problem}`);
+    }
     for (const [path, file] of changes) {
       if (file) files.set(path, file);
       else files.delete(path);

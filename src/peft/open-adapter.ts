@@ -1,7 +1,7 @@
 import { SafeLoraError } from "../errors.js";
 import { isFloatDtype } from "../safetensors/dtype.js";
 import { SafetensorsFile } from "../safetensors/safetensors-file.js";
-import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
+import { inSubfolder, repoFolder, type RepoFiles } from "../storage/repo-files.js";
 import { parseAdapterTensors, type LoraModule } from "./lora-modules.js";
 import { AdapterConfig } from "./schema.js";
 
@@ -31,7 +31,8 @@ function describeIssue(error: { issues: ReadonlyArray<{ path: PropertyKey[]; mes
  * Opens a PEFT LoRA adapter and refuses, with the reason, what Safe LoRA cannot patch faithfully:
  * other PEFT methods, DoRA, fan_in_fan_out layers, embedding adapters and pickled weights.
  */
-export async function openAdapter(files: RepoFiles, subfolder = ""): Promise<OpenedAdapter> {
+export async function openAdapter(files: RepoFiles, requestedFolder = ""): Promise<OpenedAdapter> {
+  const subfolder = repoFolder(requestedFolder, "the adapter folder");
   const at = (name: string) => inSubfolder(subfolder, name);
   const where = subfolder ? `${files.description}/${subfolder}` : files.description;
   if (!(await files.exists(at(ADAPTER_CONFIG)))) {

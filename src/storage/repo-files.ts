@@ -72,7 +72,7 @@ export function quotePath(path: string): string {
 export function checkRepoPath(path: string, what: string): string {
   const problem = repoPathProblem(path);
   if (problem) {
-    throw new SafeLoraError(`${what} ${quotePath(path)} is not a path inside the repo (${problem}); use a relative path like dir/file`, "unsafe-path");
+    throw new SafeLoraError(`${what} ${quotePath(path)} is not a path inside the repo (${problem}); use a relative path such as dir/name`, "unsafe-path");
   }
   return path;
 }

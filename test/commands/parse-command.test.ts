@@ -31,6 +31,11 @@ describe("parseComment", () => {
     ["@safe-lora-bot repatch top-k=0", /top-k value must be a whole number of modules, at least 1/],
     ["@safe-lora-bot repatch tau=0.1 top-k=2", /more than one selection/],
     ["@safe-lora-bot stop now", /`stop` takes no argument `now`/],
+    ["@safe-lora-bot repatch folder=../../otherorg/private", /`folder=` must name a folder inside the repo.*"\.\." segment/],
+    ["@safe-lora-bot status folder=adapters/../../x", /`folder=` must name a folder inside the repo/],
+    ["@safe-lora-bot stop folder=a//b", /`folder=` must name a folder inside the repo.*empty segment/],
+    ["@safe-lora-bot start folder=a\\b", /`folder=` must name a folder inside the repo.*backslash/],
+    ["@safe-lora-bot repatch folder=a/./b", /`folder=` must name a folder inside the repo/],
   ])("explains %j", (text, error) => {
     const parsed = parseComment(text, bot);
     expect(parsed.kind).toBe("invalid");
