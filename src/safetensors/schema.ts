@@ -9,8 +9,13 @@ export const TensorEntry = z.strictObject({
 export type TensorEntry = z.infer<typeof TensorEntry>;
 
 /** `__metadata__`: the format allows string values only. */
-export const HeaderMetadata = z.record(z.string(), z.string());
-export type HeaderMetadata = z.infer<typeof HeaderMetadata>;
+export type HeaderMetadata = Record<string, string>;
+
+/**
+ * `__metadata__` as its entries: validating the entries rather than the object keeps every key, while a zod
+ * record drops a `__proto__` key.
+ */
+export const MetadataEntries = z.array(z.tuple([z.string(), z.string()]));
 
 /** `model.safetensors.index.json` of a sharded checkpoint. */
 export const ShardIndex = z.looseObject({

@@ -1,6 +1,6 @@
 import { open } from "node:fs/promises";
 import { DTYPE_BYTES, type Dtype } from "./dtype.js";
-import { elementCount } from "./header.js";
+import { elementCount, parseHeader } from "./header.js";
 import type { HeaderMetadata } from "./schema.js";
 
 export interface TensorLayout {
@@ -14,19 +14,28 @@ export interface TensorToWrite extends TensorLayout {
 }
 
 /**
+ * A JSON object from its keys and their values' JSON text, in order. Written by hand because assigning a
+ * "__proto__" key to an object sets its prototype instead, and JSON.stringify then drops the entry.
+ */
+function objectJson(members: ReadonlyArray<readonly [string, string]>): string {
+  return `{${members.map(([key, valueJson]) => `${JSON.stringify(key)}:${valueJson}`).join(",")}}`;
+}
+
+/**
  * The header exactly as the reference writer lays it out: compact JSON, `__metadata__` first, tensors in
  * data order with contiguous offsets, padded with spaces so the data section starts 8-byte aligned.
  */
 export function encodeHeader(metadata: HeaderMetadata, tensors: readonly TensorLayout[]): Uint8Array {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  const members: Array<[string, string]> = [];
+  const metadataMembers = Object.entries(metadata).map(([key, value]): [string, string] => [key, JSON.stringify(value)]);
+  if (metadataMembers.length > 0) members.push(["__metadata__", objectJson(metadataMembers)]);
   let offset = 0;
   for (const tensor of tensors) {
     const length = byteLengthOf(tensor);
-    header[tensor.name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + length] };
+    members.push([tensor.name, JSON.stringify({ dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + length] })]);
     offset += length;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(objectJson(members));
   const padded = Math.ceil(json.byteLength / 8) * 8;
   const bytes = new Uint8Array(8 + padded).fill(0x20);
   new DataView(bytes.buffer).setBigUint64(0, BigInt(padded), true);
@@ -38,6 +47,27 @@ export function byteLengthOf(tensor: TensorLayout): number {
   return elementCount(tensor.shape) * DTYPE_BYTES[tensor.dtype];
 }
 
+/**
+ * Every file this tool writes must read back, with its own strict reader, as exactly what was meant: the same
+ * tensors in order and the same metadata. A name the format cannot hold (a second tensor of one name,
+ * "__metadata__") fails here, before anything is written or committed.
+ */
+function checkReadsBack(header: Uint8Array, metadata: HeaderMetadata, tensors: readonly TensorToWrite[]): void {
+  const dataSize = tensors.reduce((sum, tensor) => sum + tensor.data.byteLength, 0);
+  let parsed;
+  try {
+    parsed = parseHeader("the safetensors file being written", new TextDecoder().decode(header.subarray(8)), header.byteLength - 8, header.byteLength + dataSize);
+  } catch (error) {
+    throw new Error(`the safetensors file being written would not read back: ${(error as Error).message}`, { cause: error });
+  }
+  const read = [...parsed.tensors.values()];
+  const sameTensors =
+    read.length === tensors.length && tensors.every((tensor, i) => read[i]!.name === tensor.name && read[i]!.dtype === tensor.dtype && String(read[i]!.shape) === String(tensor.shape));
+  const expected = Object.entries(metadata);
+  const sameMetadata = Object.entries(parsed.metadata).length === expected.length && expected.every(([key, value]) => Object.hasOwn(parsed.metadata, key) && parsed.metadata[key] === value);
+  if (!sameTensors || !sameMetadata) throw new Error("the safetensors file being written reads back with other tensors or metadata than were written");
+}
+
 /** A safetensors file as the chunks to write in order (header, then each tensor's bytes), without copying. */
 export function serializeSafetensors(metadata: HeaderMetadata, tensors: readonly TensorToWrite[]): Uint8Array[] {
   for (const tensor of tensors) {
@@ -45,7 +75,9 @@ export function serializeSafetensors(metadata: HeaderMetadata, tensors: readonly
       throw new RangeError(`tensor "${tensor.name}": shape [${tensor.shape}] of ${tensor.dtype} needs ${byteLengthOf(tensor)} bytes, got ${tensor.data.byteLength}`);
     }
   }
-  return [encodeHeader(metadata, tensors), ...tensors.map((tensor) => tensor.data)];
+  const header = encodeHeader(metadata, tensors);
+  checkReadsBack(header, metadata, tensors);
+  return [header, ...tensors.map((tensor) => tensor.data)];
 }
 
 /** Writes chunks to a new file (never over an existing one) and flushes it to disk. */
