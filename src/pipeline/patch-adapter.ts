@@ -184,8 +184,24 @@ export function weightCosine(projection: Pick<ModuleProjection, "vNormSq" | "wBa
   return (wBaseNormSq + wAlignedNormSq - vNormSq) / (2 * Math.sqrt(wBaseNormSq * wAlignedNormSq));
 }
 
-/** Refuses a "pair" whose weights look unrelated: V would then be noise, not an alignment direction. */
+const CHOOSE_A_PAIR = "choose as base the unaligned release and as aligned the chat/instruct release of one model family";
+
+/**
+ * Refuses a "pair" whose weights look unrelated: V would then be noise, not an alignment direction. An all-zero
+ * weight has no cosine to compare, and no released model has one: it is refused too, not waved through.
+ */
 function checkPair(plan: ModulePlan, projection: ModuleProjection, base: Checkpoint, aligned: Checkpoint, minWeightCosine: number): void {
+  for (const [normSq, model] of [
+    [projection.wBaseNormSq, base],
+    [projection.wAlignedNormSq, aligned],
+  ] as const) {
+    if (normSq === 0) {
+      throw new SafeLoraError(
+        `"${plan.baseKey}" is all zeros in ${model.description}, which a released model never is, so the two cannot be checked as a pair (a placeholder or damaged checkpoint?); ${CHOOSE_A_PAIR}`,
+        "not-a-pair",
+      );
+    }
+  }
   const cosine = weightCosine(projection);
   if (cosine === null || cosine >= minWeightCosine) return;
   const distance = Math.sqrt(projection.vNormSq / projection.wBaseNormSq);
@@ -193,6 +209,17 @@ function checkPair(plan: ModulePlan, projection: ModuleProjection, base: Checkpo
     `${aligned.description} does not look like a fine-tune of ${base.description}: in "${plan.baseKey}" their weights have cosine ` +
       `${cosine.toFixed(3)} and ‖V‖/‖W_base‖ = ${distance.toFixed(3)} (a model and its fine-tune have a cosine near 1; unrelated weights near 0). ` +
       "Choose the base and aligned releases of one model family",
+    "not-a-pair",
+  );
+}
+
+/**
+ * Base and aligned with the same weights in every adapted module: V = 0 everywhere, so a "variant" would change
+ * nothing while calling itself Safe LoRA. (V = 0 in some modules only is an alignment that left them alone.)
+ */
+function identicalPair(base: { description: string }, aligned: { description: string }): SafeLoraError {
+  return new SafeLoraError(
+    `${base.description} and ${aligned.description} have the same weights in every module the adapter changes, so there is no alignment direction to restore: ${CHOOSE_A_PAIR}`,
     "not-a-pair",
   );
 }
@@ -220,6 +247,9 @@ async function digest(files: RepoFiles, path: string): Promise<FileDigest> {
  */
 export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapter> {
   const started = performance.now();
+  // The same repo at the same commit (or the same folder named twice) needs no weight read to be refused.
+  const where = (input: WeightsInput) => `${input.location ?? input.files.description}@${input.revision ?? ""}/${input.subfolder ?? ""}`;
+  if (where(request.base) === where(request.aligned)) throw identicalPair(request.base.files, request.aligned.files);
   const adapter = await openAdapter(request.adapter.files, request.adapter.subfolder);
   const base = await Checkpoint.open(request.base.files, request.base.subfolder, request.cache ?? null);
   const aligned = await Checkpoint.open(request.aligned.files, request.aligned.subfolder, request.cache ?? null);
@@ -288,6 +318,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     await session.release();
   }
   await cache?.evict();
+  if (outcomes.length > 0 && outcomes.every(({ projection }) => projection.vNormSq === 0)) throw identicalPair(base, aligned);
 
   const rounded = outcomes.flatMap((outcome) => (outcome.cosineExact === null ? [] : [roundCosine(outcome.cosineExact)]));
   const threshold = effectiveThreshold(request.selection, rounded);

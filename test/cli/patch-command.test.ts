@@ -6,7 +6,7 @@ import { SafeLoraReport } from "../../src/report/schema.js";
 import { runCli } from "../helpers/cli.js";
 import { copyGolden, editJson, rewriteSafetensors, type CaseCopy } from "../helpers/fixture-copy.js";
 import { cudaProviderInstalled } from "../helpers/onnxruntime.js";
-import { readAllTensors } from "../helpers/tensors.js";
+import { readAllTensors, readForRewrite } from "../helpers/tensors.js";
 
 let fixture: CaseCopy;
 let out: string;
@@ -177,12 +177,19 @@ describe("safe-lora patch: modules without a cosine", () => {
     expect(readFileSync(join(out, "README.md"), "utf8")).toMatch(/unchanged: the update is zero/);
   });
 
-  it("leaves modules alone where base and aligned are identical", async () => {
-    const result = await runCli(["patch", "--adapter", fixture.adapter, "--base", fixture.base, "--aligned", fixture.base, "--out", out, "--json"]);
+  it("leaves a module alone where base and aligned are identical (an identical pair: test/pipeline/identical-pair.test.ts)", async () => {
+    const weight = "model.layers.0.self_attn.q_proj.weight";
+    const { tensors: baseTensors } = await readForRewrite(join(fixture.base, "model.safetensors"));
+    await rewriteSafetensors(join(fixture.chat, "model.safetensors"), (tensors) =>
+      tensors.map((t) => (t.name === weight ? { ...t, data: baseTensors.find((b) => b.name === weight)!.data } : t)),
+    );
+    const result = await patch("--select", "threshold:1", "--json");
     expect(result.code).toBe(0);
     const report = SafeLoraReport.parse(JSON.parse(result.stdout));
-    expect(report.modules.every((m) => m.skipped === "zero-alignment" && !m.projected)).toBe(true);
-    expect(report.selection.threshold).toBeNull();
+    const same = report.modules.filter((m) => m.skipped === "zero-alignment");
+    expect(same.map((m) => m.name)).toEqual(["base_model.model.model.layers.0.self_attn.q_proj"]);
+    expect(same[0]!.projected).toBe(false);
+    expect(report.projectedCount).toBe(report.moduleCount - 1);
   });
 });
 
