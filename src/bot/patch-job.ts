@@ -165,7 +165,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
         cache: context.cache,
         record,
         signal: jobSignal,
-        limits: { maxModules: config.limits.maxModules, maxFetchBytes: config.limits.maxFetchGB * 1e9, maxCacheBytes: config.limits.maxDiskGB * 1e9 },
+        limits: { maxModules: config.limits.maxModules, maxRank: config.limits.maxRank, maxFetchBytes: config.limits.maxFetchGB * 1e9, maxCacheBytes: config.limits.maxDiskGB * 1e9 },
         onNotice: (message) => context.log.warn(repoLogFields(repo, files.private), redactRepo(message, repo, files.private)),
       });
       for (const source of ["base", "aligned", "adapter"] as const) context.metrics.bytesRead.inc({ source }, patched.report.bytesRead[source]);

@@ -24,6 +24,8 @@ export const JobLimits = z.strictObject({
   maxDiskGB: z.number().nonnegative().default(30),
   maxRunMinutes: z.number().positive().default(60),
   maxModules: z.number().int().positive().default(1024),
+  /** LoRA rank of any module: the projection's memory grows with r² (the CLI's cap is the same, DEFAULT_MAX_RANK). */
+  maxRank: z.number().int().positive().default(1024),
 });
 export type JobLimits = z.infer<typeof JobLimits>;
 

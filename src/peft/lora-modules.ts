@@ -1,5 +1,32 @@
 import { SafeLoraError } from "../errors.js";
 
+/**
+ * The largest LoRA rank patched unless an operator sets `limits.maxRank`: the projection holds r × r Gram
+ * matrices and d × r products, so memory grows with r². Trained adapters use ranks of 4 to 256.
+ */
+export const DEFAULT_MAX_RANK = 1024;
+
+/**
+ * Refuses a module whose rank cannot be a real LoRA (above min(d_out, d_in): such an update has no more
+ * directions than a full weight) or exceeds `maxRank`, from shapes alone, before anything is allocated.
+ */
+export function checkRank(module: string, rank: number, dOut: number, dIn: number, maxRank: number): void {
+  if (rank > Math.min(dOut, dIn)) {
+    throw new SafeLoraError(
+      `module "${module}" has LoRA rank ${rank}, more than its weight's smaller dimension (${Math.min(dOut, dIn)} of [${dOut}, ${dIn}]); ` +
+        "a rank above that adds nothing a full weight could not hold, so this is not a LoRA adapter to patch",
+      "unsupported-adapter",
+    );
+  }
+  if (rank > maxRank) {
+    throw new SafeLoraError(
+      `module "${module}" has LoRA rank ${rank}, more than the limit of ${maxRank} (memory grows with the rank squared); ` +
+        "the bot's operator can raise limits.maxRank",
+      "limit-exceeded",
+    );
+  }
+}
+
 /** One LoRA-adapted linear module of an adapter, identified by its parsed name. */
 export interface LoraModule {
   /** PEFT module path, e.g. `base_model.model.model.layers.0.self_attn.q_proj`. */

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { SafeLoraError } from "../errors.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, openAdapter, type OpenedAdapter } from "../peft/open-adapter.js";
-import { baseWeightCandidates, type LoraModule } from "../peft/lora-modules.js";
+import { baseWeightCandidates, checkRank, DEFAULT_MAX_RANK, type LoraModule } from "../peft/lora-modules.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import type { AlignmentCache } from "../projection/alignment-cache.js";
 import type { PatchRecord } from "../report/record.js";
@@ -52,7 +52,7 @@ export interface PatchRequest {
    * Bot job limits: refuse before reading weights when the plan has more modules or weight bytes than these;
    * run without the cache when its entries for this pair would take more disk than `maxCacheBytes`.
    */
-  readonly limits?: { readonly maxModules?: number; readonly maxFetchBytes?: number; readonly maxCacheBytes?: number };
+  readonly limits?: { readonly maxModules?: number; readonly maxRank?: number; readonly maxFetchBytes?: number; readonly maxCacheBytes?: number };
   /** Told about decisions an operator may want to know of (e.g. a cache skipped for its size). */
   readonly onNotice?: (message: string) => void;
 }
@@ -100,7 +100,7 @@ interface ModuleOutcome {
  * Checks everything that can be checked from headers alone — that every module has its base weight in both
  * checkpoints with matching shapes — before a single weight byte is read.
  */
-async function planModules(adapter: OpenedAdapter, base: Checkpoint, aligned: Checkpoint): Promise<ModulePlan[]> {
+async function planModules(adapter: OpenedAdapter, base: Checkpoint, aligned: Checkpoint, maxRank: number): Promise<ModulePlan[]> {
   const plans: ModulePlan[] = [];
   for (const module of adapter.modules) {
     const candidates = baseWeightCandidates(module.name);
@@ -145,6 +145,7 @@ async function planModules(adapter: OpenedAdapter, base: Checkpoint, aligned: Ch
         "shape-mismatch",
       );
     }
+    checkRank(module.name, rank, dOut, dIn, maxRank);
     plans.push({ module, baseKey, a, b, dOut, dIn, rank });
   }
   return plans;
@@ -253,7 +254,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
   const adapter = await openAdapter(request.adapter.files, request.adapter.subfolder);
   const base = await Checkpoint.open(request.base.files, request.base.subfolder, request.cache ?? null);
   const aligned = await Checkpoint.open(request.aligned.files, request.aligned.subfolder, request.cache ?? null);
-  const plans = await planModules(adapter, base, aligned);
+  const plans = await planModules(adapter, base, aligned, request.limits?.maxRank ?? DEFAULT_MAX_RANK);
   await checkLimits(plans, base, aligned, request.limits);
   const session = await ProjectionSession.create(request.executionProvider);
 
