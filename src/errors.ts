@@ -20,6 +20,7 @@ export type SafeLoraErrorCode =
   | "malformed-safetensors"
   | "unsupported-dtype"
   | "invalid-adapter-config"
+  | "invalid-model-config"
   | "unsupported-adapter"
   | "pickle-refused"
   | "missing-file"

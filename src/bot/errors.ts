@@ -1,14 +1,14 @@
 import { HubApiError } from "@huggingface/hub";
 import { SafeLoraError } from "../errors.js";
 import { HubRequestError } from "../hub/discussions.js";
+import { isNetworkError } from "../hub/hub-access.js";
 
 /** Failures that are the Hub's or the network's for a moment: the job is retried with backoff. */
 export function isTransient(error: unknown): boolean {
   if (error instanceof SafeLoraError) return error.code === "hub-unavailable";
   const status = error instanceof HubApiError || error instanceof HubRequestError ? error.statusCode : undefined;
   if (status !== undefined) return status === 429 || status >= 500;
-  // fetch() rejects with a TypeError when the connection fails.
-  return error instanceof TypeError && /fetch failed|network|ECONN|socket/i.test(`${error.message} ${String((error as { cause?: unknown }).cause ?? "")}`);
+  return isNetworkError(error);
 }
 
 /**

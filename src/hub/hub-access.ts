@@ -28,11 +28,25 @@ export function hubParams(access: HubAccess) {
   };
 }
 
+/** fetch() rejects with a TypeError when no answer came at all: connection refused or reset, DNS, TLS. */
+export function isNetworkError(error: unknown): error is TypeError {
+  return error instanceof TypeError && /fetch failed|network|ECONN|ENOTFOUND|EAI_AGAIN|socket|certificate/i.test(`${error.message} ${String(error.cause ?? "")}`);
+}
+
 /**
- * Turns a Hub error about `repoId` into a message that says what to do. Errors that are not the Hub's
- * (network down, a bug) pass through unchanged.
+ * Turns a Hub error about `repoId` into a message that says what to do: the Hub's answers, and no answer at
+ * all (after the retries). Anything else (a bug) passes through unchanged.
  */
 export function explainHubError(error: unknown, repoId: string, access: HubAccess): unknown {
+  if (isNetworkError(error)) {
+    const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
+    const reason = typeof cause?.code === "string" ? cause.code : typeof cause?.message === "string" ? cause.message : error.message;
+    return new SafeLoraError(
+      `cannot reach the Hub at ${hubParams(access).hubUrl} to read ${repoId} (${reason}); check --hub-url or HF_ENDPOINT and the network, then try again`,
+      "hub-unavailable",
+      { cause: error },
+    );
+  }
   if (!(error instanceof HubApiError)) return error;
   const page = `${hubParams(access).hubUrl}/${repoId}`;
   const detail = error.message.split(". URL:")[0];

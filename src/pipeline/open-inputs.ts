@@ -46,7 +46,15 @@ export async function isFolder(path: string): Promise<boolean> {
 
 async function openLocation(value: string, flag: string, access: HubAccess): Promise<RepoFiles> {
   if (await isFolder(value)) return new LocalFolder(value);
-  return HubRepoFiles.open(access, parseRepoRef(value, flag));
+  try {
+    return await HubRepoFiles.open(access, parseRepoRef(value, flag));
+  } catch (error) {
+    // Offline, "runs/lora" mistyped reads as a Hub id: say so, or the user hunts for a network problem only.
+    if (error instanceof SafeLoraError && error.code === "hub-unavailable") {
+      throw new SafeLoraError(`${flag} ${value} is not an existing folder, so it was taken for a Hub repo id, and ${error.message}`, "hub-unavailable", { cause: error });
+    }
+    throw error;
+  }
 }
 
 const revisionOf = (files: RepoFiles) => (files instanceof HubRepoFiles ? files.sha : null);
@@ -61,7 +69,14 @@ async function readCard(files: RepoFiles, subfolder: string): Promise<Record<str
 async function architectureOf(files: RepoFiles): Promise<string | null> {
   let config: unknown;
   if (files instanceof HubRepoFiles) config = files.info.config;
-  else if (await files.exists("config.json")) config = JSON.parse(await files.readText("config.json"));
+  else if (await files.exists("config.json")) {
+    try {
+      config = JSON.parse(await files.readText("config.json"));
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      throw new SafeLoraError(`${files.description}/config.json is not JSON (${error.message}); point --base and --aligned at model folders saved by transformers`, "invalid-model-config");
+    }
+  }
   const { architectures, model_type } = (config ?? {}) as { architectures?: unknown; model_type?: unknown };
   if (Array.isArray(architectures) && typeof architectures[0] === "string") return architectures[0];
   return typeof model_type === "string" ? model_type : null;
