@@ -10,6 +10,8 @@ import { CommandPayload, PatchPayload, ScanPayload } from "./job-payloads.js";
 import { runPatch } from "./patch-job.js";
 import { runScan } from "./scan-job.js";
 
+const MAX_CLAIM_BACKOFF_MS = 60_000;
+
 export interface WorkerOptions {
   /** How long a claimed job stays ours without a heartbeat; a dead worker's job is taken again after it. */
   readonly leaseMs: number;
@@ -18,6 +20,8 @@ export interface WorkerOptions {
   /** First retry delay; doubles with each attempt. */
   readonly retryBaseMs: number;
 }
+
+const PAYLOADS = { scan: ScanPayload, patch: PatchPayload, command: CommandPayload } as const;
 
 /**
  * Takes jobs from the queue one at a time and runs them. At-least-once: a job is marked done only after its
@@ -53,16 +57,22 @@ export class Worker {
   }
 
   private async run(): Promise<void> {
+    let failedClaims = 0;
     while (!this.stopping) {
       let job: Job | null = null;
       try {
         job = await this.context.queue.claim(this.id, this.options.leaseMs);
+        failedClaims = 0;
       } catch (error) {
-        this.context.log.error({ err: error }, "could not claim a job");
+        failedClaims++;
+        this.context.log.error({ err: error, failedClaims }, "could not claim a job; /healthz reports it");
       }
       if (!job) {
+        // While claims fail (a damaged database), wait longer each time, up to a minute, rather than logging
+        // the same error several times a second forever.
+        const wait = failedClaims === 0 ? this.options.pollMs : Math.min(MAX_CLAIM_BACKOFF_MS, this.options.pollMs * 2 ** failedClaims);
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.options.pollMs);
+          const timer = setTimeout(resolve, wait);
           this.wake = () => {
             clearTimeout(timer);
             resolve();
@@ -97,6 +107,15 @@ export class Worker {
     jobLog.info("job started");
     let outcome = "done";
     try {
+      // A stored job that no longer reads as its kind (a damaged row) fails alone, at once: retrying changes nothing.
+      const schema = Object.hasOwn(PAYLOADS, job.kind) ? PAYLOADS[job.kind] : null;
+      const problem = !schema ? "unknown kind" : (schema.safeParse(job.payload).error?.issues[0]?.message ?? null);
+      if (problem !== null) {
+        outcome = "damaged";
+        await queue.fail(job.id, this.id, `the stored job is damaged (${problem}); push or comment again to queue a new one`);
+        jobLog.error({ problem }, "job damaged");
+        return;
+      }
       const result = await this.dispatch(job, controller.signal);
       await queue.complete(job.id, this.id, result);
       jobLog.info({ result: JSON.parse(scrub(JSON.stringify(result ?? null))) as unknown }, "job done");

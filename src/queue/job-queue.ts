@@ -31,6 +31,9 @@ export interface Job {
   readonly finishedAt: number | null;
 }
 
+/** Whether the queue works for workers right now; `/healthz` answers 503 when it does not. */
+export type QueueHealth = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
 /**
  * The durable job queue the webhook writes to before it answers, and workers take jobs from. Jobs are
  * at-least-once: a worker holds a job under a lease it renews; a job whose lease runs out (its worker died)
@@ -49,5 +52,7 @@ export interface JobQueue {
   get(id: number): Promise<Job | null>;
   recent(limit: number): Promise<Job[]>;
   counts(): Promise<Record<JobState, number>>;
+  /** Unhealthy while claims fail (a damaged database, a full disk), so that a supervisor can replace the process. */
+  health(): QueueHealth;
   close(): Promise<void>;
 }

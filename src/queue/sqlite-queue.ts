@@ -1,7 +1,8 @@
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { JOB_STATES, type Job, type JobKind, type JobQueue, type JobState, type NewJob } from "./job-queue.js";
+import { SafeLoraError } from "../errors.js";
+import { JOB_STATES, type Job, type JobKind, type JobQueue, type JobState, type NewJob, type QueueHealth } from "./job-queue.js";
 
 interface Row {
   id: number;
@@ -19,16 +20,26 @@ interface Row {
   finished_at: number | null;
 }
 
+/** A stored JSON column, or `undefined` when the text is not JSON (a damaged row must not break every read). */
+function storedJson(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 const toJob = (row: Row): Job => ({
   id: row.id,
   key: row.key,
   kind: row.kind,
   repo: row.repo,
   private: row.private === 1,
-  payload: JSON.parse(row.payload) as unknown,
+  payload: storedJson(row.payload),
   state: row.state,
   attempts: row.attempts,
-  result: row.result === null ? null : (JSON.parse(row.result) as unknown),
+  result: storedJson(row.result) ?? null,
   error: row.error,
   createdAt: row.created_at,
   startedAt: row.started_at,
@@ -36,18 +47,59 @@ const toJob = (row: Row): Job => ({
 });
 
 /**
+ * Written beside the database once its tables exist. A database file that is missing or has no tables while
+ * this marker is there was emptied or replaced, not new: starting on it would silently forget every stopped
+ * adapter and posted notice, so it is refused instead.
+ */
+export const markerPathOf = (path: string) => `${path}.created`;
+
+/** Opens the file, or says (naming it) that it is not a healthy SQLite database: a process must not limp on one. */
+function openChecked(path: string): Database.Database {
+  const damaged = (detail: string, cause?: unknown) =>
+    new SafeLoraError(
+      `${path} is damaged (${detail}); stop every bot process using it, then restore it from a backup, or move it aside to start with an empty queue and memory`,
+      "damaged-state",
+      { cause },
+    );
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    db.pragma("busy_timeout = 5000");
+    const problems = (db.pragma("quick_check") as Array<{ quick_check: string }>).map((row) => row.quick_check).filter((line) => line !== "ok");
+    if (problems.length > 0) throw damaged(`SQLite quick_check: ${problems.slice(0, 3).join("; ")}`);
+    return db;
+  } catch (error) {
+    db?.close();
+    if (error instanceof SafeLoraError) throw error;
+    throw damaged(`SQLite: ${(error as Error).message}`, error);
+  }
+}
+
+/**
  * The embedded queue: one SQLite file under DATA_DIR (WAL mode, so `serve` and separate `worker` processes
  * can share it). Every change is one transaction; a job is on disk before enqueue returns.
  */
 export class SqliteJobQueue implements JobQueue {
   readonly db: Database.Database;
+  /** The last claim's failure, while claims fail: what /healthz reports. */
+  private claimFailure: string | null = null;
 
   constructor(
     path: string,
     private readonly options: { maxAttempts?: number; now?: () => number } = {},
   ) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
+    const onDisk = path !== ":memory:";
+    if (onDisk) mkdirSync(dirname(path), { recursive: true });
+    this.db = onDisk ? openChecked(path) : new Database(path);
+    const hasTables = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").get() !== undefined;
+    if (onDisk && !hasTables && existsSync(markerPathOf(path))) {
+      this.db.close();
+      throw new SafeLoraError(
+        `${path} holds no tables, but this DATA_DIR had a queue there (${markerPathOf(path)} exists): the database was emptied or replaced. ` +
+          `Restore it from a backup; to start afresh on purpose (the bot then forgets stopped adapters and posted notices), delete both files`,
+        "damaged-state",
+      );
+    }
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("synchronous = FULL");
@@ -73,6 +125,13 @@ export class SqliteJobQueue implements JobQueue {
       CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs (state, run_after);
       CREATE INDEX IF NOT EXISTS jobs_repo ON jobs (repo, state);
     `);
+    if (onDisk && !existsSync(markerPathOf(path))) {
+      writeFileSync(markerPathOf(path), `The safe-lora bot's queue ${path} was created here; see the README (Reliability) before deleting this file.\n`);
+    }
+  }
+
+  health(): QueueHealth {
+    return this.claimFailure === null ? { ok: true } : { ok: false, reason: `claiming jobs fails: ${this.claimFailure}` };
   }
 
   private now(): number {
@@ -96,6 +155,17 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   async claim(owner: string, leaseMs: number): Promise<Job | null> {
+    try {
+      const job = this.claimNow(owner, leaseMs);
+      this.claimFailure = null;
+      return job;
+    } catch (error) {
+      this.claimFailure = error instanceof Error ? error.message : String(error);
+      throw error;
+    }
+  }
+
+  private claimNow(owner: string, leaseMs: number): Job | null {
     const now = this.now();
     const take = this.db.transaction(() => {
       // Runnable: queued and due, or running under a lease that ran out (its worker died). Never a second
@@ -109,6 +179,13 @@ export class SqliteJobQueue implements JobQueue {
         )
         .get({ now }) as Row | undefined;
       if (!row) return null;
+      if (storedJson(row.payload) === undefined) {
+        // One damaged row fails alone; left queued, it would be picked first on every claim and block the queue.
+        this.db
+          .prepare("UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")
+          .run("the stored job is damaged (its payload is not JSON); push or comment again to queue a new one", now, row.id);
+        return "retry-claim" as const;
+      }
       if (row.attempts >= this.maxAttempts) {
         this.db
           .prepare("UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?")

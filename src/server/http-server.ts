@@ -132,8 +132,12 @@ export function createBotServer(context: BotContext, options: ServerOptions): Se
       switch (route) {
         case "POST /webhooks/hub":
           return webhook(request, response);
-        case "GET /healthz":
+        case "GET /healthz": {
+          // Unhealthy while claims fail, so that a supervisor restarts the process (whose start check then names the damage).
+          const health = context.queue.health();
+          if (!health.ok) return send(response, 503, { status: "unhealthy", reason: health.reason, bot: context.forge.bot.name });
           return send(response, 200, { status: "ok", bot: context.forge.bot.name, jobs: await context.queue.counts() });
+        }
         case "GET /metrics":
           return send(response, 200, await context.metrics.registry.metrics(), context.metrics.registry.contentType);
         case "GET /":

@@ -1,0 +1,103 @@
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SafeLoraError } from "../../src/errors.js";
+import { markerPathOf, SqliteJobQueue } from "../../src/queue/sqlite-queue.js";
+
+let dir: string;
+let path: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "safe-lora-queue-"));
+  path = join(dir, "safe-lora.db");
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const job = (repo: string, key = repo) => ({ key, kind: "scan" as const, repo, private: false, payload: { repo, sha: null, reason: "push" } });
+
+function openError(): SafeLoraError {
+  try {
+    new SqliteJobQueue(path).db.close();
+  } catch (error) {
+    if (error instanceof SafeLoraError) return error;
+    throw error;
+  }
+  throw new Error("expected the queue to refuse the file");
+}
+
+/** A queue with a few jobs, closed again (WAL checkpointed into the main file). */
+async function filledQueue(jobs = 50): Promise<void> {
+  const queue = new SqliteJobQueue(path);
+  for (let i = 0; i < jobs; i++) await queue.enqueue({ ...job(`acme/repo-${i}`), payload: { repo: `acme/repo-${i}`, sha: null, reason: "push", pad: "x".repeat(200) } });
+  await queue.close();
+}
+
+describe("SqliteJobQueue: damaged rows", () => {
+  it("fails a queued row whose payload is not JSON alone, and claims the next job", async () => {
+    const queue = new SqliteJobQueue(path);
+    await queue.enqueue(job("acme/broken"));
+    await queue.enqueue(job("acme/fine"));
+    queue.db.prepare("UPDATE jobs SET payload = '{not json' WHERE repo = 'acme/broken'").run();
+    const claimed = await queue.claim("worker", 60_000);
+    expect(claimed?.repo).toBe("acme/fine");
+    const broken = (await queue.recent(10)).find((j) => j.repo === "acme/broken")!;
+    expect(broken.state).toBe("failed");
+    expect(broken.error).toMatch(/the stored job is damaged \(its payload is not JSON\)/);
+    expect(await queue.claim("worker", 60_000)).toBeNull();
+    expect(queue.health()).toEqual({ ok: true });
+    await queue.close();
+  });
+
+  it("reports itself unhealthy while claims fail, and healthy again once one succeeds", async () => {
+    const queue = new SqliteJobQueue(path);
+    queue.db.exec("ALTER TABLE jobs RENAME TO jobs_gone");
+    await expect(queue.claim("worker", 60_000)).rejects.toThrow();
+    expect(queue.health()).toMatchObject({ ok: false, reason: expect.stringMatching(/^claiming jobs fails: .*no such table: jobs/) });
+    queue.db.exec("ALTER TABLE jobs_gone RENAME TO jobs");
+    expect(await queue.claim("worker", 60_000)).toBeNull();
+    expect(queue.health()).toEqual({ ok: true });
+    await queue.close();
+  });
+});
+
+describe("SqliteJobQueue: the database is checked at start", () => {
+  it("refuses a database with a damaged page, naming the file", async () => {
+    await filledQueue();
+    expect(statSync(path).size).toBeGreaterThan(3 * 4096);
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.alloc(4096, 0xa5), 0, 4096, 2 * 4096); // the third page: part of the jobs table
+    closeSync(fd);
+    const error = openError();
+    expect(error.code).toBe("damaged-state");
+    expect(error.message).toContain(`${path} is damaged (SQLite`);
+    expect(error.message).toMatch(/restore it from a backup/);
+  });
+
+  it("refuses a file that is not a SQLite database, naming the file", () => {
+    rmSync(path, { force: true });
+    writeFileSync(path, "this is not a database, but it is long enough to have a header of sorts".repeat(20));
+    expect(openError()).toMatchObject({ code: "damaged-state", message: expect.stringContaining(`${path} is damaged (SQLite: file is not a database)`) });
+  });
+
+  it("refuses a database emptied where one existed instead of silently forgetting everything", async () => {
+    await filledQueue(3);
+    truncateSync(path, 0);
+    for (const suffix of ["-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+    const error = openError();
+    expect(error.code).toBe("damaged-state");
+    expect(error.message).toContain(`${path} holds no tables, but this DATA_DIR had a queue there`);
+    // Refusing changed nothing: still empty, the marker written beside the database still there.
+    expect(statSync(path).size).toBe(0);
+    expect(readFileSync(markerPathOf(path), "utf8")).toMatch(/was created here/);
+  });
+
+  it("starts on a new DATA_DIR, and again on the same one", async () => {
+    const queue = new SqliteJobQueue(path);
+    await queue.enqueue(job("acme/a"));
+    await queue.close();
+    expect(existsSync(markerPathOf(path))).toBe(true);
+    const again = new SqliteJobQueue(path);
+    expect((await again.recent(10)).map((j) => j.repo)).toEqual(["acme/a"]);
+    await again.close();
+  });
+});
