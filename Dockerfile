@@ -5,13 +5,13 @@ FROM node:20-bookworm-slim AS build
 # better-sqlite3 compiles its native module when no prebuilt binary matches.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY src ./src
 COPY workers ./workers
-# onnxruntime-node's install script would fetch CUDA libraries; the bot runs on the CPU provider.
-ENV ONNXRUNTIME_NODE_INSTALL=skip
-RUN npm ci && npm prune --omit=dev
+# .npmrc keeps npm ci from running install scripts (onnxruntime-node's would fetch CUDA libraries; the bot
+# runs on the CPU provider); setup builds better-sqlite3 and the CLI.
+RUN npm ci && npm run setup && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
