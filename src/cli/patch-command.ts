@@ -121,7 +121,8 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
   const adapterSpec = values.adapter;
   const out = values.out ?? (await defaultOut(adapterSpec, values.subfolder ?? ""));
   const localInputs = [];
-  for (const spec of [adapterSpec, values.base, values.aligned]) if (spec && (await isFolder(spec))) localInputs.push(spec);
+  const adapterFolder = values.subfolder ? join(adapterSpec, values.subfolder) : adapterSpec;
+  for (const spec of [adapterFolder, values.base, values.aligned]) if (spec && (await isFolder(spec))) localInputs.push(spec);
   // Before any input is opened: a run that cannot write its result must not download first.
   const writeOptions = await checkOutputFolder(out, { force: values.force, protect: localInputs });
   const inputs = await openInputs({

@@ -67,6 +67,16 @@ describe("safe-lora patch --force replaces only a previous output", () => {
     expect(snapshot(out)).toEqual(before);
   });
 
+  it("never replaces the adapter's --subfolder", async () => {
+    const variant = join(fixture.root, "repo", "sub");
+    expect((await runCli(["patch", "--adapter", fixture.adapter, ...pairArgs(), "--out", variant])).code).toBe(0);
+    const before = snapshot(variant);
+    const result = await runCli(["patch", "--adapter", join(fixture.root, "repo"), "--subfolder", "sub", ...pairArgs(), "--out", variant, "--force"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/is the input folder .*sub or a folder above it/);
+    expect(snapshot(variant)).toEqual(before);
+  });
+
   it("never replaces a folder above an input", async () => {
     const before = snapshot(fixture.root);
     const result = await runCli(["patch", "--adapter", fixture.adapter, ...pairArgs(), "--out", fixture.root, "--force"]);
