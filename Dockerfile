@@ -9,9 +9,8 @@ COPY package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY src ./src
 COPY workers ./workers
-# .npmrc keeps npm ci from running install scripts (onnxruntime-node's would fetch CUDA libraries; the bot
-# runs on the CPU provider); setup builds better-sqlite3 and the CLI.
-RUN npm ci && npm run setup && npm prune --omit=dev
+# .npmrc tells onnxruntime-node's install script not to fetch CUDA libraries (the bot runs on the CPU provider).
+RUN npm ci && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
