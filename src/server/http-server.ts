@@ -135,7 +135,8 @@ export function createBotServer(context: BotContext, options: ServerOptions): Se
         case "GET /healthz": {
           // Unhealthy while claims fail, so that a supervisor restarts the process (whose start check then names the damage).
           const health = context.queue.health();
-          if (!health.ok) return send(response, 503, { status: "unhealthy", reason: health.reason, bot: context.forge.bot.name });
+          // The database's own words are for the operator (STATUS_TOKEN) and the log, not for anyone who asks.
+          if (!health.ok) return send(response, 503, { status: "unhealthy", reason: authorized(request, url) ? health.reason : "claiming jobs fails; see the bot's log", bot: context.forge.bot.name });
           return send(response, 200, { status: "ok", bot: context.forge.bot.name, jobs: await context.queue.counts() });
         }
         case "GET /metrics":
