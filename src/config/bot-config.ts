@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
-import { parseSelection } from "../projection/selection.js";
+import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 
 /** `threshold:<τ>` etc., checked with the one selection parser. */
 const SelectionText = z.string().transform((text, context) => {
@@ -57,7 +57,7 @@ export const RepoConfigShape = {
 
 export const RepoConfig = z.strictObject({
   enabled: RepoConfigShape.enabled.default(true),
-  select: RepoConfigShape.select.prefault("top-k:10"),
+  select: RepoConfigShape.select.prefault(formatSelection(DEFAULT_SELECTION)),
   include: RepoConfigShape.include.default(["**"]),
   exclude: RepoConfigShape.exclude.default([]),
   checkpoints: RepoConfigShape.checkpoints.default(false),
