@@ -6,7 +6,7 @@ import type { ExecutionProviderChoice } from "../projection/execution-provider.j
 import type { AlignmentCache } from "../projection/alignment-cache.js";
 import type { PatchRecord } from "../report/record.js";
 import { ProjectionSession, type ModuleProjection } from "../projection/projection-session.js";
-import { effectiveThreshold, isSelected, roundCosine, formatSelection, type Selection } from "../projection/selection.js";
+import { effectiveThreshold, isSelected, projectsMostModules, roundCosine, formatSelection, type Selection } from "../projection/selection.js";
 import type { FileDigest, ModuleReport, SafeLoraReport, SkipReason } from "../report/schema.js";
 import { Checkpoint } from "../safetensors/checkpoint.js";
 import { decodeToFloat32, encodeFromFloat32, isFloatDtype, type FloatDtype } from "../safetensors/dtype.js";
@@ -268,6 +268,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
   }
   const minWeightCosine = request.minWeightCosine ?? DEFAULT_MIN_WEIGHT_COSINE;
   const outcomes: ModuleOutcome[] = [];
+  const cacheUse = { hits: 0, misses: 0 };
   try {
     const baseScratch = new ScratchBuffer();
     const alignedScratch = new ScratchBuffer();
@@ -290,6 +291,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
       const cached = key ? await cache!.getAlignment(key, [plan.dOut, plan.dIn], alignedScratch.floats(plan.dOut * plan.dIn)) : null;
       let projection: ModuleProjection;
       if (cached) {
+        cacheUse.hits += 1;
         projection = await session.projectWith(cached, lora);
       } else {
         const [baseInfo, alignedInfo] = await Promise.all([base.info(plan.baseKey), aligned.info(plan.baseKey)]);
@@ -299,6 +301,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
         ]);
         const weights = { wBase: baseScratch.decode(baseBytes, baseInfo.dtype), wAligned: alignedScratch.decode(alignedBytes, alignedInfo.dtype) };
         if (key) {
+          cacheUse.misses += 1;
           const alignment = await session.alignment({ name: plan.module.name, dOut: plan.dOut, dIn: plan.dIn, ...weights });
           await cache!.putAlignment(key, [plan.dOut, plan.dIn], alignment);
           projection = await session.projectWith(alignment, lora);
@@ -375,6 +378,8 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
       aligned: { location: request.aligned.location ?? request.aligned.files.description, revision: request.aligned.revision, resolvedBy: request.aligned.resolvedBy ?? "explicit", files: await weightDigests(aligned) },
     },
     durationMs: Math.round(performance.now() - started),
+    ...(projectsMostModules(projectedCount, modules.length) ? { warnings: ["projects-most-modules" as const] } : {}),
+    ...(cacheUse.hits + cacheUse.misses > 0 ? { alignmentCache: cacheUse } : {}),
     ...(request.record ? { record: request.record } : {}),
   };
   const metadata = {

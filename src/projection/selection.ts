@@ -78,6 +78,14 @@ export function fractionToCount(fraction: number, moduleCount: number): number {
   return Math.max(1, Math.ceil(fraction * moduleCount - 1e-9));
 }
 
+/**
+ * More than half of the modules projected: the variant then gives up most of its fine-tune (a projected `lora_B`
+ * typically keeps a few per cent of its norm). The one rule behind the CLI's warning and the card's and PR's line.
+ */
+export function projectsMostModules(projectedCount: number, moduleCount: number): boolean {
+  return moduleCount > 0 && projectedCount * 2 > moduleCount;
+}
+
 /** The reference's rule: a module is projected when its rounded cosine is at most τ. */
 export function isSelected(roundedCosine: number, threshold: number): boolean {
   return roundedCosine <= threshold;

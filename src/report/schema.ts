@@ -29,8 +29,18 @@ export const ModuleReport = z.object({
 });
 export type ModuleReport = z.infer<typeof ModuleReport>;
 
+/** A file hashed whole: Hub files by their LFS sha256, a local folder's small files (config, shard index) by reading them. */
 export const FileDigest = z.object({ path: z.string(), size: z.number().int(), sha256: z.string() });
 export type FileDigest = z.infer<typeof FileDigest>;
+
+/**
+ * A local safetensors weight file, identified without reading its gigabytes: `headerSha256` is the sha256 of its
+ * first 8 + N bytes (the length prefix and the JSON header: every tensor's name, dtype, shape and byte offsets, and
+ * `__metadata__`). With `size` it tells a re-saved or different checkpoint apart, but not a change of tensor values
+ * that keeps the layout; `sha256sum` of the whole file is the full check (README, "What the report records").
+ */
+export const HeaderDigest = z.object({ path: z.string(), size: z.number().int(), headerSha256: z.string() });
+export type HeaderDigest = z.infer<typeof HeaderDigest>;
 
 export const InputReport = z.object({
   /** A local path, or a Hub id. */
@@ -40,7 +50,34 @@ export const InputReport = z.object({
   /** Which rule chose it: explicit, registry, model-tree, adapter-config, adapter-card, … */
   resolvedBy: z.string(),
   files: z.array(FileDigest),
+  /** Local folders only: the safetensors weight files used, by size and header hash (not hashed whole). */
+  weightHeaders: z.array(HeaderDigest).optional(),
 });
+
+/** Why a reader should look twice at a report; renderers phrase each one for their audience. */
+export const ReportWarning = z.enum([
+  /** More than half of the modules were projected (projection/selection.ts, projectsMostModules). */
+  "projects-most-modules",
+]);
+export type ReportWarning = z.infer<typeof ReportWarning>;
+
+/**
+ * Where the alignment data of the modules came from, when an alignment cache took part: `hits` modules had V
+ * (and the weights' norms) from the cache, so no base or aligned weight byte was read for them; `misses` modules
+ * were read from the models and stored. Absent when no cache took part (--no-cache, local folders, a pair too
+ * large for the job's cache limit). `bytesRead.base`/`aligned` of 0 with hits = moduleCount means "from the cache".
+ */
+export const AlignmentCacheUse = z.object({ hits: z.number().int().nonnegative(), misses: z.number().int().nonnegative() });
+export type AlignmentCacheUse = z.infer<typeof AlignmentCacheUse>;
+
+/** What other selections would have projected on the same cosines (`patch --dry-run`). */
+export const SelectionPreview = z.object({
+  selection: z.string(),
+  /** The effective τ of that selection; null when no module has a cosine. */
+  threshold: z.number().nullable(),
+  projectedCount: z.number().int(),
+});
+export type SelectionPreview = z.infer<typeof SelectionPreview>;
 
 /** `safe-lora-report.json`: the record of one patch. Fields required by DESIGN.md §4 must stay. */
 export const SafeLoraReport = z.object({
@@ -66,6 +103,11 @@ export const SafeLoraReport = z.object({
   bytesRead: z.object({ base: z.number().int(), aligned: z.number().int(), adapter: z.number().int() }),
   inputs: z.object({ adapter: InputReport, base: InputReport, aligned: InputReport }),
   durationMs: z.number(),
+  /** Present and non-empty only when there is something to warn about. */
+  warnings: z.array(ReportWarning).optional(),
+  alignmentCache: AlignmentCacheUse.optional(),
+  /** `patch --dry-run`: nothing was written; what the selection and a few others would project. */
+  dryRun: z.object({ alternatives: z.array(SelectionPreview) }).optional(),
   /** The bot's record of inputs and settings (absent for CLI runs). */
   record: PatchRecord.optional(),
 });
