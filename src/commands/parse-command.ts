@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Selection, formatSelection, parseSelection } from "../projection/selection.js";
+import { didYouMean } from "../did-you-mean.js";
 import { repoPathProblem } from "../storage/repo-files.js";
 
 /** What people can ask the bot in a comment. */
@@ -42,11 +43,11 @@ function unquoted(text: string): string {
     .join("\n");
 }
 
-const ALIASES: Record<string, string> = { tau: "threshold", threshold: "threshold", "top-k": "top-k", topk: "top-k", fraction: "fraction" };
+const COMMAND_NAMES = Command.options.map((option) => option.shape.name.value);
 
 /**
- * Finds `@<bot> <command> [args]` in a comment. Selections use the one syntax (`threshold:0.4`) or the
- * comment aliases (`tau=0.4`, `top-k=3`, `fraction=0.1`); `folder=<path>` names an adapter folder.
+ * Finds `@<bot> <command> [args]` in a comment. Selections are read by the CLI's parser (`threshold:0.4`, or
+ * the aliases `tau=0.4`, `top-k=3`, `fraction=0.1`); `folder=<path>` names an adapter folder.
  */
 export function parseComment(text: string, botName: string): ParsedComment {
   const escaped = botName.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -57,6 +58,11 @@ export function parseComment(text: string, botName: string): ParsedComment {
   const [name, ...args] = words;
   if (!name) return { kind: "invalid", error: "no command after the mention", text: line };
   const command = name.toLowerCase();
+  // Known names first: a misspelt command with a selection must be answered as a typo, not as "takes no argument".
+  if (!(COMMAND_NAMES as readonly string[]).includes(command)) {
+    const near = didYouMean(command, COMMAND_NAMES);
+    return { kind: "invalid", error: `unknown command \`${command}\`${near ? ` — did you mean \`${near}\`?` : ""}`, text: line };
+  }
   let folder: string | null = null;
   let selection: Selection | null = null;
   for (const arg of args) {
@@ -69,15 +75,14 @@ export function parseComment(text: string, botName: string): ParsedComment {
       continue;
     }
     if (command !== "repatch") return { kind: "invalid", error: `\`${command}\` takes no argument \`${arg}\``, text: line };
-    const alias = /^([a-z-]+)\s*[=:]\s*(.+)$/i.exec(arg);
-    const mode = alias ? ALIASES[alias[1]!.toLowerCase()] : undefined;
-    if (!alias || !mode) return { kind: "invalid", error: `\`${arg}\` is not a selection; use threshold:<τ>, top-k:<k> or fraction:<p>`, text: line };
-    if (selection) return { kind: "invalid", error: `more than one selection (\`${arg}\`)`, text: line };
+    let next: Selection;
     try {
-      selection = parseSelection(`${mode}:${alias[2]}`);
+      next = parseSelection(arg);
     } catch (error) {
       return { kind: "invalid", error: (error as Error).message, text: line };
     }
+    if (selection) return { kind: "invalid", error: `more than one selection (\`${arg}\`)`, text: line };
+    selection = next;
   }
   const parsed = Command.safeParse(
     command === "repatch" ? { name: command, selection, folder } : command === "help" ? { name: command } : { name: command, folder },

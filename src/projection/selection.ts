@@ -1,9 +1,10 @@
 import { z } from "zod";
+import { didYouMean } from "../did-you-mean.js";
 import { SafeLoraError } from "../errors.js";
 
 /**
  * Which modules to project. One syntax everywhere (CLI, safe-lora.yaml, PR comments):
- * `threshold:<τ>`, `top-k:<k>`, `fraction:<p>`.
+ * `threshold:<τ>`, `top-k:<k>`, `fraction:<p>`; `parseSelection` also takes the aliases people write in comments.
  */
 export const Selection = z.discriminatedUnion("mode", [
   z.object({ mode: z.literal("threshold"), value: z.number().min(-1).max(1) }),
@@ -30,20 +31,39 @@ export function formatSelection(selection: Selection): string {
   return `${selection.mode}:${selection.value}`;
 }
 
-/** Parses `threshold:0.35`, `top-k:10` or `fraction:0.1`. */
+/** The names a mode may be written with: the one syntax's, and the aliases comments have always accepted. */
+const MODE_NAMES: Record<string, Selection["mode"]> = {
+  threshold: "threshold",
+  tau: "threshold",
+  τ: "threshold",
+  "top-k": "top-k",
+  topk: "top-k",
+  top_k: "top-k",
+  fraction: "fraction",
+};
+
+const SYNTAX = "threshold:<τ>, top-k:<k> or fraction:<p> (e.g. threshold:0.35; tau=0.35, top-k=10 and fraction=0.1 work too)";
+
+/**
+ * Parses a selection: `threshold:0.35`, `top-k:10`, `fraction:0.1`, or an alias (`tau=0.35`, `threshold=0.35`,
+ * `tau:0.35`, `top-k=10`, `fraction=0.1`). The one parser for the CLI, safe-lora.yaml and comments; a misspelt
+ * mode is answered with the spelling it most likely meant.
+ */
 export function parseSelection(text: string): Selection {
-  const match = /^\s*(threshold|top-k|fraction)\s*:\s*(\S+)\s*$/.exec(text);
-  if (!match) {
-    throw new SafeLoraError(
-      `"${text}" is not a selection; write threshold:<τ>, top-k:<k> or fraction:<p> (e.g. threshold:0.35)`,
-      "usage",
-    );
+  const match = /^\s*([^\s:=]+)\s*[:=]\s*(\S*)\s*$/.exec(text);
+  const word = match?.[1]?.toLowerCase();
+  const mode = word === undefined ? undefined : MODE_NAMES[word];
+  if (!match || !mode) {
+    // A bare number is most likely a τ; a misspelt mode keeps the value that was written.
+    const bare = /^\s*(-?[\d.]+)\s*$/.exec(text)?.[1];
+    const near = word === undefined ? null : didYouMean(word, Object.keys(MODE_NAMES));
+    const suggestion = bare !== undefined ? `threshold:${bare}` : near ? `${MODE_NAMES[near]}:${match![2] || "<value>"}` : null;
+    throw new SafeLoraError(`"${text.trim()}" is not a selection: ${suggestion ? `did you mean ${suggestion}? Write` : "write"} ${SYNTAX}`, "usage");
   }
-  const mode = match[1] as Selection["mode"];
   const value = Number(match[2]);
   const parsed = Selection.safeParse({ mode, value });
   if (!parsed.success || match[2] === "" || !Number.isFinite(value)) {
-    throw new SafeLoraError(`"${text}": the ${mode} value must be ${RANGES[mode]}`, "usage");
+    throw new SafeLoraError(`"${text.trim()}": the ${mode} value must be ${RANGES[mode]}`, "usage");
   }
   return parsed.data;
 }

@@ -14,11 +14,15 @@ describe("parseComment", () => {
     ["@safe-lora-bot stop", { name: "stop", folder: null }],
     ["@safe-lora-bot start", { name: "start", folder: null }],
     ["@safe-lora-bot help", { name: "help" }],
+    // The aliases are the CLI's parser's: every spelling --select takes works here too.
+    ["@safe-lora-bot repatch threshold=0.3", { name: "repatch", selection: { mode: "threshold", value: 0.3 }, folder: null }],
+    ["@safe-lora-bot repatch tau:0.3", { name: "repatch", selection: { mode: "threshold", value: 0.3 }, folder: null }],
+    ["@safe-lora-bot repatch fraction:0.1", { name: "repatch", selection: { mode: "fraction", value: 0.1 }, folder: null }],
   ])("reads %j", (text, command) => {
     const parsed = parseComment(text, bot);
     if (command === null) {
       // Trailing words after a selection are not a selection: it says so.
-      expect(parsed).toMatchObject({ kind: "invalid", error: "`thanks` is not a selection; use threshold:<τ>, top-k:<k> or fraction:<p>" });
+      expect(parsed).toMatchObject({ kind: "invalid", error: expect.stringMatching(/^"thanks" is not a selection: write threshold:<τ>, top-k:<k> or fraction:<p>/) });
     } else {
       expect(parsed).toEqual({ kind: "command", command, text: expect.any(String) });
     }
@@ -26,7 +30,11 @@ describe("parseComment", () => {
 
   it.each([
     ["@safe-lora-bot", /no command after the mention/],
-    ["@safe-lora-bot dance", /unknown command `dance`/],
+    ["@safe-lora-bot dance", /^unknown command `dance`$/],
+    ["@safe-lora-bot repach tau=0.2", /^unknown command `repach` — did you mean `repatch`\?$/],
+    ["@safe-lora-bot stauts", /^unknown command `stauts` — did you mean `status`\?$/],
+    ["@safe-lora-bot repatch treshold:0.3", /did you mean threshold:0\.3\?/],
+    ["@safe-lora-bot repatch tau=0.3 thanks", /"thanks" is not a selection/],
     ["@safe-lora-bot repatch tau=2", /the threshold value must be a number from -1 to 1/],
     ["@safe-lora-bot repatch top-k=0", /top-k value must be a whole number of modules, at least 1/],
     ["@safe-lora-bot repatch tau=0.1 top-k=2", /more than one selection/],

@@ -35,7 +35,8 @@ describe("safe-lora.yaml", () => {
   });
 
   it.each([
-    ["select: tau=0.3\n", "select", 1, /threshold:<τ>/],
+    // tau=0.3 is an alias every parser of selections takes; a typo is answered with the spelling meant.
+    ["select: treshold:0.3\n", "select", 1, /did you mean threshold:0\.3\?/],
     ["enabled: yes please\n", "enabled", 1, /expected boolean/],
     ["pullRequests: per-folder\n", "pullRequests", 1, /per-adapter|per-repo/],
     ["pair:\n  base: not an id\n  aligned: a/b\n", "pair.base", 2, /org\/name/],
