@@ -1,3 +1,4 @@
+import { didYouMean } from "../did-you-mean.js";
 import { SafeLoraError } from "../errors.js";
 import { TOOL } from "../version.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
@@ -17,6 +18,8 @@ Usage:
   safe-lora --version
 
 Run "safe-lora <command> --help" for a command's options.`;
+
+const COMMANDS = ["patch", "serve", "worker", "backfill", "demo"];
 
 /** Runs the CLI with `args` (without node and script) and returns the exit code; never throws. */
 export async function main(args: string[], io: CliIo = processIo): Promise<number> {
@@ -43,8 +46,10 @@ export async function main(args: string[], io: CliIo = processIo): Promise<numbe
       case "-h":
         io.stdout(`${HELP}\n`);
         return command === undefined ? ExitCode.usage : ExitCode.ok;
-      default:
-        throw new SafeLoraError(`unknown command "${command}"; run safe-lora --help`, "usage");
+      default: {
+        const near = didYouMean(command, COMMANDS);
+        throw new SafeLoraError(`unknown command "${command}"${near ? `: did you mean "${near}"? Run` : "; run"} safe-lora --help`, "usage");
+      }
     }
   } catch (error) {
     if (error instanceof SafeLoraError) {
