@@ -41,6 +41,15 @@ export class BotState {
     return this.db.prepare("INSERT OR IGNORE INTO notices (key, repo, posted_at) VALUES (?, ?, ?)").run(key, repo, Date.now()).changes === 1;
   }
 
+  /** Where a notice was posted (a discussion or pull request number), once it was. */
+  noticeDiscussion(key: string): number | null {
+    return (this.db.prepare("SELECT discussion FROM notices WHERE key = ?").get(key) as { discussion: number | null } | undefined)?.discussion ?? null;
+  }
+
+  recordNoticeDiscussion(key: string, discussion: number): void {
+    this.db.prepare("UPDATE notices SET discussion = ? WHERE key = ?").run(discussion, key);
+  }
+
   releaseNotice(key: string): void {
     this.db.prepare("DELETE FROM notices WHERE key = ?").run(key);
   }

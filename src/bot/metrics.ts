@@ -12,9 +12,15 @@ export class BotMetrics {
   });
   readonly jobDuration = new Histogram({
     name: "safe_lora_job_duration_seconds",
-    help: "Job run time by kind and outcome",
+    help: "Job run time by kind and outcome (committed, unchanged, skipped, refused, done; retry and error for attempts that will run again or failed)",
     labelNames: ["kind", "outcome"],
     buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
+    registers: [this.registry],
+  });
+  readonly jobsFinished = new Counter({
+    name: "safe_lora_jobs_finished_total",
+    help: "Jobs that finished for good, by kind and outcome (committed, unchanged, skipped, refused, failed, done)",
+    labelNames: ["kind", "outcome"],
     registers: [this.registry],
   });
   readonly bytesRead = new Counter({

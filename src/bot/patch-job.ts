@@ -1,8 +1,8 @@
 import { redactRepo, repoLogFields } from "./log-fields.js";
-import { code, codeBlock, plainLine } from "../report/markdown.js";
+import { code, plainLine } from "../report/markdown.js";
 import { posix } from "node:path";
 import type { RepoConfig } from "../config/bot-config.js";
-import { SafeLoraError } from "../errors.js";
+import { SafeLoraError, type SafeLoraErrorCode } from "../errors.js";
 import type { BotPullRequest, FileToCommit, PinnedRepo } from "../forge/forge.js";
 import { openInputs, type OpenedInputs } from "../pipeline/open-inputs.js";
 import { OPERATOR_FORMULA, patchAdapter, type PatchedAdapter } from "../pipeline/patch-adapter.js";
@@ -20,14 +20,15 @@ import type { BotContext } from "./context.js";
 import { isUserError } from "./errors.js";
 import { modelAccessCheck } from "./model-access.js";
 import type { PatchPayload } from "./job-payloads.js";
-import { postConfigNotice, postFailureNotice, publicMessage } from "./notices.js";
+import { failureText, postConfigNotice, postFailureNotice, resolveNotices } from "./notices.js";
 import { describeProblem, loadRepoConfig } from "./repo-config.js";
 
 export type PatchOutcome =
   | { outcome: "committed"; pr: number; commit: string; projected: number; modules: number; created: boolean }
   | { outcome: "unchanged"; pr: number | null; reason: string }
-  | { outcome: "skipped"; reason: string }
-  | { outcome: "refused"; reason: string };
+  | { outcome: "skipped"; reason: string; notice?: number }
+  /** `notice`: the discussion or pull request where the refusal was explained, or the command's. */
+  | { outcome: "refused"; reason: string; code: SafeLoraErrorCode; notice: number | null };
 
 /** The report committed for `folder` at a revision, or null when there is none (or it is unreadable). */
 export async function committedReport(files: PinnedRepo, folder: string): Promise<SafeLoraReport | null> {
@@ -102,14 +103,17 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
   const sha = payload.sha ?? (await context.forge.head(repo)).sha;
   const files = await context.forge.open(repo, sha);
   let filesKey = "";
+  // Known once safe-lora.yaml is read: a failure's advice depends on it (e.g. whose limit was reached).
+  let repoConfig: RepoConfig | null = null;
   try {
     const loaded = await loadRepoConfig(context.config, files);
     if (!loaded.ok) {
-      await postConfigNotice(context, repo, loaded.problem, loaded.fileKey);
+      const notice = await postConfigNotice(context, repo, loaded.problem, loaded.fileKey);
       await reply(`I cannot act until \`safe-lora.yaml\` is fixed: ${describeProblem(loaded.problem)}.`);
-      return { outcome: "skipped", reason: "invalid safe-lora.yaml" };
+      return { outcome: "skipped", reason: "invalid safe-lora.yaml", ...(notice !== null ? { notice } : {}) };
     }
     const { config } = loaded;
+    repoConfig = config;
     if (!config.enabled) {
       await reply("Safe LoRA is turned off for this repo (`enabled: false` in `safe-lora.yaml`).");
       return { outcome: "skipped", reason: "disabled" };
@@ -137,7 +141,12 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
     // The worker enforces the operator's maxRunMinutes; a repo's own (lower) value is known only from here on.
     const repoDeadline = new AbortController();
     const deadline = setTimeout(
-      () => repoDeadline.abort(new SafeLoraError(`the job took longer than this repo's limit of ${config.limits.maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded")),
+      () =>
+        repoDeadline.abort(
+          new SafeLoraError(`the job took longer than the limit of ${config.limits.maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded", {
+            fix: { kind: "raise-limit", limit: "maxRunMinutes" },
+          }),
+        ),
       config.limits.maxRunMinutes * 60_000,
     );
     const jobSignal = signal ? AbortSignal.any([signal, repoDeadline.signal]) : repoDeadline.signal;
@@ -155,6 +164,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       if (open && prHead && sameRecord((await committedReport(prHead, folder))?.record, record)) {
         await refreshDescription(context, repo, open, prHead, prFolder);
         await reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
+        await resolveNotices(context, repo, folder, `Pull request #${open.num} now holds a Safe LoRA variant of ${code(folder)} (\`${record.selection}\`).`);
         return { outcome: "unchanged", pr: open.num, reason: "same record" };
       }
 
@@ -188,6 +198,12 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       const { projectedCount, moduleCount } = patched.report;
       const where = open ? "committed" : `opened pull request #${num} (${context.forge.pullRequestUrl(repo, num)}) with`;
       await reply(`Done: ${where} \`${commit.slice(0, 12)}\` — ${code(folder)} patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
+      await resolveNotices(
+        context,
+        repo,
+        folder,
+        `Done: pull request #${num} holds a Safe LoRA variant of ${code(folder)} (commit \`${commit.slice(0, 12)}\`, \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected).`,
+      );
       return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
     } finally {
       clearTimeout(deadline);
@@ -195,10 +211,12 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
     }
   } catch (error) {
     if (!isUserError(error)) throw error;
-    const message = (error as Error).message;
-    if (command) await reply(`I could not patch ${code(folder)}:\n\n${codeBlock(publicMessage(context, message))}`);
-    else await postFailureNotice(context, repo, folder, `${filesKey}:${(error as SafeLoraError).code}`, message);
-    return { outcome: "refused", reason: message };
+    let notice: number | null;
+    if (command) {
+      await reply(`I could not patch ${code(folder)}:\n\n${failureText(context, error, repoConfig)}`);
+      notice = command.discussion;
+    } else notice = await postFailureNotice(context, repo, folder, `${filesKey}:${error.code}`, error, repoConfig);
+    return { outcome: "refused", reason: error.message, code: error.code, notice };
   } finally {
     await files.close();
   }

@@ -9,7 +9,8 @@ import { loadRepoConfig } from "./repo-config.js";
 
 /** What in a repo's configuration changes a patch: a change of any of these is a new patch job. */
 export function configKey(config: RepoConfig): string {
-  const relevant = [formatSelection(config.select), config.pair, config.allowModelTree, config.pullRequests, config.readmeSection];
+  // Limits too: a refusal tells the repo to raise its own lowered limit, and promises a new try when it does.
+  const relevant = [formatSelection(config.select), config.pair, config.allowModelTree, config.pullRequests, config.readmeSection, config.limits];
   return createHash("sha256").update(JSON.stringify(relevant)).digest("hex").slice(0, 16);
 }
 

@@ -6,6 +6,7 @@ import type { Job } from "../queue/job-queue.js";
 import { runCommand } from "./command-job.js";
 import type { BotContext } from "./context.js";
 import { isTransient, isUserError } from "./errors.js";
+import { resultOutcome } from "./job-outcome.js";
 import { CommandPayload, PatchPayload, ScanPayload } from "./job-payloads.js";
 import { runPatch } from "./patch-job.js";
 import { runScan } from "./scan-job.js";
@@ -98,7 +99,7 @@ export class Worker {
     }, Math.max(100, this.options.leaseMs / 3));
     const { maxRunMinutes } = this.context.config.limits;
     const deadline = setTimeout(
-      () => controller.abort(new SafeLoraError(`the job took longer than this bot's limit of ${maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded")),
+      () => controller.abort(new SafeLoraError(`the job took longer than the limit of ${maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded", { fix: { kind: "raise-limit", limit: "maxRunMinutes" } })),
       maxRunMinutes * 60_000,
     );
     // Every line about a private repo's job leaves its name out, whatever the line says.
@@ -106,24 +107,28 @@ export class Worker {
     const scrub = (text: string) => redactRepo(text, job.repo, job.private);
     jobLog.info("job started");
     let outcome = "done";
+    // Set when the job leaves the queue for good (done or failed), not when it is only put back for a retry.
+    let finished: string | null = null;
     try {
       // A stored job that no longer reads as its kind (a damaged row) fails alone, at once: retrying changes nothing.
       const schema = Object.hasOwn(PAYLOADS, job.kind) ? PAYLOADS[job.kind] : null;
       const problem = !schema ? "unknown kind" : (schema.safeParse(job.payload).error?.issues[0]?.message ?? null);
       if (problem !== null) {
         outcome = "damaged";
+        finished = "failed";
         await queue.fail(job.id, this.id, `the stored job is damaged (${problem}); push or comment again to queue a new one`);
         jobLog.error({ problem }, "job damaged");
         return;
       }
       const result = await this.dispatch(job, controller.signal);
       await queue.complete(job.id, this.id, result);
+      outcome = finished = resultOutcome(result);
       jobLog.info({ result: JSON.parse(scrub(JSON.stringify(result ?? null))) as unknown }, "job done");
     } catch (error) {
       if (isUserError(error)) {
         // Nothing a retry would change (a deleted repo, a bad config file): record why, and stop.
-        outcome = "refused";
-        await queue.complete(job.id, this.id, { outcome: "refused", reason: error.message });
+        outcome = finished = "refused";
+        await queue.complete(job.id, this.id, { outcome: "refused", reason: error.message, code: error.code });
         jobLog.info({ reason: scrub(error.message) }, "job refused");
         return;
       }
@@ -133,6 +138,7 @@ export class Worker {
       outcome = transient ? "retry" : "error";
       const delay = this.options.retryBaseMs * 2 ** (job.attempts - 1);
       await queue.retry(job.id, this.id, message, delay);
+      if ((await queue.get(job.id))?.state === "failed") finished = "failed";
       const err = job.private ? { type: error instanceof Error ? error.name : typeof error, message: scrub(message) } : error;
       jobLog[transient ? "warn" : "error"]({ err, retryInMs: delay }, "job failed");
     } finally {
@@ -140,6 +146,7 @@ export class Worker {
       clearTimeout(deadline);
       this.current = null;
       metrics.jobDuration.observe({ kind: job.kind, outcome }, (performance.now() - started) / 1000);
+      if (finished) metrics.jobsFinished.inc({ kind: job.kind, outcome: finished });
     }
   }
 

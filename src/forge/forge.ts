@@ -25,6 +25,10 @@ export interface Forge {
   closePullRequest(repo: string, num: number, comment: string): Promise<void>;
   /** Opens a plain discussion (not a pull request) and returns its number. */
   openDiscussion(repo: string, title: string, text: string): Promise<number>;
+  /** The open plain discussions the bot itself opened (its notices), with their opening text; never anyone else's. */
+  botDiscussions(repo: string): Promise<BotDiscussion[]>;
+  /** Closes a plain discussion with a last comment. */
+  closeDiscussion(repo: string, num: number, comment: string): Promise<void>;
   /** The username that wrote a comment, from the discussion's events (webhooks carry ids only). */
   commentAuthor(repo: string, num: number, commentId: string): Promise<string | null>;
   /** Whether `username` may command the bot on `repo` by membership: org member, or the owner of a user repo. */
@@ -55,6 +59,12 @@ export interface BotPullRequest {
   readonly folder: string;
   /** Its description as it stands. */
   readonly description: string;
+}
+
+export interface BotDiscussion {
+  readonly num: number;
+  /** Its opening message as it stands (where the bot's hidden notice marker is). */
+  readonly text: string;
 }
 
 export interface FileToCommit {

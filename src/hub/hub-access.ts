@@ -54,17 +54,16 @@ export function explainHubError(error: unknown, repoId: string, access: HubAcces
     case 401:
       return new SafeLoraError(
         access.accessToken
-          ? `${repoId}: the Hub refused the token (${detail}); check HF_TOKEN or the token file`
-          : `${repoId} was not found or is private (${detail}); if it exists, set HF_TOKEN (or log in with huggingface-cli) to a token that can read it`,
+          ? `${repoId}: the Hub refused the token (${detail})`
+          : `${repoId} was not found or is private (${detail})`,
         "hub-access",
-        { cause: error },
+        { cause: error, fix: { kind: "model-access", model: repoId, page, reason: access.accessToken ? "token-refused" : "no-token" } },
       );
     case 403:
-      return new SafeLoraError(
-        `${repoId} is gated or private and this token may not read it (${detail}); accept its conditions at ${page} with the account of your token, or use another token`,
-        "hub-access",
-        { cause: error },
-      );
+      return new SafeLoraError(`${repoId} is gated or private and this token may not read it (${detail})`, "hub-access", {
+        cause: error,
+        fix: { kind: "model-access", model: repoId, page, reason: "gated" },
+      });
     case 404:
       return new SafeLoraError(`${repoId}: not found on ${hubParams(access).hubUrl} (${detail}); check the id and the revision`, "hub-not-found", { cause: error });
     default:

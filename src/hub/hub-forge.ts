@@ -1,6 +1,6 @@
 import { commit, HubApiError, listModels, modelInfo, whoAmI } from "@huggingface/hub";
 import { SafeLoraError } from "../errors.js";
-import { readPullRequestMarker, type BotPullRequest, type FileToCommit, type Forge, type PinnedRepo, type RepoHead } from "../forge/forge.js";
+import { readPullRequestMarker, type BotDiscussion, type BotPullRequest, type FileToCommit, type Forge, type PinnedRepo, type RepoHead } from "../forge/forge.js";
 import {
   changeDiscussionStatus,
   createDiscussion,
@@ -128,6 +128,22 @@ export class HubForge implements Forge {
 
   openDiscussion(repo: string, title: string, text: string): Promise<number> {
     return createDiscussion(this.access, repo, title, text);
+  }
+
+  async botDiscussions(repo: string): Promise<BotDiscussion[]> {
+    const discussions = await listDiscussions(this.access, repo);
+    const found: BotDiscussion[] = [];
+    for (const summary of discussions.filter((d) => !d.isPullRequest && d.status === "open" && d.author?.name === this.bot.name)) {
+      const details = await getDiscussion(this.access, repo, summary.num);
+      const opening = details.events.find((event) => event.type === "comment");
+      // The opening message is the one that counts, and it must be the bot's too (not an edit by someone else).
+      if (opening?.author?.name === this.bot.name && opening.data?.latest?.raw !== undefined) found.push({ num: summary.num, text: opening.data.latest.raw });
+    }
+    return found;
+  }
+
+  closeDiscussion(repo: string, num: number, comment: string): Promise<void> {
+    return changeDiscussionStatus(this.access, repo, num, "closed", comment);
   }
 
   async commentAuthor(repo: string, num: number, commentId: string): Promise<string | null> {

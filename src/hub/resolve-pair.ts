@@ -32,9 +32,9 @@ function isQuantizedInfo(info: HubModelInfo): boolean {
 
 function quantizedError(id: string, role: string): SafeLoraError {
   return new SafeLoraError(
-    `${id} is a quantized checkpoint and cannot serve as the ${role} model: V = W_aligned − W_base needs the original weights. ` +
-      `Pass --${role} with the original (unquantized) release`,
+    `${id} is a quantized checkpoint and cannot serve as the ${role} model: V = W_aligned − W_base needs the original weights`,
     "quantized-source",
+    { fix: { kind: "unquantized", role: role === "base" ? "base" : "aligned" } },
   );
 }
 
@@ -83,8 +83,9 @@ export async function resolveAligned(query: PairQuery): Promise<PairChoice["alig
     if (known?.side === "base") {
       throw new SafeLoraError(
         `the adapter was trained on ${id}, the unaligned base of ${known.pair.family}: it has no alignment to restore. ` +
-          `Safe LoRA is for adapters trained on the aligned model (${known.pair.aligned}); to patch anyway, pass --base and --aligned`,
+          `Safe LoRA is for adapters trained on the aligned model (${known.pair.aligned})`,
         "no-pair",
+        { fix: { kind: "name-pair-anyway" } },
       );
     }
     if (known) return { id: known.pair.aligned, resolvedBy: known.viaAlias ? `${rule} (${id} is a copy of ${known.pair.aligned})` : rule };
@@ -110,8 +111,9 @@ export async function resolveAligned(query: PairQuery): Promise<PairChoice["alig
   }
   const why = rejected.length > 0 ? rejected.join("; ") : "neither base_model_name_or_path nor the card's base_model names one";
   throw new SafeLoraError(
-    `cannot tell which aligned model the adapter was trained on: ${why}. Pass --aligned <hub id> (the chat/instruct model it was trained on)`,
+    `cannot tell which aligned model the adapter was trained on: ${why}`,
     "no-pair",
+    { fix: { kind: "name-aligned" } },
   );
 }
 
@@ -126,8 +128,9 @@ export async function resolveBase(query: PairQuery, alignedId: string): Promise<
   if (known?.side === "aligned") return { id: known.pair.base, resolvedBy: "registry" };
   if (!query.allowModelTree) {
     throw new SafeLoraError(
-      `${alignedId} is not in the registry of known pairs, and choosing its base from the Hub model tree is turned off: pass --base <hub id of its unaligned base model>`,
+      `${alignedId} is not in the registry of known pairs, and choosing its base from the Hub model tree is turned off`,
       "no-pair",
+      { fix: { kind: "name-base", aligned: alignedId, modelTree: "off" } },
     );
   }
   const info = await query.lookup(alignedId);
@@ -139,7 +142,8 @@ export async function resolveBase(query: PairQuery, alignedId: string): Promise<
     return { id, resolvedBy: "model-tree" };
   }
   throw new SafeLoraError(
-    `no base model for ${alignedId}: it is not in the registry of known pairs and its card names no usable base_model. Pass --base <hub id of its unaligned base model>`,
+    `no base model for ${alignedId}: it is not in the registry of known pairs and its card names no usable base_model`,
     "no-pair",
+    { fix: { kind: "name-base", aligned: alignedId, modelTree: "none" } },
   );
 }

@@ -20,9 +20,9 @@ export function checkRank(module: string, rank: number, dOut: number, dIn: numbe
   }
   if (rank > maxRank) {
     throw new SafeLoraError(
-      `module "${module}" has LoRA rank ${rank}, more than the limit of ${maxRank} (memory grows with the rank squared); ` +
-        "the bot's operator can raise limits.maxRank",
+      `module "${module}" has LoRA rank ${rank}, more than the limit of ${maxRank} (limits.maxRank; memory grows with the rank squared)`,
       "limit-exceeded",
+      { fix: { kind: "raise-limit", limit: "maxRank" } },
     );
   }
 }

@@ -107,9 +107,9 @@ async function planModules(adapter: OpenedAdapter, base: Checkpoint, aligned: Ch
     const baseKey = candidates.find((key) => base.has(key));
     if (!baseKey) {
       throw new SafeLoraError(
-        `the base model ${base.description} has no weight for adapter module "${module.name}" (looked for ${candidates.map((c) => `"${c}"`).join(", ")}); ` +
-          "check that --base and --aligned are the model family the adapter was trained on",
+        `the base model ${base.description} has no weight for adapter module "${module.name}" (looked for ${candidates.map((c) => `"${c}"`).join(", ")})`,
         "missing-tensor",
+        { fix: { kind: "check-pair" } },
       );
     }
     if (!aligned.has(baseKey)) {
@@ -155,7 +155,9 @@ async function planModules(adapter: OpenedAdapter, base: Checkpoint, aligned: Ch
 async function checkLimits(plans: ModulePlan[], base: Checkpoint, aligned: Checkpoint, limits: PatchRequest["limits"]): Promise<void> {
   if (!limits) return;
   if (limits.maxModules !== undefined && plans.length > limits.maxModules) {
-    throw new SafeLoraError(`the adapter has ${plans.length} LoRA modules, more than this bot's limit of ${limits.maxModules} per job; ask its operator to raise limits.maxModules`, "limit-exceeded");
+    throw new SafeLoraError(`the adapter has ${plans.length} LoRA modules, more than the limit of ${limits.maxModules} per job (limits.maxModules)`, "limit-exceeded", {
+      fix: { kind: "raise-limit", limit: "maxModules" },
+    });
   }
   if (limits.maxFetchBytes !== undefined) {
     let bytes = 0;
@@ -165,8 +167,9 @@ async function checkLimits(plans: ModulePlan[], base: Checkpoint, aligned: Check
     }
     if (bytes > limits.maxFetchBytes) {
       throw new SafeLoraError(
-        `patching needs ${(bytes / 1e9).toFixed(1)} GB of base and aligned weights, more than this bot's limit of ${(limits.maxFetchBytes / 1e9).toFixed(1)} GB per job; ask its operator to raise limits.maxFetchGB`,
+        `patching needs ${(bytes / 1e9).toFixed(1)} GB of base and aligned weights, more than the limit of ${(limits.maxFetchBytes / 1e9).toFixed(1)} GB per job (limits.maxFetchGB)`,
         "limit-exceeded",
+        { fix: { kind: "raise-limit", limit: "maxFetchGB" } },
       );
     }
   }

@@ -52,6 +52,8 @@ export interface JobQueue {
   get(id: number): Promise<Job | null>;
   recent(limit: number): Promise<Job[]>;
   counts(): Promise<Record<JobState, number>>;
+  /** Done jobs by the `outcome` field of their result (`""` for results without one), e.g. how many were refused. */
+  doneOutcomes(): Promise<Record<string, number>>;
   /** Unhealthy while claims fail (a damaged database, a full disk), so that a supervisor can replace the process. */
   health(): QueueHealth;
   close(): Promise<void>;

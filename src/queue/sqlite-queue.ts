@@ -250,6 +250,18 @@ export class SqliteJobQueue implements JobQueue {
     return counts;
   }
 
+  async doneOutcomes(): Promise<Record<string, number>> {
+    const rows = this.db
+      .prepare("SELECT CASE WHEN json_valid(result) THEN json_extract(result, '$.outcome') END AS outcome, COUNT(*) AS n FROM jobs WHERE state = 'done' GROUP BY 1")
+      .all() as Array<{ outcome: unknown; n: number }>;
+    const outcomes: Record<string, number> = {};
+    for (const { outcome, n } of rows) {
+      const name = typeof outcome === "string" ? outcome : "";
+      outcomes[name] = (outcomes[name] ?? 0) + n;
+    }
+    return outcomes;
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }

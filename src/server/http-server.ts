@@ -6,6 +6,7 @@ import type { BotContext } from "../bot/context.js";
 import { coversRepo } from "../bot/coverage.js";
 import { acceptWebhook } from "../bot/intake.js";
 import { jobKeys } from "../bot/job-payloads.js";
+import { resultOutcome, type JobOutcome } from "../bot/job-outcome.js";
 import { parseHubWebhook } from "../hub/webhook-schema.js";
 import { isRepoId } from "../hub/repo-ref.js";
 import { escapeHtml, renderStatusPage } from "./status-page.js";
@@ -59,6 +60,28 @@ function crossSite(request: IncomingMessage): boolean {
   } catch {
     return true;
   }
+}
+
+/** Finished jobs of all time by outcome: done jobs by their result, plus failed ones. */
+async function outcomeTotals(context: BotContext): Promise<Partial<Record<JobOutcome, number>>> {
+  const totals: Partial<Record<JobOutcome, number>> = {};
+  for (const [name, n] of Object.entries(await context.queue.doneOutcomes())) {
+    const outcome = resultOutcome({ outcome: name });
+    totals[outcome] = (totals[outcome] ?? 0) + n;
+  }
+  const failed = (await context.queue.counts()).failed;
+  if (failed > 0) totals.failed = failed;
+  return totals;
+}
+
+/**
+ * `/healthz`'s job counts: the queue's states, with the refused jobs counted apart from `done` — the queue
+ * has nothing to retry for them, but they patched nothing, and an operator must see them.
+ */
+async function jobCounts(context: BotContext): Promise<Record<string, number>> {
+  const counts = await context.queue.counts();
+  const refused = (await context.queue.doneOutcomes()).refused ?? 0;
+  return { queued: counts.queued, running: counts.running, done: counts.done - refused, refused, failed: counts.failed };
 }
 
 const html = (text: string) => `<p>${text} <a href="/">Back</a></p>`;
@@ -137,12 +160,23 @@ export function createBotServer(context: BotContext, options: ServerOptions): Se
           const health = context.queue.health();
           // The database's own words are for the operator (STATUS_TOKEN) and the log, not for anyone who asks.
           if (!health.ok) return send(response, 503, { status: "unhealthy", reason: authorized(request, url) ? health.reason : "claiming jobs fails; see the bot's log", bot: context.forge.bot.name });
-          return send(response, 200, { status: "ok", bot: context.forge.bot.name, jobs: await context.queue.counts() });
+          return send(response, 200, { status: "ok", bot: context.forge.bot.name, jobs: await jobCounts(context) });
         }
         case "GET /metrics":
           return send(response, 200, await context.metrics.registry.metrics(), context.metrics.registry.contentType);
         case "GET /":
-          return send(response, 200, renderStatusPage(await context.queue.recent(50), { authorized: authorized(request, url), formToken, botName: context.forge.bot.name, prUrl: (repo, num) => context.forge.pullRequestUrl(repo, num) }), "text/html; charset=utf-8");
+          return send(
+            response,
+            200,
+            renderStatusPage(await context.queue.recent(50), {
+              authorized: authorized(request, url),
+              formToken,
+              botName: context.forge.bot.name,
+              prUrl: (repo, num) => context.forge.pullRequestUrl(repo, num),
+              totals: await outcomeTotals(context),
+            }),
+            "text/html; charset=utf-8",
+          );
         case "POST /request":
           return requestForm(request, response);
         default:

@@ -1,4 +1,5 @@
 import { redactRepo } from "../bot/log-fields.js";
+import { jobOutcome, type JobOutcome } from "../bot/job-outcome.js";
 import type { Job } from "../queue/job-queue.js";
 
 export const escapeHtml = (text: string) => text.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[c]!);
@@ -9,7 +10,10 @@ export interface StatusPageOptions {
   readonly botName: string;
   /** Sent back with the form, so that only this page can post it. */
   readonly formToken: string;
+  /** A link to a pull request or discussion (they share numbers on the Hub). */
   readonly prUrl: (repo: string, num: number) => string;
+  /** Finished jobs of all time by outcome (no repo names): the line above the table. */
+  readonly totals: Partial<Record<JobOutcome, number>>;
 }
 
 function folderOf(job: Job): string {
@@ -17,9 +21,45 @@ function folderOf(job: Job): string {
   return typeof folder === "string" ? folder : "";
 }
 
-function prOf(job: Job): number | null {
-  const pr = (job.result as { pr?: unknown } | null)?.pr;
-  return typeof pr === "number" ? pr : null;
+const numberField = (job: Job, field: string): number | null => {
+  const value = (job.result as Record<string, unknown> | null)?.[field];
+  return typeof value === "number" ? value : null;
+};
+
+const textField = (job: Job, field: string): string | null => {
+  const value = (job.result as Record<string, unknown> | null)?.[field];
+  return typeof value === "string" ? value : null;
+};
+
+/** The words a row shows for its outcome: what an operator scans the page for. */
+const OUTCOME_LABEL: Record<JobOutcome, string> = {
+  committed: "committed",
+  unchanged: "unchanged",
+  skipped: "skipped",
+  refused: "refused",
+  failed: "failed",
+  done: "done",
+};
+
+/** Where to read more: the pull request it committed to, or the notice that explains a refusal. */
+function linkOf(job: Job, outcome: JobOutcome | null): { num: number; label: string } | null {
+  const pr = numberField(job, "pr");
+  if (pr !== null) return { num: pr, label: `PR #${pr}` };
+  const notice = numberField(job, "notice");
+  if (notice !== null && (outcome === "refused" || outcome === "skipped")) return { num: notice, label: `notice #${notice}` };
+  return null;
+}
+
+/** What the row says beyond its outcome: why it was refused, skipped or failed, or what a commit did. */
+function detailOf(job: Job, outcome: JobOutcome | null): string {
+  if (outcome === "committed") {
+    const projected = numberField(job, "projected");
+    const modules = numberField(job, "modules");
+    const commit = textField(job, "commit");
+    return [commit ? `commit ${commit.slice(0, 12)}` : "", projected !== null && modules !== null ? `${projected} of ${modules} modules projected` : ""].filter(Boolean).join(", ");
+  }
+  if (outcome === "failed" || outcome === null) return job.error ?? "";
+  return textField(job, "reason") ?? textField(job, "skipped") ?? "";
 }
 
 /** `GET /`: recent jobs and a form to ask for a patch, as the Hub's conversion Space offers. */
@@ -27,22 +67,43 @@ export function renderStatusPage(jobs: Job[], options: StatusPageOptions): strin
   const rows = jobs.map((job) => {
     const hidden = job.private && !options.authorized;
     const repo = hidden ? "<em>a private repo</em>" : escapeHtml(job.repo);
-    const pr = prOf(job);
-    const link = pr !== null && !hidden ? `<a href="${escapeHtml(options.prUrl(job.repo, pr))}">#${pr}</a>` : pr !== null ? `#${pr}` : "";
-    // Errors can quote the repo's name: redact it along with the name itself.
-    const error = job.error ? escapeHtml(redactRepo(job.error, job.repo, hidden)) : "";
+    const outcome = jobOutcome(job);
+    const status = outcome ?? job.state;
+    const target = linkOf(job, outcome);
+    const link = target === null ? "" : hidden ? escapeHtml(target.label) : `<a href="${escapeHtml(options.prUrl(job.repo, target.num))}">${escapeHtml(target.label)}</a>`;
+    // Reasons and errors can quote the repo's name: redact it along with the name itself.
+    const detail = escapeHtml(redactRepo(detailOf(job, outcome), job.repo, hidden));
     const when = new Date(job.createdAt).toISOString().replace("T", " ").slice(0, 19);
-    return `<tr><td>${job.id}</td><td>${when}</td><td>${job.kind}</td><td class="${job.state}">${job.state}</td><td>${repo}</td><td>${hidden ? "" : escapeHtml(folderOf(job))}</td><td>${link}</td><td>${error}</td></tr>`;
+    const label = outcome ? OUTCOME_LABEL[outcome] : job.state;
+    return `<tr><td>${job.id}</td><td>${when}</td><td>${job.kind}</td><td><span class="badge ${status}">${label}</span></td><td>${repo}</td><td>${hidden ? "" : escapeHtml(folderOf(job))}</td><td>${link}</td><td class="detail">${detail}</td></tr>`;
   });
+  const totals = (["committed", "unchanged", "skipped", "refused", "failed", "done"] as const)
+    .filter((outcome) => (options.totals[outcome] ?? 0) > 0)
+    .map((outcome) => `<span class="badge ${outcome}">${options.totals[outcome]} ${OUTCOME_LABEL[outcome]}</span>`);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Safe LoRA bot</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <style>
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }
+:root { --fg: #1f2328; --bg: #ffffff; --line: #d0d7de; --muted: #59636e; --link: #0969da;
+  --green: #1a7f37; --green-bg: #dafbe1; --grey: #59636e; --grey-bg: #eaeef2; --orange: #9a4d00; --orange-bg: #fff1e5;
+  --red: #d1242f; --red-bg: #ffebe9; --yellow: #7d4e00; --yellow-bg: #fff8c5; --blue: #0550ae; --blue-bg: #ddf4ff; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3; --bg: #0d1117; --line: #30363d; --muted: #9198a1; --link: #4493f8;
+  --green: #3fb950; --green-bg: #12261e; --grey: #9198a1; --grey-bg: #212830; --orange: #f0883e; --orange-bg: #2d1d0e;
+  --red: #ff7b72; --red-bg: #2d1214; --yellow: #d29922; --yellow-bg: #2b2111; --blue: #79c0ff; --blue-bg: #0c2d4b; } }
+body { font-family: system-ui, sans-serif; margin: 2rem; color: var(--fg); background: var(--bg); }
+a { color: var(--link); }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
-th, td { border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
-.done { color: #1a7f37; } .failed { color: #cf222e; } .running { color: #9a6700; }
-@media (prefers-color-scheme: dark) { body { background: #0d1117; color: #e6edf3; } th, td { border-color: #30363d; } a { color: #4493f8; } }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+td.detail { color: var(--muted); overflow-wrap: anywhere; }
+.badge { display: inline-block; padding: 0 8px; border-radius: 1em; font-size: 13px; font-weight: 600; white-space: nowrap; }
+.committed { color: var(--green); background: var(--green-bg); }
+.unchanged, .done { color: var(--blue); background: var(--blue-bg); }
+.skipped, .queued { color: var(--grey); background: var(--grey-bg); }
+.refused { color: var(--orange); background: var(--orange-bg); }
+.failed { color: var(--red); background: var(--red-bg); }
+.running { color: var(--yellow); background: var(--yellow-bg); }
+.totals .badge { margin-right: 6px; }
 </style></head>
 <body>
 <h1>Safe LoRA bot <small>(@${escapeHtml(options.botName)})</small></h1>
@@ -52,7 +113,8 @@ th, td { border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left; v
   <button type="submit">Request</button>
 </form>
 <p>${options.authorized ? "Showing all repos." : "Private repos are not named here; present STATUS_TOKEN to see them."}</p>
-<table><thead><tr><th>job</th><th>created (UTC)</th><th>kind</th><th>state</th><th>repo</th><th>folder</th><th>PR</th><th>error</th></tr></thead>
+${totals.length > 0 ? `<p class="totals">All jobs so far: ${totals.join(" ")}</p>` : ""}
+<table><thead><tr><th>job</th><th>created (UTC)</th><th>kind</th><th>outcome</th><th>repo</th><th>folder</th><th>PR / notice</th><th>details</th></tr></thead>
 <tbody>
 ${rows.join("\n")}
 </tbody></table>

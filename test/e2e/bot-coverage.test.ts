@@ -75,7 +75,9 @@ describe("what the bot covers", () => {
     await world.idle();
     const notices = world.repo().discussions.filter((d) => !d.isPullRequest);
     expect(notices).toHaveLength(1);
-    expect(notices[0]!.events[0]!.content).toMatch(/the adapter has 8 LoRA modules, more than this bot's limit of 2 per job/);
+    expect(notices[0]!.events[0]!.content).toMatch(/the adapter has 8 LoRA modules, more than the limit of 2 per job \(limits\.maxModules\)/);
+    // The repo lowered the cap itself: the notice says so, instead of sending its owner to the operator.
+    expect(notices[0]!.events[0]!.content).toMatch(/This repo's `safe-lora\.yaml` lowers `limits\.maxModules` to 2: raise it \(this bot allows up to 1024\) or remove it/);
     const patch = (await world.bot!.context.queue.recent(20)).find((job) => job.kind === "patch")!;
     expect(patch).toMatchObject({ state: "done", attempts: 1, result: { outcome: "refused" } });
   });

@@ -112,7 +112,8 @@ describe("a repo's limits (item 5)", () => {
     await world.pushAdapter();
     await world.idle();
     expect(world.pullRequests()).toHaveLength(0);
-    expect(notices(world).at(-1)).toMatch(/longer than this repo's limit of 0.00001 minutes \(limits\.maxRunMinutes\)/);
+    expect(notices(world).at(-1)).toMatch(/longer than the limit of 0.00001 minutes \(limits\.maxRunMinutes\)/);
+    expect(notices(world).at(-1)).toMatch(/This repo's `safe-lora\.yaml` lowers `limits\.maxRunMinutes` to 0\.00001 minutes/);
   });
 });
 

@@ -64,7 +64,7 @@ describe("finding the pair", () => {
   });
 
   it("no pair: not in the registry and the model tree turned off", async () => {
-    await expectRefusal(patch("--adapter", fixture.ids.adapter, "--no-model-tree"), /not in the registry of known pairs.*model tree is turned off: pass --base/);
+    await expectRefusal(patch("--adapter", fixture.ids.adapter, "--no-model-tree"), /not in the registry of known pairs.*model tree is turned off\. Pass --base/);
   });
 
   it("no pair: the aligned model's card names no base", async () => {
@@ -113,7 +113,7 @@ describe("checking the pair", () => {
 
   it("a gated model the token may not read", async () => {
     fixture.hub.store.repos.get(fixture.ids.base)!.gated = "manual";
-    await expectRefusal(patch("--adapter", fixture.ids.adapter), /test-org\/llama-gqa-qv-base is gated or private and this token may not read it.*accept its conditions at http:\/\/127\.0\.0\.1:\d+\/test-org\/llama-gqa-qv-base/);
+    await expectRefusal(patch("--adapter", fixture.ids.adapter), /test-org\/llama-gqa-qv-base is gated or private and this token may not read it.*Accept its conditions at http:\/\/127\.0\.0\.1:\d+\/test-org\/llama-gqa-qv-base/);
   });
 
   it("a private repo without a token", async () => {
