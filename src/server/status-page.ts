@@ -59,7 +59,25 @@ function detailOf(job: Job, outcome: JobOutcome | null): string {
     return [commit ? `commit ${commit.slice(0, 12)}` : "", projected !== null && modules !== null ? `${projected} of ${modules} modules projected` : ""].filter(Boolean).join(", ");
   }
   if (outcome === "failed" || outcome === null) return job.error ?? "";
+  // The record is the bot's word for it; the operator wants to know why nothing was committed.
+  if (outcome === "unchanged") return "the pull request already holds this variant (same adapter files, models and selection)";
+  if (outcome === "done") return doneDetail(job);
   return textField(job, "reason") ?? textField(job, "skipped") ?? "";
+}
+
+/** Scans and commands: counts and the command's kind only, so a private repo's folder names stay off the page. */
+function doneDetail(job: Job): string {
+  const result = (job.result ?? {}) as { adapters?: unknown; queued?: unknown; answered?: unknown; skipped?: unknown; refused?: unknown; invalid?: unknown };
+  if (job.kind === "scan" && Array.isArray(result.adapters) && Array.isArray(result.queued)) {
+    const found = result.adapters.length;
+    return `${found} adapter ${found === 1 ? "folder" : "folders"}, ${result.queued.length} patch ${result.queued.length === 1 ? "job" : "jobs"} queued`;
+  }
+  if (typeof result.skipped === "string") return result.skipped;
+  if (typeof result.answered === "string") return `answered ${result.answered}`;
+  if (typeof result.queued === "string") return `queued ${result.queued}`;
+  if (result.refused !== undefined) return "refused: the commenter may not command the bot";
+  if (typeof result.invalid === "string") return "answered: the command was not understood";
+  return "";
 }
 
 /** `GET /`: recent jobs and a form to ask for a patch, as the Hub's conversion Space offers. */
@@ -95,7 +113,9 @@ body { font-family: system-ui, sans-serif; margin: 2rem; color: var(--fg); backg
 a { color: var(--link); }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
-td.detail { color: var(--muted); overflow-wrap: anywhere; }
+td { white-space: nowrap; }
+td.detail { color: var(--muted); white-space: normal; overflow-wrap: anywhere; min-width: 18em; }
+.jobs { overflow-x: auto; }
 .badge { display: inline-block; padding: 0 8px; border-radius: 1em; font-size: 13px; font-weight: 600; white-space: nowrap; }
 .committed { color: var(--green); background: var(--green-bg); }
 .unchanged, .done { color: var(--blue); background: var(--blue-bg); }
@@ -114,10 +134,10 @@ td.detail { color: var(--muted); overflow-wrap: anywhere; }
 </form>
 <p>${options.authorized ? "Showing all repos." : "Private repos are not named here; present STATUS_TOKEN to see them."}</p>
 ${totals.length > 0 ? `<p class="totals">All jobs so far: ${totals.join(" ")}</p>` : ""}
-<table><thead><tr><th>job</th><th>created (UTC)</th><th>kind</th><th>outcome</th><th>repo</th><th>folder</th><th>PR / notice</th><th>details</th></tr></thead>
+<div class="jobs"><table><thead><tr><th>job</th><th>created (UTC)</th><th>kind</th><th>outcome</th><th>repo</th><th>folder</th><th>PR / notice</th><th>details</th></tr></thead>
 <tbody>
 ${rows.join("\n")}
-</tbody></table>
+</tbody></table></div>
 </body></html>
 `;
 }
