@@ -4,9 +4,13 @@
  * open a heading, a link or an HTML comment, close a code span, or @-mention anyone.
  */
 
-/** A word joiner after `@`: the text reads the same, but no forge turns it into a mention (a notification). */
+/**
+ * A word joiner after `@`: the text reads the same, but no forge turns it into a mention (a notification).
+ * Only an `@` that could start a mention is touched — one at the start or after a space or punctuation — so
+ * `org/name@<sha>` in a command stays exactly as it must be copied.
+ */
 export function noMentions(text: string): string {
-  return text.replace(/@(?=[\p{L}\p{N}_-])/gu, "@\u2060");
+  return text.replace(/(^|[^\p{L}\p{N}_-])@(?=[\p{L}\p{N}_-])/gu, "$1@\u2060");
 }
 
 /** Control characters (newlines included) would end a line, a table row or a heading: shown as spaces. */

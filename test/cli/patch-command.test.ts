@@ -237,7 +237,7 @@ describe("safe-lora patch: output", () => {
     const card = readFileSync(join(out, "README.md"), "utf8");
     expect(card).toMatch(/^---\nlibrary_name: peft/);
     expect(card).toMatch(/Projected:\*\* 3 of 8 modules/);
-    expect(card).toMatch(/npx safe-lora patch --adapter .* --select top-k:3/);
+    expect(card).toMatch(/^safe-lora patch --adapter .* --select top-k:3$/m);
     const svg = readFileSync(join(out, "similarity.svg"), "utf8");
     expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     expect(svg.match(/fill="#f97316" rx/g)).toHaveLength(3);
