@@ -17,7 +17,7 @@ for (const caseName of ["llama-gqa-qv", "llama-all-linear"]) {
 process.stdout.write(
   `local Hub at ${hub.url}\n` +
     `token of alice (member of acme): ${user.token}\n` +
-    `try: HF_TOKEN=${user.token} npx safe-lora patch --adapter acme/llama-gqa-qv-lora --hub-url ${hub.url} --select threshold:0.33\n`,
+    `try: HF_TOKEN=${user.token} safe-lora patch --adapter acme/llama-gqa-qv-lora --hub-url ${hub.url} --select threshold:0.33\n`,
 );
 process.on("SIGINT", () => void hub.close().then(() => process.exit(0)));
 process.on("SIGTERM", () => void hub.close().then(() => process.exit(0)));
