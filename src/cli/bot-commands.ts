@@ -10,7 +10,17 @@ export const SERVE_HELP = `Usage: safe-lora serve        (same as npm start)
 
 serve: the Hub bot — POST /webhooks/hub, GET /healthz, GET /metrics, GET / — with an in-process worker.
 worker: a worker only, taking jobs from the same queue (DATA_DIR/safe-lora.db).
-Configured by environment variables (README.md, "Environment"); SIGTERM drains: the running job finishes.`;
+
+Required:
+  HF_TOKEN            the bot account's Hub token (write: it opens pull requests); or the token file
+                      huggingface-cli writes (HF_TOKEN_PATH, else $HF_HOME/token, else ~/.cache/huggingface/token)
+  HF_WEBHOOK_SECRET   the secret set on the Hub webhook that points at the bot (serve only)
+Often set:
+  DATA_DIR            the queue, the bot's memory and the alignment cache; persistent storage (default ./.safe-lora)
+  BOT_CONFIG          the bot-wide defaults (YAML): select, limits, watch, trustedModels, …
+  PORT                HTTP port (default 7860); STATUS_TOKEN shows private repos on / and the database's errors
+  HF_ENDPOINT         the Hub (default https://huggingface.co)
+Every variable: README.md, "Environment". SIGTERM drains: the running job finishes.`;
 
 function noArguments(args: string[], help: string, io: CliIo): boolean {
   try {

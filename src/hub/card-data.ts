@@ -20,3 +20,9 @@ export function cardBaseModels(card: Record<string, unknown> | null | undefined)
   const value = card?.base_model;
   return ([] as unknown[]).concat(value ?? []).filter((id): id is string => typeof id === "string" && id.length > 0);
 }
+
+/** `license` of a card (e.g. `apache-2.0`), which the variant's card repeats; null when absent. */
+export function cardLicense(card: Record<string, unknown> | null | undefined): string | null {
+  const value = card?.license;
+  return typeof value === "string" && value.length > 0 ? value : null;
+}

@@ -1,0 +1,12 @@
+import { describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli.js";
+
+describe("safe-lora serve --help", () => {
+  // Issue 8 item 15: an operator learns what the bot needs from the command itself, not only from the README.
+  it("names the variables the bot requires", async () => {
+    const { code, stdout } = await runCli(["serve", "--help"]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/Required:\n\s+HF_TOKEN\s[\s\S]*\n\s+HF_WEBHOOK_SECRET\s/);
+    expect(stdout).toMatch(/DATA_DIR[\s\S]*persistent storage/);
+  });
+});
