@@ -9,7 +9,7 @@ import { OPERATOR_FORMULA, patchAdapter, type PatchedAdapter } from "../pipeline
 import { REPORT_FILE, variantFiles } from "../pipeline/variant-files.js";
 import { VARIANT_FOLDER, variantFolderOf } from "../report/variant-folder.js";
 import { formatSelection, type Selection } from "../projection/selection.js";
-import { pullRequestDescription, pullRequestTitle } from "../report/pr-body.js";
+import { pullRequestDescription, pullRequestTitle, type FileChange } from "../report/pr-body.js";
 import { withReadmeSection } from "../report/readme-section.js";
 import { reproduceCommand } from "../report/reproduce-command.js";
 import { sameRecord, type PatchRecord } from "../report/record.js";
@@ -162,7 +162,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       const record = await recordOf(inputs, adapterKeys.files, selection);
       const prHead = open ? await context.forge.open(repo, `refs/pr/${open.num}`) : null;
       if (open && prHead && sameRecord((await committedReport(prHead, folder))?.record, record)) {
-        await refreshDescription(context, repo, open, prHead, prFolder);
+        await refreshDescription(context, repo, open, prHead, prFolder, files);
         await reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
         await resolveNotices(context, repo, folder, `Pull request #${open.num} now holds a Safe LoRA variant of ${code(folder)} (\`${record.selection}\`).`);
         return { outcome: "unchanged", pr: open.num, reason: "same record" };
@@ -189,12 +189,12 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
         ({ num, commit } = await context.forge.openPullRequest(repo, {
           baseSha: sha,
           title,
-          description: pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: null, variants: [{ folder, report: patched.report }] }),
+          description: pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: null, variants: [{ folder, report: patched.report }], changes: [] }),
           files: await commitFiles(patched, inputs, folder, config, files),
         }));
       }
       const head = await context.forge.open(repo, `refs/pr/${num}`);
-      await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder);
+      await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder, files);
       const { projectedCount, moduleCount } = patched.report;
       const where = open ? "committed" : `opened pull request #${num} (${context.forge.pullRequestUrl(repo, num)}) with`;
       await reply(`Done: ${where} \`${commit.slice(0, 12)}\` — ${code(folder)} patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
@@ -253,10 +253,28 @@ async function pushWithRetry(context: BotContext, repo: string, pr: BotPullReque
   }
 }
 
+/**
+ * What the pull request adds or changes against `main`, by content key. Only the paths the bot writes (the variant
+ * folders and the root README) are compared: any other difference is `main` having moved on, not this pull request.
+ */
+async function pullRequestChanges(head: PinnedRepo, main: PinnedRepo, folders: readonly string[]): Promise<FileChange[]> {
+  const written = (path: string) => path === "README.md" || folders.some((folder) => path.startsWith(`${variantFolderOf(folder)}/`));
+  const changes: FileChange[] = [];
+  for (const path of head.paths().filter(written).sort()) {
+    if (!(await main.exists(path))) changes.push({ path, change: "added" });
+    else {
+      const before = await main.contentKey(path);
+      if (before === null || before !== (await head.contentKey(path))) changes.push({ path, change: "changed" });
+    }
+  }
+  return changes;
+}
+
 /** Rewrites the description from the reports committed at the pull request's head, when it changed. */
-async function refreshDescription(context: BotContext, repo: string, pr: { num: number; description: string }, head: PinnedRepo, prFolder: string): Promise<void> {
+async function refreshDescription(context: BotContext, repo: string, pr: { num: number; description: string }, head: PinnedRepo, prFolder: string, main: PinnedRepo): Promise<void> {
   const variants = await committedReports(head);
   if (variants.length === 0) return;
-  const description = pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: pr.num, variants });
+  const changes = await pullRequestChanges(head, main, variants.map((variant) => variant.folder));
+  const description = pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: pr.num, variants, changes });
   if (description.trim() !== pr.description.trim()) await context.forge.updateDescription(repo, pr.num, description);
 }

@@ -1,4 +1,5 @@
 import { code, codeBlock } from "./markdown.js";
+import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, pairLines } from "./headline.js";
 import type { ModuleReport, SafeLoraReport } from "./schema.js";
 
 export interface ModelCardContext {
@@ -25,8 +26,17 @@ function frontMatter(context: ModelCardContext): string {
 function summary(report: SafeLoraReport): string {
   const { selection } = report;
   const threshold = selection.threshold === null ? "none (no module has a cosine)" : `τ = ${fmt(selection.threshold)}`;
+  // The cost and the pair come first: a reviewer who reads one screen must see what was given up and on whose word.
+  const warnings = [majorityWarning(report), modelTreeWarning(report)].filter((line): line is string => line !== null);
   return [
     "# Safe LoRA variant",
+    "",
+    ...warnings.flatMap((line) => [line, ""]),
+    givenUp(report),
+    "",
+    "**Alignment pair** (V = W_aligned − W_base is taken from these two):",
+    "",
+    pairLines(report),
     "",
     "Safe LoRA (Hsu et al., NeurIPS 2024) compares each LoRA update with the weight difference between the aligned and the " +
       "base release of the model family, and maps the updates that point furthest away from it onto that alignment direction. " +
@@ -71,7 +81,7 @@ function inputs(report: SafeLoraReport): string {
     line("Base (unaligned)", report.inputs.base),
     line("Aligned", report.inputs.aligned),
     "",
-    `Bytes read: base ${report.bytesRead.base}, aligned ${report.bytesRead.aligned}, adapter ${report.bytesRead.adapter}.`,
+    `Bytes read: ${bytesReadText(report)}.`,
   ].join("\n");
 }
 

@@ -1,6 +1,6 @@
 import { code, codeBlock, escapeMarkdown, linkPath, plainLine } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
-import { formatBytes } from "./format-bytes.js";
+import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, resolvedByWords } from "./headline.js";
 import { pullRequestMarker } from "../forge/forge.js";
 import { helpText } from "../commands/parse-command.js";
 import type { SafeLoraReport } from "./schema.js";
@@ -14,6 +14,13 @@ export interface PullRequestContext {
   readonly num: number | null;
   /** Each covered adapter folder with the report committed for it. */
   readonly variants: ReadonlyArray<{ folder: string; report: SafeLoraReport }>;
+  /** Every file the pull request adds or changes against the branch it targets, as its commits left them. */
+  readonly changes: ReadonlyArray<FileChange>;
+}
+
+export interface FileChange {
+  readonly path: string;
+  readonly change: "added" | "changed";
 }
 
 export function pullRequestTitle(folder: string): string {
@@ -25,8 +32,31 @@ function intro(): string {
     "[Safe LoRA](https://arxiv.org/abs/2405.16833) (Hsu et al., NeurIPS 2024) compares each LoRA module's update with the weight difference " +
     "between the aligned and the base release of the model family, and maps the updates that point furthest away from that alignment " +
     "direction onto it, to restore some of the safety behaviour that fine-tuning erodes. This pull request adds such a patched copy next " +
-    "to the adapter, which itself is not touched."
+    "to the adapter."
   );
+}
+
+/** Why each kind of file is in the pull request, so that a reviewer knows what merging does to the repo. */
+function changeNote(path: string): string {
+  if (path === "README.md") return " — the repo's card: a short section pointing to the variant (`readmeSection: false` in `safe-lora.yaml` turns this off)";
+  if (path.endsWith("/README.md")) return " — the variant's report card";
+  return "";
+}
+
+/**
+ * Exactly what merging changes: taken from the files the commits hold, not from what the bot meant to write,
+ * so a root README edit can never hide behind "the adapter is not touched".
+ */
+function changedFiles(changes: PullRequestContext["changes"]): string {
+  // Only while the pull request is being opened: the description is rewritten once its commit exists.
+  if (changes.length === 0) return "**What this pull request changes:** listed here once its first commit exists.";
+  const items = changes.map((c) => `- ${c.change === "added" ? "adds" : "changes"} ${code(c.path)}${changeNote(c.path)}`);
+  const changed = changes.filter((c) => c.change === "changed").length;
+  return [
+    `**What this pull request changes** (${changes.length} ${changes.length === 1 ? "file" : "files"}; nothing else in the repo${changed === 0 ? ", and no existing file" : ""}):`,
+    "",
+    ...items,
+  ].join("\n");
 }
 
 function pinned(input: SafeLoraReport["inputs"]["base"]): string {
@@ -38,11 +68,11 @@ function summaryTable({ folder, report }: { folder: string; report: SafeLoraRepo
   const tau = selection.threshold === null ? "no module has a cosine" : `τ = ${selection.threshold.toFixed(5)}`;
   const rows: Array<[string, string]> = [
     ["Variant", `[${code(`${variantFolderOf(folder)}/`)}](${linkPath(variantFolderOf(folder))}) — report card in its README.md`],
-    ["Aligned model", `${pinned(report.inputs.aligned)} (${escapeMarkdown(report.inputs.aligned.resolvedBy ?? "")})`],
-    ["Base model", `${pinned(report.inputs.base)} (${escapeMarkdown(report.inputs.base.resolvedBy ?? "")})`],
+    ["Aligned model", `${pinned(report.inputs.aligned)} — ${resolvedByWords(report.inputs.aligned.resolvedBy)}`],
+    ["Base model", `${pinned(report.inputs.base)} — ${resolvedByWords(report.inputs.base.resolvedBy)}`],
     ["Selection", `\`${selection.mode}:${selection.value}\` (${tau})`],
     ["Modules projected", `${report.projectedCount} / ${report.moduleCount}`],
-    ["Bytes read", `base ${formatBytes(report.bytesRead.base)}, aligned ${formatBytes(report.bytesRead.aligned)}, adapter ${formatBytes(report.bytesRead.adapter)}`],
+    ["Bytes read", bytesReadText(report)],
     ["Run time", `${(report.durationMs / 1000).toFixed(1)} s`],
     ["Execution provider", report.operator.executionProvider],
   ];
@@ -78,13 +108,18 @@ function commands(botName: string): string {
 const CAVEAT =
   "_A weight-space heuristic: nothing here measures how the model behaves. The operator rescales rather than projects; the report card shows by how much. Evaluate the variant before you rely on it._";
 
-/** The pull request's description: one small function per section. */
+/** What a reviewer must see before anything else about one variant: the warnings, then what was given up. */
+function headline(report: SafeLoraReport): string[] {
+  return [majorityWarning(report), modelTreeWarning(report), givenUp(report)].filter((line): line is string => line !== null);
+}
+
+/** The pull request's description: one small function per section; each variant opens with its cost. */
 export function pullRequestDescription(context: PullRequestContext): string {
-  const sections = [pullRequestMarker(context.folder), intro()];
+  const sections = [pullRequestMarker(context.folder)];
   for (const variant of context.variants) {
     if (context.variants.length > 1) sections.push(`### ${code(variant.folder)}`);
-    sections.push(summaryTable(variant));
+    sections.push(...headline(variant.report), summaryTable(variant));
   }
-  sections.push(tryIt(context, context.variants[0]?.folder ?? "."), commands(context.botName), CAVEAT);
+  sections.push(intro(), changedFiles(context.changes), tryIt(context, context.variants[0]?.folder ?? "."), commands(context.botName), CAVEAT);
   return `${sections.join("\n\n")}\n`;
 }

@@ -1,5 +1,6 @@
 import { code, commentJson, linkPath } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
+import { projectsMost } from "./headline.js";
 import type { SafeLoraReport } from "./schema.js";
 
 const START = (folder: string) => `<!-- safe-lora:start ${commentJson({ folder })} -->`;
@@ -13,7 +14,7 @@ function section(folder: string, report: SafeLoraReport): string {
     "## Safe LoRA variant",
     "",
     `A [Safe LoRA](https://arxiv.org/abs/2405.16833) variant of ${which} is in [${code(`${path}/`)}](${linkPath(path)}): ` +
-      `${report.projectedCount} of ${report.moduleCount} modules projected towards the alignment of ${code(report.inputs.aligned.location)} ` +
+      `${report.projectedCount} of ${report.moduleCount} modules projected${projectsMost(report) ? " (more than half: most of the fine-tune is removed)" : ""} towards the alignment of ${code(report.inputs.aligned.location)} ` +
       `(\`${report.selection.mode}:${report.selection.value}\`). Its [report card](${linkPath(`${path}/README.md`)}) says what changed and what it does not prove.`,
     END,
   ].join("\n");
