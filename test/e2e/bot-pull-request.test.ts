@@ -58,6 +58,10 @@ describe("push an adapter → one pull request", () => {
     expect(description).toMatch(/\| Modules projected \| 4 \/ 8 \|/);
     expect(description).toMatch(new RegExp(`revision="refs/pr/${num}"`));
     expect(description).toMatch(/@safe-lora-bot repatch threshold:0\.4/);
+    // What merging changes, from the pull request's own files: the root README too, not only the variant.
+    expect(description).toContain("**What this pull request changes** (6 files; nothing else in the repo):");
+    expect(description).toMatch(/^- changes `README\.md` — the repo's card/m);
+    expect(description).toMatch(/^- adds `safe-lora\/similarity\.svg`$/m);
   });
 
   it("does not react to its own variant folder, PR commits, comments or edits (no loops)", async () => {
