@@ -90,7 +90,11 @@ function tryIt(context: PullRequestContext, folder: string): string {
     "from peft import PeftModel",
     "",
     `model = AutoModelForCausalLM.from_pretrained(${str(base)})`,
-    `model = PeftModel.from_pretrained(model, ${str(context.repo)}, subfolder=${str(sub)}, revision=${str(revision)})`,
+    // One argument a line: the Hub shows code blocks without wrapping, and this line ran off the page.
+    "model = PeftModel.from_pretrained(",
+    `    model, ${str(context.repo)},`,
+    `    subfolder=${str(sub)}, revision=${str(revision)},`,
+    ")",
   ].join("\n");
   return [
     "**Try it before merging:**",
