@@ -1,6 +1,7 @@
+import { homedir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { loadPatchEnv } from "../config/env.js";
+import { cliCacheDir, loadPatchEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import type { HubAccess } from "../hub/hub-access.js";
 import { findHubToken } from "../hub/token.js";
@@ -14,9 +15,11 @@ import { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 import type { CliIo } from "./io.js";
 import { formatBytes } from "../report/format-bytes.js";
+import { isModelTreeChoice } from "../report/headline.js";
 import { repoFolder } from "../storage/repo-files.js";
 import { checkOutputFolder } from "./output-folder.js";
-import { summaryTable } from "./summary.js";
+import { alternativesTable, selectionAlternatives } from "./dry-run.js";
+import { majorityWarning, modelTreeWarning, summaryTable } from "./summary.js";
 
 export const PATCH_HELP = `Usage: safe-lora patch --adapter <dir | org/name[@rev]> [--base …] [--aligned …] [options]
 
@@ -33,12 +36,17 @@ or a Hub repo id, read by range requests at one pinned commit.
   --hub-url <url>     the Hub to read from (default $HF_ENDPOINT, else https://huggingface.co);
                       the token comes from $HF_TOKEN or huggingface_hub's token file, never a flag
   --no-model-tree     never let a model card on the Hub choose the base model
-  --no-cache          neither read nor fill the alignment cache in $DATA_DIR
-  --select <sel>      threshold:<τ> | top-k:<k> | fraction:<p>   (default ${formatSelection(DEFAULT_SELECTION)})
+  --no-cache          neither read nor fill the alignment cache ($SAFE_LORA_CACHE_DIR,
+                      else $XDG_CACHE_HOME/safe-lora, else ~/.cache/safe-lora)
+  --select <sel>      threshold:<τ> | top-k:<k> | fraction:<p>   (default ${formatSelection(DEFAULT_SELECTION)});
+                      tau=<τ>, threshold=<τ>, top-k=<k>, fraction=<p> are the same
+  --dry-run           compute and print the cosines and what this and other selections would
+                      project, reading the same bytes; write nothing (--out is not checked)
   --out <dir>         output folder (default ./<adapter folder name>-safe-lora); written atomically
   --force             replace --out if it exists and is not empty
   --ep <provider>     auto | cpu | cuda | webgpu   (default $SAFE_LORA_EP, else auto = cpu)
   --json              print the report JSON on stdout instead of the summary table
+                      (with --dry-run: the report JSON that a run would write, plus dryRun)
   -h, --help          show this help
 
 Exit codes: 0 done, 2 usage error, 3 inputs cannot be patched, 4 execution provider or Hub unavailable, 1 bug.`;
@@ -97,6 +105,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
         select: { type: "string" },
         out: { type: "string" },
         force: { type: "boolean", default: false },
+        "dry-run": { type: "boolean", default: false },
         ep: { type: "string" },
         json: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -123,8 +132,9 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
   const localInputs = [];
   const adapterFolder = values.subfolder ? join(adapterSpec, values.subfolder) : adapterSpec;
   for (const spec of [adapterFolder, values.base, values.aligned]) if (spec && (await isFolder(spec))) localInputs.push(spec);
-  // Before any input is opened: a run that cannot write its result must not download first.
-  const writeOptions = await checkOutputFolder(out, { force: values.force, protect: localInputs });
+  const dryRun = values["dry-run"];
+  // Before any input is opened: a run that cannot write its result must not download first. A dry run writes nothing.
+  const writeOptions = dryRun ? null : await checkOutputFolder(out, { force: values.force, protect: localInputs });
   const inputs = await openInputs({
     adapter: adapterSpec,
     ...(values.subfolder ? { subfolder: values.subfolder } : {}),
@@ -133,7 +143,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     access: hubAccess(values["hub-url"] ?? env.HF_ENDPOINT, io.env),
     allowModelTree: !values["no-model-tree"],
   });
-  const cache = values["no-cache"] ? null : new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9);
+  const cache = values["no-cache"] ? null : new AlignmentCache(cliCacheDir(env, io.env.HOME || homedir()), env.SAFE_LORA_CACHE_GB * 1e9);
   const progress = new ProgressLine(io);
   let patched: PatchedAdapter;
   try {
@@ -150,8 +160,22 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     await inputs.close();
   }
 
+  // Warnings go to stderr, so that they are seen with --json too and never end up in a parsed stdout.
+  const selectionText = formatSelection(selection);
+  for (const warning of [majorityWarning(patched.report, selectionText, { dryRun: writeOptions === null }), ...(["base", "aligned"] as const).filter((role) => isModelTreeChoice(patched.report.inputs[role])).map((role) => modelTreeWarning(patched.report, role))]) {
+    if (warning) io.stderr(`safe-lora: warning: ${warning}\n`);
+  }
+  if (writeOptions === null) {
+    const report = { ...patched.report, dryRun: { alternatives: selectionAlternatives(patched.report, selection) } };
+    if (values.json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+    else {
+      io.stdout(`${summaryTable(report, { dryRun: true })}\n\nWhat each selection would project on these cosines:\n\n${alternativesTable(report.dryRun.alternatives, report.moduleCount)}\n`);
+      io.stdout(`\ndry run: nothing written; without --dry-run this writes ${out}/\n`);
+    }
+    return 0;
+  }
   const command = reproduceCommand(patched.report, values.subfolder ?? "");
-  // A local aligned folder has no Hub id for the card's base_model; no card licence is read yet.
+  // A local aligned folder has no Hub id for the card's base_model; the licence is the adapter card's.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
   await writeVariant(out, variantFiles(patched, { alignedHubId, license: null, command }), writeOptions);
 

@@ -1,14 +1,51 @@
-import { formatBytes } from "../report/format-bytes.js";
+import { bytesReadText, isModelTreeChoice, projectedNormRange } from "../report/headline.js";
+import { DEFAULT_SELECTION, formatSelection } from "../projection/selection.js";
 import type { SafeLoraReport } from "../report/schema.js";
 
 /** Beyond this many modules the table lists only the projected ones: the JSON report has them all. */
 const FULL_TABLE_LIMIT = 80;
 
-/** The human summary printed at the end of `safe-lora patch`. */
-export function summaryTable(report: SafeLoraReport): string {
+type Input = SafeLoraReport["inputs"]["base"];
+
+/** Where an input is, at which commit, and which rule chose it; a model card's choice is said to be one. */
+function inputLine(role: string, input: Input): string {
+  const where = input.revision ? `${input.location} @ ${input.revision}` : `${input.location} (local folder)`;
+  const how = isModelTreeChoice(input) ? `${input.resolvedBy}: chosen from a model card on the Hub, which anyone who can edit that card can change` : input.resolvedBy;
+  return `${role.padEnd(8)} ${where}  [${how}]`;
+}
+
+/** The pair, in plain sight: V — and so every cosine — depends on it. */
+function pairLines(report: SafeLoraReport): string[] {
+  return [inputLine("aligned", report.inputs.aligned), inputLine("base", report.inputs.base), inputLine("adapter", report.inputs.adapter)];
+}
+
+/** One line: the model card chose part of the pair; what to check and how to choose it yourself. */
+export function modelTreeWarning(report: SafeLoraReport, role: "base" | "aligned"): string {
+  return (
+    `the ${role} ${report.inputs[role].location} was chosen from a model card on the Hub (the model tree), which anyone who can edit that card can change: ` +
+    `check that it is the unaligned release of the same family, or pass --${role} yourself (--no-model-tree refuses such a choice)`
+  );
+}
+
+/** One line when the selection projected more than half of the modules: how many, what it costs, how to pick fewer. */
+export function majorityWarning(report: SafeLoraReport, selection: string, options: { dryRun?: boolean } = {}): string | null {
+  if (!report.warnings?.includes("projects-most-modules")) return null;
+  const range = projectedNormRange(report);
+  const percent = (ratio: number) => `${(ratio * 100).toPrecision(2)} %`;
+  const kept = range === null ? "" : `, and those keep only ${range.min === range.max ? percent(range.min) : `${percent(range.min)}–${percent(range.max)}`} of their update (‖CB‖/‖B‖)`;
+  return (
+    `${selection} ${options.dryRun ? "would project" : "projects"} ${report.projectedCount} of ${report.moduleCount} modules, more than half${kept}: the variant gives up most of the fine-tune. ` +
+    `Pick fewer with --select ${formatSelection(DEFAULT_SELECTION)} (the default) or a lower threshold${options.dryRun ? "" : "; --dry-run shows what each selection projects"}`
+  );
+}
+
+/** The human summary printed at the end of `safe-lora patch` (and of `--dry-run`, where nothing is written). */
+export function summaryTable(report: SafeLoraReport, options: { dryRun?: boolean } = {}): string {
   const { selection } = report;
   const tau = selection.threshold === null ? "no module has a cosine" : `τ = ${selection.threshold.toFixed(5)}`;
-  const lines = [`Safe LoRA: projected ${report.projectedCount} of ${report.moduleCount} modules (${selection.mode}:${selection.value}, ${tau})`, ""];
+  const verb = options.dryRun ? "would project" : "projected";
+  const lines = [`Safe LoRA${options.dryRun ? " (dry run)" : ""}: ${verb} ${report.projectedCount} of ${report.moduleCount} modules (${selection.mode}:${selection.value}, ${tau})`, ""];
+  lines.push(...pairLines(report), "");
   const full = report.modules.length <= FULL_TABLE_LIMIT;
   const shown = full ? report.modules : report.modules.filter((module) => module.projected);
   const width = Math.max(6, ...shown.map((module) => module.target.length));
@@ -20,7 +57,6 @@ export function summaryTable(report: SafeLoraReport): string {
     );
   }
   if (!full) lines.push(`… and ${report.modules.length - shown.length} kept modules; safe-lora-report.json lists every module`);
-  const { base, aligned, adapter } = report.bytesRead;
-  lines.push("", `read ${formatBytes(base)} base, ${formatBytes(aligned)} aligned, ${formatBytes(adapter)} adapter in ${(report.durationMs / 1000).toFixed(1)} s on ${report.operator.executionProvider}`);
+  lines.push("", `read ${bytesReadText(report)} in ${(report.durationMs / 1000).toFixed(1)} s on ${report.operator.executionProvider}`);
   return lines.join("\n");
 }

@@ -1,3 +1,5 @@
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import { ExecutionProviderChoice } from "../projection/execution-provider.js";
@@ -12,8 +14,12 @@ export const Env = z.object({
   SAFE_LORA_EP: ExecutionProviderChoice.default("auto"),
   /** The Hub's base URL, as in the Python client. */
   HF_ENDPOINT: z.url({ protocol: /^https?$/ }).default("https://huggingface.co"),
-  /** Where the bot and the CLI keep state: the alignment cache, later the job queue. */
+  /** Where the bot keeps state: the job queue, its memory, the alignment cache. Not read by `patch`. */
   DATA_DIR: z.string().default("./.safe-lora"),
+  /** The CLI's alignment cache folder; unset: $XDG_CACHE_HOME/safe-lora, else ~/.cache/safe-lora (cliCacheDir). */
+  SAFE_LORA_CACHE_DIR: z.string().optional(),
+  /** The XDG base directory for caches; only an absolute path counts, as the XDG spec says. */
+  XDG_CACHE_HOME: z.string().optional(),
   /** Size limit of the alignment cache in GB (10^9 bytes). */
   SAFE_LORA_CACHE_GB: z.coerce.number().positive().default(20),
   /** The bot's HTTP port (7860, as on Docker Spaces). */
@@ -40,8 +46,19 @@ export type Env = z.infer<typeof Env>;
  * What `patch` reads: a variable only `serve` uses (PORT, LOG_LEVEL, …) must not stop a one-off patch in a
  * shell that happens to set it for something else.
  */
-export const PatchEnv = Env.pick({ SAFE_LORA_EP: true, HF_ENDPOINT: true, DATA_DIR: true, SAFE_LORA_CACHE_GB: true });
+export const PatchEnv = Env.pick({ SAFE_LORA_EP: true, HF_ENDPOINT: true, SAFE_LORA_CACHE_DIR: true, XDG_CACHE_HOME: true, SAFE_LORA_CACHE_GB: true });
 export type PatchEnv = z.infer<typeof PatchEnv>;
+
+/**
+ * The CLI's alignment cache: a per-user cache, as command-line tools keep them, so that patching in any folder
+ * reuses it and no folder gets a 20 GB `.safe-lora/` it did not ask for. The bot keeps its own in DATA_DIR.
+ */
+export function cliCacheDir(env: Pick<PatchEnv, "SAFE_LORA_CACHE_DIR" | "XDG_CACHE_HOME">, home: string = homedir()): string {
+  if (env.SAFE_LORA_CACHE_DIR) return resolve(env.SAFE_LORA_CACHE_DIR);
+  // A relative XDG_CACHE_HOME is invalid by the spec and is ignored, not resolved against whatever folder we run in.
+  if (env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME)) return join(env.XDG_CACHE_HOME, "safe-lora");
+  return join(home, ".cache", "safe-lora");
+}
 
 /** Validates the variables `schema` names and ignores all others. */
 function parseEnv<Schema extends z.ZodObject>(schema: Schema, source: NodeJS.ProcessEnv): z.infer<Schema> {

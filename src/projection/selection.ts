@@ -106,6 +106,12 @@ export function projectsMostModules(projectedCount: number, moduleCount: number)
   return moduleCount > 0 && projectedCount * 2 > moduleCount;
 }
 
+/** What `selection` projects over the rounded cosines of the modules that have one: its τ and how many modules. */
+export function previewSelection(selection: Selection, roundedCosines: readonly number[]): { threshold: number | null; projectedCount: number } {
+  const threshold = effectiveThreshold(selection, roundedCosines);
+  return { threshold, projectedCount: threshold === null ? 0 : roundedCosines.filter((cosine) => isSelected(cosine, threshold)).length };
+}
+
 /** The reference's rule: a module is projected when its rounded cosine is at most τ. */
 export function isSelected(roundedCosine: number, threshold: number): boolean {
   return roundedCosine <= threshold;

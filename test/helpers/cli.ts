@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../../src/cli/main.js";
 
@@ -10,9 +12,14 @@ export interface CliRun {
 
 /**
  * An environment in which nothing can reach the real Hub by accident: the Hub is a closed local port and
- * there is no token file. Tests that need a Hub pass the local Hub's URL.
+ * there is no token file; the alignment cache is not the user's. Tests that need a Hub pass the local Hub's URL.
  */
-export const OFFLINE_ENV: NodeJS.ProcessEnv = { HF_ENDPOINT: "http://127.0.0.1:9", HF_TOKEN_PATH: "/nonexistent/safe-lora-test-token" };
+export const OFFLINE_ENV: NodeJS.ProcessEnv = {
+  HF_ENDPOINT: "http://127.0.0.1:9",
+  HF_TOKEN_PATH: "/nonexistent/safe-lora-test-token",
+  // The CLI's per-user cache would otherwise be the developer's ~/.cache/safe-lora: one per test process instead.
+  SAFE_LORA_CACHE_DIR: join(tmpdir(), `safe-lora-test-cache-${process.pid}`),
+};
 
 /** Runs the CLI in-process, as `safe-lora <args>`, capturing its output. */
 export async function runCli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliRun> {

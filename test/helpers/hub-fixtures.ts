@@ -12,7 +12,7 @@ export interface GoldenHub {
   /** A user with a token, member of the adapter's organisation. */
   user: User;
   ids: { adapter: string; base: string; chat: string };
-  /** A scratch folder for DATA_DIR and outputs, removed by close(). */
+  /** A scratch folder for DATA_DIR, the CLI's alignment cache and outputs, removed by close(). */
   work: string;
   env: NodeJS.ProcessEnv;
   close(): Promise<void>;
@@ -48,7 +48,7 @@ export async function goldenHub(caseName: string, options: { sharded?: boolean }
     user,
     ids,
     work,
-    env: { HF_ENDPOINT: hub.url, HF_TOKEN: user.token, DATA_DIR: join(work, "data") },
+    env: { HF_ENDPOINT: hub.url, HF_TOKEN: user.token, DATA_DIR: join(work, "data"), SAFE_LORA_CACHE_DIR: join(work, "cache") },
     close: async () => {
       await hub.close();
       rmSync(work, { recursive: true, force: true });

@@ -46,7 +46,9 @@ describe.each([
           ["patch", "--adapter", fixture.ids.adapter, "--hub-url", fixture.hub.url, "--select", selectionFlag(run), "--out", out, "--json", "--no-cache"],
           fixture.env,
         );
-        expect(result.stderr).not.toMatch(/safe-lora: /);
+        // No error; the warning that a model card chose the base is expected here (test/cli/hub-summary.test.ts).
+        expect(result.stderr).not.toMatch(/safe-lora: (?!warning: )/);
+        expect(result.stderr).toContain(`safe-lora: warning: the base ${fixture.ids.base} was chosen from a model card`);
         expect(result.code).toBe(0);
         report = SafeLoraReport.parse(JSON.parse(result.stdout));
         expect(report.inputs.aligned).toMatchObject({ location: fixture.ids.chat, resolvedBy: "adapter-config" });
