@@ -52,7 +52,7 @@ describe("@safe-lora-bot repatch by an organisation member", () => {
     await world.idle();
     const [status, bad, unknown] = botComments().slice(2);
     expect(status!.content).toMatch(/Pull request #\d+ holds `\.` at `[0-9a-f]{12}`:\n- selection `threshold:0\.5`, 8 of 8 modules projected/);
-    expect(bad!.content).toMatch(/I did not understand `@\u2060safe-lora-bot repatch tau=7`: "threshold:7": the threshold value must be a number from -1 to 1[\s\S]*Commands/);
+    expect(bad!.content).toMatch(/I did not understand `@\u2060safe-lora-bot repatch tau=7`: "tau=7": the threshold value must be a number from -1 to 1[\s\S]*Commands/);
     expect(unknown!.content).toMatch(/unknown command \\`dance\\`[\s\S]*@safe-lora-bot repatch/);
     expect(world.prCommits(num)).toHaveLength(2);
   });
