@@ -1,3 +1,4 @@
+import { cardLicense } from "../hub/card-data.js";
 import { redactRepo, repoLogFields } from "./log-fields.js";
 import { code, plainLine } from "../report/markdown.js";
 import { posix } from "node:path";
@@ -76,10 +77,10 @@ async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, s
 }
 
 /** The files of the commit: the variant folder, and the root README section when configured. */
-async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder: string, config: RepoConfig, readmeFrom: PinnedRepo): Promise<FileToCommit[]> {
+async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder: string, config: RepoConfig, readmeFrom: PinnedRepo, hubUrl: string): Promise<FileToCommit[]> {
   const report = patched.report;
-  const command = reproduceCommand(report, folder);
-  const license = typeof inputs.adapterCard?.license === "string" ? inputs.adapterCard.license : null;
+  const command = reproduceCommand(report, folder, { hubUrl });
+  const license = cardLicense(inputs.adapterCard);
   const files: FileToCommit[] = variantFiles(patched, { alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null, license, command }).map(
     (file) => ({ path: posix.join(variantFolderOf(folder), file.path), content: new Blob([...file.chunks]) }),
   );
@@ -184,13 +185,13 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       let commit: string;
       if (open) {
         num = open.num;
-        ({ commit } = await pushWithRetry(context, repo, open, folder, record, await commitFiles(patched, inputs, folder, config, prHead!), title));
+        ({ commit } = await pushWithRetry(context, repo, open, folder, record, await commitFiles(patched, inputs, folder, config, prHead!, context.hub.hubUrl), title));
       } else {
         ({ num, commit } = await context.forge.openPullRequest(repo, {
           baseSha: sha,
           title,
           description: pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: null, variants: [{ folder, report: patched.report }], changes: [] }),
-          files: await commitFiles(patched, inputs, folder, config, files),
+          files: await commitFiles(patched, inputs, folder, config, files, context.hub.hubUrl),
         }));
       }
       const head = await context.forge.open(repo, `refs/pr/${num}`);

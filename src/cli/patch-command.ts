@@ -1,3 +1,4 @@
+import { cardLicense } from "../hub/card-data.js";
 import { homedir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -174,10 +175,10 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     }
     return 0;
   }
-  const command = reproduceCommand(patched.report, values.subfolder ?? "");
+  const command = reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: values["hub-url"] ?? env.HF_ENDPOINT });
   // A local aligned folder has no Hub id for the card's base_model; the licence is the adapter card's.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
-  await writeVariant(out, variantFiles(patched, { alignedHubId, license: null, command }), writeOptions);
+  await writeVariant(out, variantFiles(patched, { alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions);
 
   if (values.json) io.stdout(`${JSON.stringify(patched.report, null, 2)}\n`);
   else io.stdout(`${summaryTable(patched.report)}\nwrote ${out}/\n`);

@@ -7,14 +7,17 @@ import type { AlignmentCache } from "../projection/alignment-cache.js";
 import type { PatchRecord } from "../report/record.js";
 import { ProjectionSession, type ModuleProjection } from "../projection/projection-session.js";
 import { effectiveThreshold, isSelected, projectsMostModules, roundCosine, formatSelection, type Selection } from "../projection/selection.js";
-import type { FileDigest, ModuleReport, SafeLoraReport, SkipReason } from "../report/schema.js";
-import { Checkpoint } from "../safetensors/checkpoint.js";
+import type { FileDigest, HeaderDigest, ModuleReport, SafeLoraReport, SkipReason } from "../report/schema.js";
+import { Checkpoint, SHARD_INDEX } from "../safetensors/checkpoint.js";
 import { decodeToFloat32, encodeFromFloat32, isFloatDtype, type FloatDtype } from "../safetensors/dtype.js";
 import type { TensorInfo } from "../safetensors/header.js";
 import type { TensorToWrite } from "../safetensors/write.js";
 import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
 import { TOOL } from "../version.js";
 import { ScratchBuffer } from "./scratch-buffer.js";
+
+/** A transformers model's config, hashed whole for local folders (it is small and says which model this is). */
+const MODEL_CONFIG = "config.json";
 
 export const OPERATOR_FORMULA = "C = V Vᵀ / ‖V‖_F with V = W_aligned − W_base (fp32); lora_B ← C·lora_B";
 
@@ -244,6 +247,35 @@ async function digest(files: RepoFiles, path: string): Promise<FileDigest> {
   return { path, size: source.size, sha256: createHash("sha256").update(bytes).digest("hex") };
 }
 
+/** Hub weight files by the LFS sha256 the Hub keeps as their content key: nothing more is read. */
+async function hubDigests(checkpoint: Checkpoint): Promise<FileDigest[]> {
+  return (await checkpoint.filesUsed()).flatMap(({ path, size, contentKey }) => (contentKey && /^[0-9a-f]{64}$/.test(contentKey) ? [{ path, size, sha256: contentKey }] : []));
+}
+
+/** sha256 of a safetensors file's first 8 + N bytes: its length prefix and JSON header, read again (kilobytes). */
+async function headerDigest(files: RepoFiles, path: string): Promise<HeaderDigest> {
+  const source = await files.openBytes(path);
+  const prefix = await source.read(0, 8);
+  const headerLength = Number(new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true));
+  const json = await source.read(8, headerLength);
+  return { path, size: source.size, headerSha256: createHash("sha256").update(prefix).update(json).digest("hex") };
+}
+
+/**
+ * What identifies a local model folder without reading its gigabytes: config.json and the shard index hashed whole,
+ * each weight file used by its size and header hash (README, "What the report records").
+ */
+async function localIdentity(checkpoint: Checkpoint, subfolder: string): Promise<{ files: FileDigest[]; weightHeaders: HeaderDigest[] }> {
+  const files: FileDigest[] = [];
+  for (const name of [MODEL_CONFIG, SHARD_INDEX]) {
+    const path = inSubfolder(subfolder, name);
+    if (await checkpoint.files.exists(path)) files.push(await digest(checkpoint.files, path));
+  }
+  const weightHeaders: HeaderDigest[] = [];
+  for (const { path } of await checkpoint.filesUsed()) weightHeaders.push(await headerDigest(checkpoint.files, path));
+  return { files, weightHeaders };
+}
+
 /**
  * Safe LoRA on one adapter: for every LoRA module, V = W_aligned − W_base, the cosine between CΔW and ΔW,
  * and C·B; then the selection decides which `lora_B` tensors are replaced by C·B. Weights are read one
@@ -357,12 +389,13 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data });
   }
 
+  // What the run read, before the local folders' identity below is read: that is bookkeeping, not the patch's input.
+  const bytesRead = { base: base.bytesRead, aligned: aligned.bytesRead, adapter: adapter.files.bytesRead };
   const at = (name: string) => inSubfolder(adapter.subfolder, name);
   const adapterDigests = [await digest(adapter.files, at(ADAPTER_CONFIG)), await digest(adapter.files, at(ADAPTER_WEIGHTS))];
   const projectedCount = modules.filter((module) => module.projected).length;
-  // Hub files carry their LFS sha256 as content key; local files are not hashed (that would read them whole).
-  const weightDigests = async (checkpoint: Checkpoint): Promise<FileDigest[]> =>
-    (await checkpoint.filesUsed()).flatMap(({ path, size, contentKey }) => (contentKey && /^[0-9a-f]{64}$/.test(contentKey) ? [{ path, size, sha256: contentKey }] : []));
+  const identity = async (input: WeightsInput, checkpoint: Checkpoint) =>
+    input.revision === null ? localIdentity(checkpoint, input.subfolder ?? "") : { files: await hubDigests(checkpoint) };
   const report: SafeLoraReport = {
     schemaVersion: 1,
     method: "safe-lora",
@@ -374,11 +407,11 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     projectedCount,
     moduleCount: modules.length,
     untouchedTensors: [...adapter.untouched],
-    bytesRead: { base: base.bytesRead, aligned: aligned.bytesRead, adapter: adapter.files.bytesRead },
+    bytesRead,
     inputs: {
       adapter: { location: request.adapter.location ?? request.adapter.files.description, revision: request.adapter.revision, resolvedBy: request.adapter.resolvedBy ?? "explicit", files: adapterDigests },
-      base: { location: request.base.location ?? request.base.files.description, revision: request.base.revision, resolvedBy: request.base.resolvedBy ?? "explicit", files: await weightDigests(base) },
-      aligned: { location: request.aligned.location ?? request.aligned.files.description, revision: request.aligned.revision, resolvedBy: request.aligned.resolvedBy ?? "explicit", files: await weightDigests(aligned) },
+      base: { location: request.base.location ?? request.base.files.description, revision: request.base.revision, resolvedBy: request.base.resolvedBy ?? "explicit", ...(await identity(request.base, base)) },
+      aligned: { location: request.aligned.location ?? request.aligned.files.description, revision: request.aligned.revision, resolvedBy: request.aligned.resolvedBy ?? "explicit", ...(await identity(request.aligned, aligned)) },
     },
     durationMs: Math.round(performance.now() - started),
     ...(projectsMostModules(projectedCount, modules.length) ? { warnings: ["projects-most-modules" as const] } : {}),

@@ -7,7 +7,7 @@ export interface ModelCardContext {
   readonly alignedHubId: string | null;
   /** The adapter's licence, when its config or card names one. */
   readonly license: string | null;
-  /** The command that reproduces this variant offline. */
+  /** The `safe-lora patch` command that makes this variant again from the same pinned inputs. */
   readonly command: string;
 }
 
@@ -112,6 +112,10 @@ export function renderModelCard(report: SafeLoraReport, context: ModelCardContex
     inputs(report),
     "",
     "## Reproduce",
+    "",
+    // safe-lora is not published on npm: `npx safe-lora` would run whatever someone later publishes under that name.
+    "With the `safe-lora` command installed from the project's source (its README, \"Getting started\"), this reads the same " +
+      "pinned inputs and writes the same variant:",
     "",
     codeBlock(context.command, "bash"),
     "",
