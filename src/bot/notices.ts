@@ -1,4 +1,5 @@
-import { code, codeBlock, commentJson, plainLine } from "../report/markdown.js";
+import { commentJson } from "../forge/forge.js";
+import { code, codeBlock, plainLine } from "../report/markdown.js";
 import type { ConfigProblem, RepoConfig } from "../config/bot-config.js";
 import type { SafeLoraError } from "../errors.js";
 import type { BotContext } from "./context.js";

@@ -151,6 +151,8 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       config.limits.maxRunMinutes * 60_000,
     );
     const jobSignal = signal ? AbortSignal.any([signal, repoDeadline.signal]) : repoDeadline.signal;
+    // Never what keeps a stopping process alive; cleared on every way out, a refusal while opening included.
+    deadline.unref();
     const inputs = await openInputs({
       adapter: files,
       subfolder: folder === "." ? "" : folder,
@@ -158,6 +160,10 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       access: context.hub,
       allowModelTree: config.allowModelTree,
       mayRead: modelAccessCheck({ adapterRepo: repo, trustedModels: context.config.trustedModels, hub: context.hub }),
+      hubOnly: true,
+    }).catch((error: unknown) => {
+      clearTimeout(deadline);
+      throw error;
     });
     try {
       const record = await recordOf(inputs, adapterKeys.files, selection);

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
+import { isRepoId } from "../hub/repo-ref.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 
 /** `threshold:<τ>` etc., checked with the one selection parser. */
@@ -14,7 +15,7 @@ const SelectionText = z.string().transform((text, context) => {
   }
 });
 
-const RepoId = z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be a Hub repo id like org/name");
+const RepoId = z.string().refine(isRepoId, "must be a Hub repo id like org/name");
 
 /** Per-job caps, so that one adapter cannot take the bot's machine. */
 export const JobLimits = z.strictObject({

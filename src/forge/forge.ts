@@ -1,4 +1,3 @@
-import { commentJson } from "../report/markdown.js";
 import type { RepoFiles } from "../storage/repo-files.js";
 
 /**
@@ -70,6 +69,11 @@ export interface BotDiscussion {
 export interface FileToCommit {
   readonly path: string;
   readonly content: Blob;
+}
+
+/** JSON inside an HTML comment (the bot's hidden markers): `<` and `>` escaped, so `-->` cannot close it. */
+export function commentJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, "\\u003c").replace(/>/g, "\\u003e");
 }
 
 /** The hidden marker in a bot pull request's description that says which folder it covers. */

@@ -6,10 +6,13 @@ export interface RepoRef {
   readonly revision: string;
 }
 
-const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+// Both parts start with a letter, digit or underscore: a part that is `.` (or `..`) would be normalised away
+// by the URL parser, sending the request — and the token — to another endpoint.
+const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9_][\w.-]*$/;
 
+/** The one check of a Hub repo id (`org/name`), wherever one comes from: flags, configs, webhooks, forms. */
 export function isRepoId(value: string): boolean {
-  return REPO_ID.test(value) && !value.includes("..") && !value.endsWith(".git");
+  return value.length <= 200 && REPO_ID.test(value) && !value.includes("..") && !value.endsWith(".git");
 }
 
 /** Parses `org/name` or `org/name@revision`; the default revision is `main`. */

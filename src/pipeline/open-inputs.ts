@@ -25,6 +25,11 @@ export interface InputsRequest {
    * that model may not be read for this adapter (the bot's trust rules). Absent: everything may be read.
    */
   readonly mayRead?: (id: string) => Promise<void>;
+  /**
+   * Every string is a Hub id, never a local path. The bot sets it: its inputs come from repos' files, and a
+   * folder on the bot's own disk (`pair: {base: ../..}`) is nobody's to name — nor would `mayRead` see it.
+   */
+  readonly hubOnly?: boolean;
 }
 
 export interface OpenedInputs {
@@ -44,8 +49,9 @@ export async function isFolder(path: string): Promise<boolean> {
   );
 }
 
-async function openLocation(value: string, flag: string, access: HubAccess): Promise<RepoFiles> {
-  if (await isFolder(value)) return new LocalFolder(value);
+async function openLocation(value: string, flag: string, request: Pick<InputsRequest, "access" | "hubOnly">): Promise<RepoFiles> {
+  const { access } = request;
+  if (!request.hubOnly && (await isFolder(value))) return new LocalFolder(value);
   try {
     return await HubRepoFiles.open(access, parseRepoRef(value, flag));
   } catch (error) {
@@ -98,10 +104,11 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
   };
   try {
     const subfolder = request.subfolder ?? "";
-    const adapterFiles = typeof request.adapter === "string" ? track(await openLocation(request.adapter, "--adapter", request.access)) : request.adapter;
+    const adapterFiles = typeof request.adapter === "string" ? track(await openLocation(request.adapter, "--adapter", request)) : request.adapter;
     const adapterCard = await readCard(adapterFiles, subfolder);
-    const explicitBase = request.base && (await isFolder(request.base)) ? track(new LocalFolder(request.base)) : null;
-    const explicitAligned = request.aligned && (await isFolder(request.aligned)) ? track(new LocalFolder(request.aligned)) : null;
+    const localFolder = async (value: string | undefined) => (value && !request.hubOnly && (await isFolder(value)) ? track(new LocalFolder(value)) : null);
+    const explicitBase = await localFolder(request.base);
+    const explicitAligned = await localFolder(request.aligned);
 
     const alignedRef = request.aligned && !explicitAligned ? parseRepoRef(request.aligned, "--aligned") : undefined;
     const baseRef = request.base && !explicitBase ? parseRepoRef(request.base, "--base") : undefined;

@@ -40,6 +40,6 @@ export async function writeVariant(dir: string, files: readonly VariantFile[], o
     async (staging) => {
       for (const file of files) await writeChunks(join(staging, file.path), file.chunks);
     },
-    options,
+    { completionMarker: REPORT_FILE, ...options },
   );
 }

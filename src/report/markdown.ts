@@ -20,7 +20,8 @@ const longestRun = (text: string, char: string) => Math.max(0, ...(text.match(ne
 
 /** An inline code span that holds any text: its fence is longer than any run of backticks inside. */
 export function code(text: string): string {
-  const flat = noMentions(oneLine(text));
+  // An empty span (two backticks) is no span: it would pair with a later fence on the line.
+  const flat = noMentions(oneLine(text)) || " ";
   const fence = "`".repeat(longestRun(flat, "`") + 1);
   const pad = flat.startsWith("`") || flat.endsWith("`") || flat.startsWith(" ") ? " " : "";
   return `${fence}${pad}${flat}${pad}${fence}`;
@@ -41,15 +42,23 @@ export function plainLine(text: string, max = 200): string {
 
 /** A relative link target to a repo path: each segment percent-encoded, so `)` or spaces cannot end the link. */
 export function linkPath(path: string): string {
-  return `./${path.split("/").map(encodeURIComponent).join("/")}`;
+  // encodeURIComponent leaves ( ) ! * ' alone, and a `)` would end the link: the rest would become a bare URL.
+  const segment = (part: string) => encodeURIComponent(part).replace(/[()!*']/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `./${path.split("/").map(segment).join("/")}`;
 }
 
-/** JSON inside an HTML comment (the bot's hidden markers): `<` and `>` escaped, so `-->` cannot close it. */
-export function commentJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, "\\u003c").replace(/>/g, "\\u003e");
+/** A GFM table cell: `|` splits cells before code spans are read, so it is escaped even inside them. */
+export function tableCell(markdown: string): string {
+  return markdown.replace(/\|/g, "\\|");
 }
 
 /** Outside text inside prose: one line, no mentions, and the characters that start Markdown or HTML escaped. */
 export function escapeMarkdown(text: string): string {
-  return noMentions(oneLine(text)).replace(/[\\`*_[\]{}()<>#|~!&]/g, (c) => `\\${c}`);
+  return (
+    noMentions(oneLine(text))
+      .replace(/[\\`*_[\]{}()<>#|~!&]/g, (c) => `\\${c}`)
+      // GFM links bare URLs and www. names by itself: a backslash inside each breaks the autolink.
+      .replace(/:\/\//g, "\\://")
+      .replace(/\bwww\./gi, (www) => `${www.slice(0, 3)}\\.`)
+  );
 }

@@ -1,4 +1,4 @@
-import { code, codeBlock } from "./markdown.js";
+import { code, codeBlock, tableCell } from "./markdown.js";
 import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, pairLines } from "./headline.js";
 import type { ModuleReport, SafeLoraReport } from "./schema.js";
 
@@ -57,7 +57,7 @@ function skipNote(module: ModuleReport): string {
 function moduleTable(report: SafeLoraReport): string {
   const rows = report.modules.map(
     (m) =>
-      `| ${m.layer ?? "—"} | ${code(m.target).replace(/\|/g, "\\|")} | ${fmt(m.cosine)} | ${m.projected ? "**yes**" : "no"} | ${fmt(m.normRatio, 4)} | ${skipNote(m)} |`,
+      `| ${m.layer ?? "—"} | ${tableCell(code(m.target))} | ${fmt(m.cosine)} | ${m.projected ? "**yes**" : "no"} | ${fmt(m.normRatio, 4)} | ${skipNote(m)} |`,
   );
   return [
     "## Modules",

@@ -1,4 +1,4 @@
-import { code, codeBlock, escapeMarkdown, linkPath, plainLine } from "./markdown.js";
+import { code, codeBlock, escapeMarkdown, linkPath, plainLine, tableCell } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
 import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, resolvedByWords } from "./headline.js";
 import { pullRequestMarker } from "../forge/forge.js";
@@ -76,7 +76,7 @@ function summaryTable({ folder, report }: { folder: string; report: SafeLoraRepo
     ["Run time", `${(report.durationMs / 1000).toFixed(1)} s`],
     ["Execution provider", report.operator.executionProvider],
   ];
-  return ["| | |", "|---|---|", ...rows.map(([label, value]) => `| ${label} | ${value} |`)].join("\n");
+  return ["| | |", "|---|---|", ...rows.map(([label, value]) => `| ${label} | ${tableCell(value)} |`)].join("\n");
 }
 
 function tryIt(context: PullRequestContext, folder: string): string {

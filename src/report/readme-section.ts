@@ -1,4 +1,5 @@
-import { code, commentJson, linkPath } from "./markdown.js";
+import { commentJson } from "../forge/forge.js";
+import { code, linkPath } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
 import { projectsMost } from "./headline.js";
 import type { SafeLoraReport } from "./schema.js";

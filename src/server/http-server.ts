@@ -137,7 +137,7 @@ export function createBotServer(context: BotContext, options: ServerOptions): Se
     const { repo } = parsed.data;
     const isOperator = authorized(request, new URL(request.url ?? "/", "http://localhost"));
     if (!isOperator && !coversRepo(context, repo)) {
-      return send(response, 403, html(`This bot works only for organisations and users that installed its webhook; ${escapeHtml(repo.split("/")[0]!)} has not. Its owner can install it (see the bot's README).`), page);
+      return send(response, 403, html("This bot works only for repos of organisations and users that installed its webhook (or that its operator watches); it will not act on this one. Its owner can install the webhook: see the bot's README."), page);
     }
     const head = await context.forge.head(repo).catch(() => null);
     if (!head || (head.private && !isOperator)) {
@@ -171,6 +171,8 @@ export function createBotServer(context: BotContext, options: ServerOptions): Se
             renderStatusPage(await context.queue.recent(50), {
               authorized: authorized(request, url),
               formToken,
+              // The operator's token rides along with the form they post, as it came with the page they opened.
+              formAction: authorized(request, url) && options.statusToken ? `/request?token=${encodeURIComponent(options.statusToken)}` : "/request",
               botName: context.forge.bot.name,
               prUrl: (repo, num) => context.forge.pullRequestUrl(repo, num),
               totals: await outcomeTotals(context),

@@ -1,4 +1,3 @@
-import { redactRepo } from "../bot/log-fields.js";
 import { jobOutcome, type JobOutcome } from "../bot/job-outcome.js";
 import type { Job } from "../queue/job-queue.js";
 
@@ -10,6 +9,8 @@ export interface StatusPageOptions {
   readonly botName: string;
   /** Sent back with the form, so that only this page can post it. */
   readonly formToken: string;
+  /** Where the form posts: with STATUS_TOKEN for whoever presented it, so that the operator may ask for any repo. */
+  readonly formAction: string;
   /** A link to a pull request or discussion (they share numbers on the Hub). */
   readonly prUrl: (repo: string, num: number) => string;
   /** Finished jobs of all time by outcome (no repo names): the line above the table. */
@@ -89,8 +90,10 @@ export function renderStatusPage(jobs: Job[], options: StatusPageOptions): strin
     const status = outcome ?? job.state;
     const target = linkOf(job, outcome);
     const link = target === null ? "" : hidden ? escapeHtml(target.label) : `<a href="${escapeHtml(options.prUrl(job.repo, target.num))}">${escapeHtml(target.label)}</a>`;
-    // Reasons and errors can quote the repo's name: redact it along with the name itself.
-    const detail = escapeHtml(redactRepo(detailOf(job, outcome), job.repo, hidden));
+    // A private job's reasons and errors quote its folders, tensors and models: without STATUS_TOKEN only the
+    // outcome and the error's code are shown, never free text.
+    const code = textField(job, "code");
+    const detail = hidden ? (outcome === "committed" ? escapeHtml(detailOf(job, outcome)) : code ? `code: ${escapeHtml(code)}` : "") : escapeHtml(detailOf(job, outcome));
     const when = new Date(job.createdAt).toISOString().replace("T", " ").slice(0, 19);
     const label = outcome ? OUTCOME_LABEL[outcome] : job.state;
     return `<tr><td>${job.id}</td><td>${when}</td><td>${job.kind}</td><td><span class="badge ${status}">${label}</span></td><td>${repo}</td><td>${hidden ? "" : escapeHtml(folderOf(job))}</td><td>${link}</td><td class="detail">${detail}</td></tr>`;
@@ -127,7 +130,7 @@ td.detail { color: var(--muted); white-space: normal; overflow-wrap: anywhere; m
 </style></head>
 <body>
 <h1>Safe LoRA bot <small>(@${escapeHtml(options.botName)})</small></h1>
-<form method="post" action="/request">
+<form method="post" action="${escapeHtml(options.formAction)}">
   <input type="hidden" name="form_token" value="${escapeHtml(options.formToken)}">
   <label>Patch the LoRA adapters of a model repo: <input name="repo" placeholder="org/name" required pattern="[\\w.-]+/[\\w.-]+"></label>
   <button type="submit">Request</button>

@@ -10,6 +10,12 @@ export interface WriteDirOptions {
    * non-empty target is an error and is left alone. Every entry it accepts may be deleted.
    */
   readonly mayReplace?: (target: string, entries: readonly string[]) => Promise<void> | void;
+  /**
+   * The entry that says the folder is complete (a variant's report). When a folder is replaced file by file it
+   * is removed first and moved in last, so a replacement cut short leaves a folder without it — visibly
+   * incomplete, and not taken for a previous output — rather than new files beside an old report.
+   */
+  readonly completionMarker?: string;
 }
 
 /** The entries of `path`, or null when it does not exist; a non-folder there is refused. */
@@ -95,9 +101,11 @@ function removeOnSignal(path: string): () => void {
  * can only be renamed over an empty one. So `target` never goes missing and each of its files is always
  * whole, old or new. Old entries that the new folder does not have are removed last.
  */
-async function replaceFiles(staging: string, target: string, old: readonly string[]): Promise<void> {
+async function replaceFiles(staging: string, target: string, old: readonly string[], marker: string | undefined): Promise<void> {
   const staged = await readdir(staging);
-  for (const entry of staged) await rename(join(staging, entry), join(target, entry));
+  const last = marker !== undefined && staged.includes(marker) ? [marker] : [];
+  if (last.length > 0) await rm(join(target, marker!), { force: true });
+  for (const entry of [...staged.filter((name) => !last.includes(name)), ...last]) await rename(join(staging, entry), join(target, entry));
   for (const entry of old) if (!staged.includes(entry)) await rm(join(target, entry), { recursive: true, force: true });
 }
 
@@ -119,7 +127,7 @@ export async function writeDirAtomically(target: string, fill: (staging: string)
   try {
     await fill(staging);
     if (replacing) {
-      await replaceFiles(staging, absolute, existing);
+      await replaceFiles(staging, absolute, existing, options.completionMarker);
       await rmdir(staging);
     } else {
       await rename(staging, absolute);

@@ -93,7 +93,10 @@ describe("the status page and metrics", () => {
     await seedRepo(world.hub, "stranger/public-lora", (await folderFiles(goldenPath("llama-gqa-qv", "adapter"))).filter((f) => f.path !== "README.md"));
     const refused = await form("stranger/public-lora");
     expect(refused.status).toBe(403);
-    expect(await refused.text()).toMatch(/only for organisations and users that installed its webhook; stranger has not/);
+    // The same words for every uncovered owner: the answer does not tell who uses the bot.
+    const refusal = await refused.text();
+    expect(refusal).toMatch(/only for repos of organisations and users that installed its webhook \(or that its operator watches\); it will not act on this one/);
+    expect(refusal).not.toContain("stranger");
     expect((await form("stranger/public-lora", "?token=let-me-see")).status).toBe(303);
     expect((await form(world.adapterRepo, "", { form_token: "0".repeat(32) })).status).toBe(403);
     expect((await form(world.adapterRepo, "", {})).status).toBe(403);
@@ -109,6 +112,9 @@ describe("the status page and metrics", () => {
   it("show it with STATUS_TOKEN", async () => {
     const page = await (await fetch(`http://127.0.0.1:${world.bot!.port}/?token=let-me-see`)).text();
     expect(page).toContain("acme/secret-project-lora");
+    // The operator's form keeps the token, so that it may ask for any repo from the browser too.
+    expect(page).toContain('action="/request?token=let-me-see"');
+    expect(await (await fetch(`http://127.0.0.1:${world.bot!.port}/`)).text()).toContain('action="/request"');
   });
 });
 

@@ -103,5 +103,9 @@ describe("host detail and private names (item 15)", () => {
     expect(lines.some((line) => line.includes('"job done"'))).toBe(true);
     expect(spawned.output()).not.toContain("secret-broken");
     expect(spawned.output()).not.toContain("secret-gone");
+    // Found in review: the status page showed a private job's refusal text (it quotes files and models) to anyone.
+    const page = await (await fetch(`http://127.0.0.1:${spawned.port}/`)).text();
+    expect(page).not.toMatch(/secret-|not a valid safetensors/);
+    expect(page).toContain("code: malformed-safetensors");
   });
 });

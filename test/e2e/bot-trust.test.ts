@@ -88,6 +88,20 @@ describe("base and aligned models the bot may read (item 1)", () => {
     expect(words(missing!, "otherorg/no-such-chat")).toBe(words(privateOne!, "otherorg/private-chat"));
   });
 
+  // Found in review: a pair that names a folder on the bot's own disk was opened as a local folder, past mayRead.
+  it("never opens a folder of the bot's own disk that a pair names, and refuses ids that climb", async () => {
+    // `test/golden` … is a valid repo id and, from the bot's working directory, also an existing folder.
+    await push(world, { "safe-lora.yaml": "pair:\n  base: test/fixtures\n  aligned: test/fixtures\n", "adapter_config.json": adapterConfigNaming("test-org/llama-gqa-qv-chat") });
+    await world.idle();
+    expect(world.pullRequests()).toHaveLength(0);
+    expect(notices(world).at(-1)).toMatch(/test\/fixtures is not a public model \(or does not exist\)/);
+    await push(world, { "safe-lora.yaml": "pair:\n  base: ../..\n  aligned: acme/.\n" });
+    await world.idle();
+    expect(notices(world).at(-1)).toMatch(/`pair\.base` \(safe-lora\.yaml, line 2\): must be a Hub repo id like org\/name/);
+    await push(world, { "safe-lora.yaml": "select: top-k:2\n" });
+    await world.idle();
+  });
+
   it("reads private models of the adapter's own owner", async () => {
     await seedPrivatePair(world, "acme");
     await push(world, { "safe-lora.yaml": "pair:\n  base: acme/private-base\n  aligned: acme/private-chat\n", "adapter_config.json": adapterConfigNaming("acme/private-chat") });

@@ -39,6 +39,7 @@ describe("POST /webhooks/hub", () => {
   it.each([
     ["a repo name with a .. segment", (p: Push) => (p.repo.name = "acme/.."), "repo.name"],
     ["a repo name that climbs out", (p: Push) => (p.repo.name = "../.."), "repo.name"],
+    ["a repo name whose name is a . segment", (p: Push) => (p.repo.name = "acme/."), "repo.name"],
     ["a head sha that is not one", (p: Push) => (p.repo.headSha = "f".repeat(100_000)), "repo.headSha"],
     ["an updated ref whose sha is not one", (p: Push) => (p.updatedRefs[0]!.newSha = "main/../../otherorg"), "updatedRefs.0.newSha"],
   ])("answers 400 to %s, naming the field, and stores no job", async (_, spoil, field) => {
