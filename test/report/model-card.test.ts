@@ -51,7 +51,8 @@ describe("renderModelCard", () => {
     const base = eightModules();
     const aliased = { ...base, inputs: { ...base.inputs, aligned: { ...base.inputs.aligned, resolvedBy: "adapter-config (evil/[x](http://e) is a copy of @alice)" } } };
     const first = opening(renderModelCard(aliased, CONTEXT));
-    expect(first).toContain("from the adapter's `base_model_name_or_path` \\(evil/\\[x\\]\\(http://e\\) is a copy of @\u2060alice\\)");
+    // `http\://` is escaped too: GFM would turn a bare URL into a link by itself.
+    expect(first).toContain("from the adapter's `base_model_name_or_path` \\(evil/\\[x\\]\\(http\\://e\\) is a copy of @\u2060alice\\)");
   });
 
   it("names the alignment cache as the source of 0 bytes of base and aligned weights", () => {
