@@ -135,12 +135,22 @@ export async function resolveBase(query: PairQuery, alignedId: string): Promise<
   }
   const info = await query.lookup(alignedId);
   const bases = treeBases(info).filter((id) => id !== alignedId && isRepoId(id));
+  // A card may name several bases: one that is missing or may not be read does not stop the others being tried.
+  let refused: SafeLoraError | null = null;
   for (const id of bases) {
     if (looksQuantized(id)) continue;
-    const baseInfo = await query.lookup(id);
+    let baseInfo: HubModelInfo;
+    try {
+      baseInfo = await query.lookup(id);
+    } catch (error) {
+      if (!(error instanceof SafeLoraError) || (error.code !== "model-not-allowed" && error.code !== "hub-not-found")) throw error;
+      if (error.code === "model-not-allowed") refused ??= error;
+      continue;
+    }
     if (isQuantizedInfo(baseInfo)) continue;
     return { id, resolvedBy: "model-tree" };
   }
+  if (refused) throw refused;
   throw new SafeLoraError(
     `no base model for ${alignedId}: it is not in the registry of known pairs and its card names no usable base_model`,
     "no-pair",
