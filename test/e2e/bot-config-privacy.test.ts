@@ -1,4 +1,3 @@
-import { commit } from "@huggingface/hub";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
@@ -12,16 +11,7 @@ beforeAll(async () => {
 });
 afterAll(() => world.close());
 
-async function pushConfig(text: string) {
-  await commit({
-    hubUrl: world.hub.url,
-    accessToken: world.alice.token,
-    repo: { type: "model", name: world.adapterRepo },
-    title: "Configure Safe LoRA",
-    useXet: false,
-    operations: [{ operation: "addOrUpdate", path: "safe-lora.yaml", content: new Blob([text]) }],
-  });
-}
+const pushConfig = (text: string) => world.commitFiles({ "safe-lora.yaml": text }, { title: "Configure Safe LoRA" });
 
 describe("an invalid safe-lora.yaml", () => {
   it("gets one comment naming the key, once per version of the file, and nothing else happens", async () => {
@@ -50,18 +40,8 @@ describe("the status page and metrics", () => {
     // A private repo of acme, with an adapter: the bot sees it (its jobs run), the public must not.
     await seedRepo(world.hub, "acme/secret-project-lora", [], { private: true });
     world.hub.store.orgByName("acme")!.memberIds.add(world.botUser.id);
-    await commit({
-      hubUrl: world.hub.url,
-      accessToken: world.alice.token,
-      repo: { type: "model", name: "acme/secret-project-lora" },
-      title: "Upload",
-      useXet: false,
-      operations: (await folderFiles(goldenPath("llama-gqa-qv", "adapter"))).map((f) => ({
-        operation: "addOrUpdate" as const,
-        path: f.path,
-        content: new Blob([readFileSync((f as { diskPath: string }).diskPath)]),
-      })),
-    });
+    const adapter = await folderFiles(goldenPath("llama-gqa-qv", "adapter"));
+    await world.commitFiles(Object.fromEntries(adapter.map((f) => [f.path, readFileSync((f as { diskPath: string }).diskPath)])), { repo: "acme/secret-project-lora" });
     await world.idle();
   });
 

@@ -1,4 +1,3 @@
-import { commit } from "@huggingface/hub";
 import { writeFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadEnv } from "../../src/config/env.js";
@@ -12,16 +11,7 @@ beforeEach(async () => {
 });
 afterEach(() => world.close());
 
-async function pushFile(path: string, text: string) {
-  await commit({
-    hubUrl: world.hub.url,
-    accessToken: world.alice.token,
-    repo: { type: "model", name: world.adapterRepo },
-    title: `Edit ${path}`,
-    useXet: false,
-    operations: [{ operation: "addOrUpdate", path, content: new Blob([text]) }],
-  });
-}
+const pushFile = (path: string, text: string) => world.commitFiles({ [path]: text }, { title: `Edit ${path}` });
 
 describe("what the bot covers", () => {
   it("does not reopen a pull request the user closed for the same adapter files, even when the config changes", async () => {

@@ -1,4 +1,3 @@
-import { commit } from "@huggingface/hub";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -40,14 +39,7 @@ describe("outside text in what the bot publishes (item 14)", () => {
     const tensors = [...adapter.tensors, { ...a, name: `${CRAFTED}.lora_magnitude_vector` }];
     await world.pushAdapter();
     await world.idle();
-    await commit({
-      hubUrl: world.hub.url,
-      accessToken: world.alice.token,
-      repo: { type: "model", name: world.adapterRepo },
-      title: "A crafted adapter",
-      useXet: false,
-      operations: [{ operation: "addOrUpdate", path: "adapter_model.safetensors", content: new Blob(serializeSafetensors(adapter.metadata, tensors)) }],
-    });
+    await world.commitFiles({ "adapter_model.safetensors": Buffer.concat(serializeSafetensors(adapter.metadata, tensors)) }, { title: "A crafted adapter" });
     await world.idle();
     const pr = world.pullRequests()[0]!;
     const notice = pr.events.map((e) => e.content ?? "").find((c) => c.includes("could not make a Safe LoRA variant"))!;

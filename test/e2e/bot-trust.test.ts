@@ -1,4 +1,3 @@
-import { commit } from "@huggingface/hub";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,16 +16,7 @@ async function seedPrivatePair(world: BotWorld, owner: string) {
   world.hub.store.orgByName(owner)!.memberIds.add(world.botUser.id);
 }
 
-async function push(world: BotWorld, files: Record<string, string>) {
-  await commit({
-    hubUrl: world.hub.url,
-    accessToken: world.alice.token,
-    repo: { type: "model", name: world.adapterRepo },
-    title: "Configure",
-    useXet: false,
-    operations: Object.entries(files).map(([path, text]) => ({ operation: "addOrUpdate" as const, path, content: new Blob([text]) })),
-  });
-}
+const push = (world: BotWorld, files: Record<string, string>) => world.commitFiles(files, { title: "Configure" });
 
 const adapterConfigNaming = (aligned: string) => {
   const config = JSON.parse(readFileSync(goldenPath("llama-gqa-qv", "adapter", "adapter_config.json"), "utf8")) as Record<string, unknown>;

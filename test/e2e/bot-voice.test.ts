@@ -1,4 +1,3 @@
-import { commit } from "@huggingface/hub";
 import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BotWorld } from "../helpers/bot-world.js";
@@ -11,32 +10,19 @@ beforeEach(async () => {
 });
 afterEach(() => world.close());
 
-async function push(files: Record<string, string>, title = "Configure") {
-  await commit({
-    hubUrl: world.hub.url,
-    accessToken: world.alice.token,
-    repo: { type: "model", name: world.adapterRepo },
-    title,
-    useXet: false,
-    operations: Object.entries(files).map(([path, text]) => ({ operation: "addOrUpdate" as const, path, content: new Blob([text]) })),
-  });
-}
+const push = (files: Record<string, string>, title = "Configure") => world.commitFiles(files, { title });
 
 /** The golden adapter into `folder`, in one commit, its config naming a path on the training machine as its base. */
 async function pushAdapterTrainedOnLocalPath(folder: string) {
   const config = JSON.parse(readFileSync(goldenPath(world.caseName, "adapter", "adapter_config.json"), "utf8")) as Record<string, unknown>;
   const at = (name: string) => (folder === "." ? name : `${folder}/${name}`);
-  await commit({
-    hubUrl: world.hub.url,
-    accessToken: world.alice.token,
-    repo: { type: "model", name: world.adapterRepo },
-    title: "Upload adapter",
-    useXet: false,
-    operations: [
-      { operation: "addOrUpdate", path: at("adapter_config.json"), content: new Blob([JSON.stringify({ ...config, base_model_name_or_path: "/home/me/checkpoints/chat" })]) },
-      { operation: "addOrUpdate", path: at("adapter_model.safetensors"), content: new Blob([readFileSync(goldenPath(world.caseName, "adapter", "adapter_model.safetensors"))]) },
-    ],
-  });
+  await world.commitFiles(
+    {
+      [at("adapter_config.json")]: JSON.stringify({ ...config, base_model_name_or_path: "/home/me/checkpoints/chat" }),
+      [at("adapter_model.safetensors")]: readFileSync(goldenPath(world.caseName, "adapter", "adapter_model.safetensors")),
+    },
+    { title: "Upload adapter" },
+  );
 }
 
 const botNotices = () => world.repo().discussions.filter((d) => !d.isPullRequest && d.authorId === world.botUser.id);

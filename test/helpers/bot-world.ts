@@ -106,23 +106,28 @@ export class BotWorld {
     this.hub.webhooks.subscribe({ url: `http://127.0.0.1:${port}/webhooks/hub`, secret: SECRET, watched: [{ type: "org", name: "acme" }] });
   }
 
+  /**
+   * One commit to main through the Hub's API (which sends the webhook), by alice unless `options.user` is given:
+   * each file's text or bytes by path. Returns the commit's sha.
+   */
+  async commitFiles(files: Record<string, string | Uint8Array>, options: { title?: string; repo?: string; user?: User } = {}): Promise<string> {
+    const result = await commit({
+      hubUrl: this.hub.url,
+      accessToken: (options.user ?? this.alice).token,
+      repo: { type: "model", name: options.repo ?? this.adapterRepo },
+      title: options.title ?? "Upload",
+      useXet: false,
+      operations: Object.entries(files).map(([path, content]) => ({ operation: "addOrUpdate" as const, path, content: new Blob([content]) })),
+    });
+    return result!.commit.oid;
+  }
+
   /** alice pushes the golden adapter (from `from`, default the case's adapter) into `folder` of the adapter repo. */
   async pushAdapter(folder = ".", from = "adapter"): Promise<string> {
     // The adapter's files, not PEFT's generated README: the repo keeps its own card.
     const files = (await folderFiles(goldenPath(this.caseName, from))).filter((file) => file.path !== "README.md");
-    const result = await commit({
-      hubUrl: this.hub.url,
-      accessToken: this.alice.token,
-      repo: { type: "model", name: this.adapterRepo },
-      title: "Upload adapter",
-      useXet: false,
-      operations: files.map((file) => ({
-        operation: "addOrUpdate" as const,
-        path: folder === "." ? file.path : `${folder}/${file.path}`,
-        content: new Blob([readFileSync((file as { diskPath: string }).diskPath)]),
-      })),
-    });
-    return result!.commit.oid;
+    const at = (path: string) => (folder === "." ? path : `${folder}/${path}`);
+    return this.commitFiles(Object.fromEntries(files.map((file) => [at(file.path), readFileSync((file as { diskPath: string }).diskPath)])), { title: "Upload adapter" });
   }
 
   /** Comments on a discussion as `user`, through the Hub's API (which sends the webhook). */
