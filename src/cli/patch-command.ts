@@ -20,7 +20,7 @@ import { isModelTreeChoice } from "../report/headline.js";
 import { repoFolder } from "../storage/repo-files.js";
 import { checkOutputFolder } from "./output-folder.js";
 import { alternativesTable, selectionAlternatives } from "./dry-run.js";
-import { majorityWarning, modelTreeWarning, summaryTable } from "./summary.js";
+import { majorityStderrLine, modelTreeStderrLine, summaryTable } from "./summary.js";
 
 export const PATCH_HELP = `Usage: safe-lora patch --adapter <dir | org/name[@rev]> [--base …] [--aligned …] [options]
 
@@ -163,7 +163,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
 
   // Warnings go to stderr, so that they are seen with --json too and never end up in a parsed stdout.
   const selectionText = formatSelection(selection);
-  for (const warning of [majorityWarning(patched.report, selectionText, { dryRun: writeOptions === null }), ...(["base", "aligned"] as const).filter((role) => isModelTreeChoice(patched.report.inputs[role])).map((role) => modelTreeWarning(patched.report, role))]) {
+  for (const warning of [majorityStderrLine(patched.report, selectionText, { dryRun: writeOptions === null }), ...(["base", "aligned"] as const).filter((role) => isModelTreeChoice(patched.report.inputs[role])).map((role) => modelTreeStderrLine(patched.report, role))]) {
     if (warning) io.stderr(`safe-lora: warning: ${warning}\n`);
   }
   if (writeOptions === null) {

@@ -15,12 +15,12 @@ function inputLine(role: string, input: Input): string {
 }
 
 /** The pair, in plain sight: V — and so every cosine — depends on it. */
-function pairLines(report: SafeLoraReport): string[] {
+function pairSummaryLines(report: SafeLoraReport): string[] {
   return [inputLine("aligned", report.inputs.aligned), inputLine("base", report.inputs.base), inputLine("adapter", report.inputs.adapter)];
 }
 
 /** One line: the model card chose part of the pair; what to check and how to choose it yourself. */
-export function modelTreeWarning(report: SafeLoraReport, role: "base" | "aligned"): string {
+export function modelTreeStderrLine(report: SafeLoraReport, role: "base" | "aligned"): string {
   return (
     `the ${role} ${report.inputs[role].location} was chosen from a model card on the Hub (the model tree), which anyone who can edit that card can change: ` +
     `check that it is the unaligned release of the same family, or pass --${role} yourself (--no-model-tree refuses such a choice)`
@@ -28,7 +28,7 @@ export function modelTreeWarning(report: SafeLoraReport, role: "base" | "aligned
 }
 
 /** One line when the selection projected more than half of the modules: how many, what it costs, how to pick fewer. */
-export function majorityWarning(report: SafeLoraReport, selection: string, options: { dryRun?: boolean } = {}): string | null {
+export function majorityStderrLine(report: SafeLoraReport, selection: string, options: { dryRun?: boolean } = {}): string | null {
   if (!report.warnings?.includes("projects-most-modules")) return null;
   const range = projectedNormRange(report);
   const percent = (ratio: number) => `${(ratio * 100).toPrecision(2)} %`;
@@ -45,7 +45,7 @@ export function summaryTable(report: SafeLoraReport, options: { dryRun?: boolean
   const tau = selection.threshold === null ? "no module has a cosine" : `τ = ${selection.threshold.toFixed(5)}`;
   const verb = options.dryRun ? "would project" : "projected";
   const lines = [`Safe LoRA${options.dryRun ? " (dry run)" : ""}: ${verb} ${report.projectedCount} of ${report.moduleCount} modules (${selection.mode}:${selection.value}, ${tau})`, ""];
-  lines.push(...pairLines(report), "");
+  lines.push(...pairSummaryLines(report), "");
   const full = report.modules.length <= FULL_TABLE_LIMIT;
   const shown = full ? report.modules : report.modules.filter((module) => module.projected);
   const width = Math.max(6, ...shown.map((module) => module.target.length));
