@@ -1,6 +1,7 @@
 /**
  * Errors the user can act on: bad input, a missing file, an adapter we cannot patch faithfully.
- * The message says what is wrong and what to do; the CLI prints it as one line and exits with `exitCode`.
+ * The message says what is wrong and what to do; the CLI prints it as one line and exits with its code's
+ * `exitCode`, and the bot refuses, retries or fails the job by the same rule (ERROR_RULES below).
  * When what to do depends on who reads it — a CLI user passes flags, a repo owner edits `safe-lora.yaml` —
  * the message says only what is wrong and `fix` says what kind of fix it takes: the CLI (src/cli/fix-advice.ts)
  * and the bot (src/bot/fix-advice.ts) each word it for their reader.
@@ -40,27 +41,94 @@ export type ErrorFix =
   /** A job limit was reached. */
   | { readonly kind: "raise-limit"; readonly limit: LimitName };
 
-export type SafeLoraErrorCode =
-  | "usage"
-  | "malformed-safetensors"
-  | "unsupported-dtype"
-  | "invalid-adapter-config"
-  | "invalid-model-config"
-  | "unsupported-adapter"
-  | "pickle-refused"
-  | "missing-file"
-  | "missing-tensor"
-  | "shape-mismatch"
-  | "non-finite"
-  | "not-a-pair"
-  | "no-pair"
-  | "quantized-source"
-  | "hub-access"
-  | "model-not-allowed"
-  | "hub-not-found"
-  | "hub-unavailable"
-  | "limit-exceeded"
-  | "unsafe-path"
-  | "damaged-state"
-  | "execution-provider-unavailable"
-  | "output-exists";
+/** Exit codes scripts can rely on (README.md, "Exit codes"). */
+export const ExitCode = {
+  ok: 0,
+  /** A bug: anything that is not a SafeLoraError. Please report it. */
+  internal: 1,
+  /** The command line or environment is wrong: bad flag, bad value, output folder in the way. */
+  usage: 2,
+  /** The inputs cannot be patched: malformed or unsupported files, missing tensors, mismatched shapes; no pair. */
+  input: 3,
+  /** The machine's environment: the execution provider is not available, or the Hub cannot be reached. */
+  environment: 4,
+} as const;
+
+/**
+ * Whose move it is after an error: the user's (fix the input, the flags or the repo's config), the operator's
+ * (the machine, BOT_CONFIG, DATA_DIR), the forge's (down or busy for a moment: try again), or nobody's but the
+ * code's (a bug: anything that is not a SafeLoraError).
+ */
+export type ErrorFault = "user" | "operator" | "forge" | "bug";
+
+export interface ErrorRule {
+  /** What the CLI exits with. */
+  readonly exitCode: number;
+  /** Whether the bot tries the job again later: only when a later attempt may go differently. */
+  readonly retry: boolean;
+  readonly fault: ErrorFault;
+}
+
+const user = (exitCode: number): ErrorRule => ({ exitCode, retry: false, fault: "user" });
+
+/**
+ * The one table of what each error means for the CLI and the bot. The bot refuses a job (once, with a notice)
+ * on a user's error, tries again on a retryable one, and fails it otherwise.
+ */
+const ERROR_RULES = {
+  usage: user(ExitCode.usage),
+  "output-exists": user(ExitCode.usage),
+  "malformed-safetensors": user(ExitCode.input),
+  "unsupported-dtype": user(ExitCode.input),
+  "invalid-adapter-config": user(ExitCode.input),
+  "invalid-model-config": user(ExitCode.input),
+  "unsupported-adapter": user(ExitCode.input),
+  "pickle-refused": user(ExitCode.input),
+  "missing-file": user(ExitCode.input),
+  "missing-tensor": user(ExitCode.input),
+  "shape-mismatch": user(ExitCode.input),
+  "non-finite": user(ExitCode.input),
+  "not-a-pair": user(ExitCode.input),
+  "no-pair": user(ExitCode.input),
+  "quantized-source": user(ExitCode.input),
+  // A gated or private model, a wrong id: the repo can name another pair (or the operator grant access).
+  "hub-access": user(ExitCode.input),
+  "hub-not-found": user(ExitCode.input),
+  // The pair is outside BOT_CONFIG's trust: the repo can name one inside it.
+  "model-not-allowed": user(ExitCode.input),
+  "limit-exceeded": user(ExitCode.input),
+  "unsafe-path": user(ExitCode.input),
+  "hub-unavailable": { exitCode: ExitCode.environment, retry: true, fault: "forge" },
+  // The machine's, not the repo's: retried, since the operator may fix it meanwhile.
+  "execution-provider-unavailable": { exitCode: ExitCode.environment, retry: true, fault: "operator" },
+  // The bot's own database: no repo owner can fix it, and a retry reads the same damage.
+  "damaged-state": { exitCode: ExitCode.input, retry: false, fault: "operator" },
+} as const satisfies Record<string, ErrorRule>;
+
+/** Machine-readable reason, stable across versions (report JSON, bot comments, tests). */
+export type SafeLoraErrorCode = keyof typeof ERROR_RULES;
+
+/** Every code, for whatever must go through all of them. */
+export const ERROR_CODES = Object.keys(ERROR_RULES) as SafeLoraErrorCode[];
+
+/** What anything that is not a SafeLoraError is: a bug, reported with its stack and retried by the bot. */
+const BUG: ErrorRule = { exitCode: ExitCode.internal, retry: true, fault: "bug" };
+
+export function errorRule(code: SafeLoraErrorCode): ErrorRule {
+  return ERROR_RULES[code];
+}
+
+/** The rule for any thrown value: a SafeLoraError's code's, else a bug's. */
+export function ruleOf(error: unknown): ErrorRule {
+  return error instanceof SafeLoraError ? errorRule(error.code) : BUG;
+}
+
+/** Whether the bot should try again later: a retryable code, or a bug (which may have been a fluke). */
+export function isRetryable(error: unknown): boolean {
+  return ruleOf(error).retry;
+}
+
+/** Failures the user can fix — a bad adapter, no pair, a gated model, a limit: reported once, never retried. */
+export function isUsersToFix(error: unknown): error is SafeLoraError {
+  return error instanceof SafeLoraError && ruleOf(error).fault === "user";
+}

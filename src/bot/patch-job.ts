@@ -1,15 +1,17 @@
+import { z } from "zod";
 import { cardLicense } from "../hub/card-data.js";
 import { redactRepo, repoLogFields } from "./log-fields.js";
 import { code, plainLine } from "../report/markdown.js";
 import { posix } from "node:path";
 import type { RepoConfig } from "../config/bot-config.js";
-import { SafeLoraError, type SafeLoraErrorCode } from "../errors.js";
-import type { BotPullRequest, FileToCommit, PinnedRepo } from "../forge/forge.js";
+import { isUsersToFix, SafeLoraError, type SafeLoraErrorCode } from "../errors.js";
+import type { BotPullRequest, FileToCommit, ForgeName, PinnedRepo } from "../forge/forge.js";
 import { openInputs, type OpenedInputs } from "../pipeline/open-inputs.js";
 import { OPERATOR_FORMULA, patchAdapter, type PatchedAdapter } from "../pipeline/patch-adapter.js";
 import { REPORT_FILE, variantFiles } from "../pipeline/variant-files.js";
 import { VARIANT_FOLDER, variantFolderOf } from "../report/variant-folder.js";
-import { formatSelection, type Selection } from "../projection/selection.js";
+import { formatSelection, Selection } from "../projection/selection.js";
+import { jobKey } from "../queue/job-key.js";
 import { pullRequestDescription, pullRequestTitle, type FileChange } from "../report/pr-body.js";
 import { withReadmeSection } from "../report/readme-section.js";
 import { reproduceCommand } from "../report/reproduce-command.js";
@@ -18,11 +20,51 @@ import { SafeLoraReport } from "../report/schema.js";
 import { TOOL } from "../version.js";
 import { adapterFileKeys } from "./adapters.js";
 import type { BotContext } from "./context.js";
-import { isUserError } from "./errors.js";
+import type { JobKindDefinition } from "./job-kinds.js";
 import { modelAccessCheck } from "./model-access.js";
-import type { PatchPayload } from "./job-payloads.js";
 import { failureText, postConfigNotice, postFailureNotice, resolveNotices } from "./notices.js";
 import { describeProblem, loadRepoConfig } from "./repo-config.js";
+
+export const PatchPayload = z.object({
+  repo: z.string(),
+  /** "." for the repo root. */
+  folder: z.string(),
+  /** The commit to read the adapter at; null: the head of main when the job runs. */
+  sha: z.string().nullable(),
+  /** A command's selection; null: the repo's configured one. */
+  selection: Selection.nullable(),
+  /** Set when a comment asked for it: the acknowledgement to edit with the result. */
+  command: z.object({ discussion: z.number().int(), commentId: z.string(), ackId: z.string() }).nullable(),
+});
+export type PatchPayload = z.infer<typeof PatchPayload>;
+
+/** Per adapter version and configuration: a README-only commit makes no new patch job. */
+export function patchKey(params: {
+  /** The forge the repo lives on. */
+  forge: ForgeName;
+  repo: string;
+  /** The adapter folder, "." for the root. */
+  folder: string;
+  /** The content keys of the adapter's files (adapterFileKeys). */
+  filesKey: string;
+  /** What in the repo's configuration changes a patch (scan-job's configKey). */
+  configKey: string;
+}): string {
+  return jobKey("patch", params.forge, params.repo, params.folder, params.filesKey, params.configKey);
+}
+
+/** One re-patch per comment that asked for it, however often the command job runs. */
+export function commandPatchKey(params: {
+  /** The forge the repo lives on. */
+  forge: ForgeName;
+  repo: string;
+  /** The adapter folder, "." for the root. */
+  folder: string;
+  /** The comment that asked for the re-patch. */
+  commentId: string;
+}): string {
+  return jobKey("patch", params.forge, params.repo, params.folder, "comment", params.commentId);
+}
 
 export type PatchOutcome =
   | { outcome: "committed"; pr: number; commit: string; projected: number; modules: number; created: boolean }
@@ -217,7 +259,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
       await inputs.close();
     }
   } catch (error) {
-    if (!isUserError(error)) throw error;
+    if (!isUsersToFix(error)) throw error;
     let notice: number | null;
     if (command) {
       await reply(`I could not patch ${code(folder)}:\n\n${failureText(context, error, repoConfig)}`);
@@ -285,3 +327,9 @@ async function refreshDescription(context: BotContext, repo: string, pr: { num: 
   const description = pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: pr.num, variants, changes });
   if (description.trim() !== pr.description.trim()) await context.forge.updateDescription(repo, pr.num, description);
 }
+
+export const patchJob: JobKindDefinition<PatchPayload> = {
+  kind: "patch",
+  payload: PatchPayload,
+  run: (context, job) => runPatch(context, job.payload, job.signal),
+};

@@ -1,7 +1,6 @@
 import { didYouMean } from "../did-you-mean.js";
-import { SafeLoraError } from "../errors.js";
+import { errorRule, ExitCode, SafeLoraError } from "../errors.js";
 import { TOOL } from "../version.js";
-import { ExitCode, exitCodeFor } from "./exit-codes.js";
 import { cliErrorLine } from "./fix-advice.js";
 import { processIo, type CliIo } from "./io.js";
 import { backfillCommand, serveCommand, workerCommand } from "./bot-commands.js";
@@ -55,7 +54,7 @@ export async function main(args: string[], io: CliIo = processIo): Promise<numbe
   } catch (error) {
     if (error instanceof SafeLoraError) {
       io.stderr(`safe-lora: ${cliErrorLine(error.message, error.fix)}\n`);
-      return exitCodeFor(error.code);
+      return errorRule(error.code).exitCode;
     }
     io.stderr(`safe-lora: internal error, please report it: ${(error as Error)?.stack ?? String(error)}\n`);
     return ExitCode.internal;

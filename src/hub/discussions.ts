@@ -1,3 +1,4 @@
+import { HubApiError } from "@huggingface/hub";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import { hubParams, type HubAccess } from "./hub-access.js";
@@ -5,19 +6,9 @@ import { hubParams, type HubAccess } from "./hub-access.js";
 /**
  * The Hub's discussions and pull-requests API (which @huggingface/hub does not cover), as huggingface_hub
  * calls it: list, details with events, create, comment, edit a comment, change status; and organisation
- * members. Every response is parsed with zod; errors carry the status and the Hub's message.
+ * members. Every response is parsed with zod; a refusal is @huggingface/hub's own HubApiError (status, URL,
+ * request id, the Hub's message), so it is explained and retried like every other Hub call's.
  */
-
-export class HubRequestError extends Error {
-  override readonly name = "HubRequestError";
-  constructor(
-    readonly statusCode: number,
-    readonly url: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 const Author = z.looseObject({ name: z.string(), _id: z.string().optional() });
 
@@ -74,12 +65,20 @@ async function call<T>(access: HubAccess, path: string, schema: z.ZodType<T>, in
   const text = await response.text();
   if (!response.ok) {
     let message = text.slice(0, 300);
+    let data: Record<string, unknown> = { message: text };
     try {
-      message = (JSON.parse(text) as { error?: string }).error ?? message;
+      const json: unknown = JSON.parse(text);
+      if (typeof json === "object" && json !== null && !Array.isArray(json)) data = json as Record<string, unknown>;
     } catch {
       // not JSON: keep the text
     }
-    throw new HubRequestError(response.status, url, `${init.method ?? "GET"} ${path}: ${response.status} ${message}`);
+    if (typeof data.error === "string") message = data.error;
+    const requestId = response.headers.get("X-Request-Id") ?? undefined;
+    // The trailer as @huggingface/hub writes it, which explainHubError cuts off.
+    const trailer = [`URL: ${url}`, ...(requestId ? [`Request ID: ${requestId}`] : [])].join(". ");
+    const error = new HubApiError(url, response.status, requestId, `${init.method ?? "GET"} ${path}: ${response.status} ${message}. ${trailer}`);
+    error.data = data as HubApiError["data"];
+    throw error;
   }
   const parsed = schema.safeParse(text ? JSON.parse(text) : {});
   if (!parsed.success) {
