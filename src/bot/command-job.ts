@@ -1,10 +1,34 @@
+import { z } from "zod";
 import { code, escapeMarkdown } from "../report/markdown.js";
 import { describeCommand, helpText, parseComment, type Command } from "../commands/parse-command.js";
+import type { ForgeName } from "../forge/forge.js";
+import { jobKey } from "../queue/job-key.js";
 import { findAdapterFolders } from "./adapters.js";
 import type { BotContext } from "./context.js";
-import { jobKeys, type CommandPayload } from "./job-payloads.js";
-import { committedReport } from "./patch-job.js";
+import type { JobKindDefinition } from "./job-kinds.js";
+import { commandPatchKey, committedReport } from "./patch-job.js";
 import { loadRepoConfig } from "./repo-config.js";
+import { scanJobFor } from "./scan-job.js";
+
+export const CommandPayload = z.object({
+  repo: z.string(),
+  discussion: z.number().int(),
+  isPullRequest: z.boolean(),
+  commentId: z.string(),
+  content: z.string(),
+});
+export type CommandPayload = z.infer<typeof CommandPayload>;
+
+/** One command job per comment, however often its webhook is delivered. */
+export function commandKey(params: {
+  /** The forge the repo lives on. */
+  forge: ForgeName;
+  repo: string;
+  /** The comment that mentions the bot. */
+  commentId: string;
+}): string {
+  return jobKey("command", params.forge, params.repo, params.commentId);
+}
 
 /**
  * A comment that mentions the bot: check who wrote it, acknowledge it with one comment, and act — queue a
@@ -65,8 +89,9 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
     switch (command.name) {
       case "repatch": {
         await context.queue.enqueue({
-          key: jobKeys.patchForCommand(repo, folder, commentId),
+          key: commandPatchKey({ forge: "hub", repo, folder, commentId }),
           kind: "patch",
+          forge: "hub",
           repo,
           private: head.private,
           payload: { repo, folder, sha: null, selection: command.selection, command: { discussion, commentId, ackId } },
@@ -89,7 +114,7 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
       }
       case "start": {
         context.state.start(repo, folder);
-        await context.queue.enqueue({ key: jobKeys.scan(repo, head.sha, "start"), kind: "scan", repo, private: head.private, payload: { repo, sha: head.sha, reason: "start" } });
+        await context.queue.enqueue(scanJobFor({ forge: "hub", repo, sha: head.sha, private: head.private, reason: "start" }));
         await answer(`Started: I cover ${code(folder)} again and am looking at the current head (\`${head.sha.slice(0, 12)}\`).`);
         return { answered: "start", folder };
       }
@@ -136,3 +161,9 @@ async function statusText(context: BotContext, repo: string, folder: string): Pr
     await head.close();
   }
 }
+
+export const commandJob: JobKindDefinition<CommandPayload> = {
+  kind: "command",
+  payload: CommandPayload,
+  run: (context, job) => runCommand(context, job.payload),
+};

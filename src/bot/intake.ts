@@ -1,7 +1,8 @@
 import { parseComment } from "../commands/parse-command.js";
 import type { HubWebhook } from "../hub/webhook-schema.js";
 import type { BotContext } from "./context.js";
-import { jobKeys } from "./job-payloads.js";
+import { commandKey } from "./command-job.js";
+import { scanJobFor } from "./scan-job.js";
 
 export interface IntakeResult {
   /** accepted: a job was stored; duplicate: it was stored before; ignored: nothing to do. */
@@ -27,13 +28,7 @@ export async function acceptWebhook(context: IntakeContext, webhook: HubWebhook)
     const main = webhook.payload.updatedRefs.find((ref) => ref.ref === "refs/heads/main");
     if (!main) return { outcome: "ignored", detail: "no update of refs/heads/main (pull request refs are ignored)" };
     if (!main.newSha) return { outcome: "ignored", detail: "main was deleted" };
-    const { created } = await context.queue.enqueue({
-      key: jobKeys.scan(repo.name, main.newSha, "push"),
-      kind: "scan",
-      repo: repo.name,
-      private: repo.private,
-      payload: { repo: repo.name, sha: main.newSha, reason: "push" },
-    });
+    const { created } = await context.queue.enqueue(scanJobFor({ forge: "hub", repo: repo.name, sha: main.newSha, private: repo.private, reason: "push" }));
     return { outcome: created ? "accepted" : "duplicate", detail: `scan ${main.newSha.slice(0, 12)}` };
   }
 
@@ -44,8 +39,9 @@ export async function acceptWebhook(context: IntakeContext, webhook: HubWebhook)
     if (comment.hidden || comment.content === undefined) return { outcome: "ignored", detail: "hidden comment" };
     if (parseComment(comment.content, context.forge.bot.name).kind === "none") return { outcome: "ignored", detail: "does not mention the bot" };
     const { created } = await context.queue.enqueue({
-      key: jobKeys.command(repo.name, comment.id),
+      key: commandKey({ forge: "hub", repo: repo.name, commentId: comment.id }),
       kind: "command",
+      forge: "hub",
       repo: repo.name,
       private: repo.private,
       payload: { repo: repo.name, discussion: discussion.num, isPullRequest: discussion.isPullRequest, commentId: comment.id, content: comment.content },

@@ -1,5 +1,5 @@
 import type { BotContext } from "./context.js";
-import { jobKeys } from "./job-payloads.js";
+import { scanJobFor } from "./scan-job.js";
 
 /**
  * Queues a scan of the current head of every repo of `owners` (organisations, users or repo ids). Heads
@@ -13,13 +13,7 @@ export async function queueScans(context: Pick<BotContext, "forge" | "queue" | "
     for (const head of await context.forge.reposOf(owner)) {
       if (context.config.excludeRepos.includes(head.repo)) continue;
       repos++;
-      const { created } = await context.queue.enqueue({
-        key: jobKeys.scan(head.repo, head.sha, reason),
-        kind: "scan",
-        repo: head.repo,
-        private: head.private,
-        payload: { repo: head.repo, sha: head.sha, reason },
-      });
+      const { created } = await context.queue.enqueue(scanJobFor({ forge: "hub", repo: head.repo, sha: head.sha, private: head.private, reason }));
       if (created) queued++;
     }
   }

@@ -1,11 +1,57 @@
 import { createHash } from "node:crypto";
+import { z } from "zod";
 import type { RepoConfig } from "../config/bot-config.js";
+import type { ForgeName } from "../forge/forge.js";
 import { formatSelection } from "../projection/selection.js";
+import { jobKey } from "../queue/job-key.js";
+import type { NewJob } from "../queue/job-queue.js";
 import { findAdapterFolders } from "./adapters.js";
 import type { BotContext } from "./context.js";
-import { jobKeys, type ScanPayload } from "./job-payloads.js";
+import type { JobKindDefinition } from "./job-kinds.js";
 import { postConfigNotice } from "./notices.js";
+import { patchKey } from "./patch-job.js";
 import { loadRepoConfig } from "./repo-config.js";
+
+/** Why a scan was asked for. */
+export const ScanReason = z.enum(["push", "reconcile", "backfill", "request", "start"]);
+export type ScanReason = z.infer<typeof ScanReason>;
+
+export const ScanPayload = z.object({
+  repo: z.string(),
+  /** The commit to scan; null: the head of main when the job runs. */
+  sha: z.string().nullable(),
+  reason: ScanReason,
+});
+export type ScanPayload = z.infer<typeof ScanPayload>;
+
+/**
+ * One scan per head, whoever asked (push, reconcile, backfill, the status page's form): the same head is
+ * scanned once. A `start` command scans again, since what it covers changed without a new commit.
+ */
+export function scanKey(params: {
+  /** The forge the repo lives on. */
+  forge: ForgeName;
+  repo: string;
+  /** The commit scanned. */
+  sha: string;
+  reason: ScanReason;
+}): string {
+  return jobKey("scan", params.forge, params.repo, params.sha, ...(params.reason === "start" ? ["start"] : []));
+}
+
+/** The scan job of one repo head, ready to enqueue. */
+export function scanJobFor(params: {
+  /** The forge the repo lives on. */
+  forge: ForgeName;
+  repo: string;
+  /** The commit to scan. */
+  sha: string;
+  private: boolean;
+  reason: ScanReason;
+}): NewJob {
+  const { forge, repo, sha, reason } = params;
+  return { key: scanKey(params), kind: "scan", forge, repo, private: params.private, payload: { repo, sha, reason } satisfies ScanPayload };
+}
 
 /** What in a repo's configuration changes a patch: a change of any of these is a new patch job. */
 export function configKey(config: RepoConfig): string {
@@ -37,8 +83,9 @@ export async function runScan(context: BotContext, payload: ScanPayload): Promis
     for (const adapter of adapters) {
       if (context.state.isStopped(repo, adapter.folder)) continue;
       const { created } = await context.queue.enqueue({
-        key: jobKeys.patch(repo, adapter.folder, adapter.filesKey, configKey(config)),
+        key: patchKey({ forge: "hub", repo, folder: adapter.folder, filesKey: adapter.filesKey, configKey: configKey(config) }),
         kind: "patch",
+        forge: "hub",
         repo,
         private: isPrivate,
         payload: { repo, folder: adapter.folder, sha: files.sha, selection: null, command: null },
@@ -50,3 +97,9 @@ export async function runScan(context: BotContext, payload: ScanPayload): Promis
     await files.close();
   }
 }
+
+export const scanJob: JobKindDefinition<ScanPayload> = {
+  kind: "scan",
+  payload: ScanPayload,
+  run: (context, job) => runScan(context, job.payload),
+};

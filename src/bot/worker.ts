@@ -3,13 +3,10 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { SafeLoraError } from "../errors.js";
 import type { Job } from "../queue/job-queue.js";
-import { runCommand } from "./command-job.js";
 import type { BotContext } from "./context.js";
 import { isTransient, isUserError } from "./errors.js";
+import { jobKind } from "./job-kinds.js";
 import { resultOutcome } from "./job-outcome.js";
-import { CommandPayload, PatchPayload, ScanPayload } from "./job-payloads.js";
-import { runPatch } from "./patch-job.js";
-import { runScan } from "./scan-job.js";
 
 const MAX_CLAIM_BACKOFF_MS = 60_000;
 
@@ -21,8 +18,6 @@ export interface WorkerOptions {
   /** First retry delay; doubles with each attempt. */
   readonly retryBaseMs: number;
 }
-
-const PAYLOADS = { scan: ScanPayload, patch: PatchPayload, command: CommandPayload } as const;
 
 /**
  * Takes jobs from the queue one at a time and runs them. At-least-once: a job is marked done only after its
@@ -111,16 +106,25 @@ export class Worker {
     let finished: string | null = null;
     try {
       // A stored job that no longer reads as its kind (a damaged row) fails alone, at once: retrying changes nothing.
-      const schema = Object.hasOwn(PAYLOADS, job.kind) ? PAYLOADS[job.kind] : null;
-      const problem = !schema ? "unknown kind" : (schema.safeParse(job.payload).error?.issues[0]?.message ?? null);
-      if (problem !== null) {
+      const definition = jobKind(job.kind);
+      const parsed = definition?.payload.safeParse(job.payload);
+      const problem = !definition || !parsed ? "unknown kind" : parsed.success ? null : (parsed.error.issues[0]?.message ?? "invalid payload");
+      if (!definition || !parsed?.success || problem !== null) {
         outcome = "damaged";
         finished = "failed";
         await queue.fail(job.id, this.id, `the stored job is damaged (${problem}); push or comment again to queue a new one`);
         jobLog.error({ problem }, "job damaged");
         return;
       }
-      const result = await this.dispatch(job, controller.signal);
+      const result = await definition.run(this.context, {
+        id: job.id,
+        forge: this.context.forge,
+        repo: job.repo,
+        private: job.private,
+        attempts: job.attempts,
+        payload: parsed.data,
+        signal: controller.signal,
+      });
       await queue.complete(job.id, this.id, result);
       outcome = finished = resultOutcome(result);
       jobLog.info({ result: JSON.parse(scrub(JSON.stringify(result ?? null))) as unknown }, "job done");
@@ -147,17 +151,6 @@ export class Worker {
       this.current = null;
       metrics.jobDuration.observe({ kind: job.kind, outcome }, (performance.now() - started) / 1000);
       if (finished) metrics.jobsFinished.inc({ kind: job.kind, outcome: finished });
-    }
-  }
-
-  private async dispatch(job: Job, signal: AbortSignal): Promise<unknown> {
-    switch (job.kind) {
-      case "scan":
-        return runScan(this.context, ScanPayload.parse(job.payload));
-      case "patch":
-        return runPatch(this.context, PatchPayload.parse(job.payload), signal);
-      case "command":
-        return runCommand(this.context, CommandPayload.parse(job.payload));
     }
   }
 }

@@ -1,12 +1,15 @@
-/** What a job is for: scan a repo head for adapters, patch one adapter folder, or act on a comment. */
-export type JobKind = "scan" | "patch" | "command";
+import type { ForgeName } from "../forge/forge.js";
+
 export type JobState = "queued" | "running" | "done" | "failed";
 export const JOB_STATES: readonly JobState[] = ["queued", "running", "done", "failed"];
 
 export interface NewJob {
-  /** Idempotency key: a second enqueue with the same key returns the first job and creates nothing. */
+  /** Idempotency key (job-key.ts): a second enqueue with the same key returns the first job and creates nothing. */
   readonly key: string;
-  readonly kind: JobKind;
+  /** What the job is for, one of the kinds the bot registers (bot/job-kinds.ts); the queue does not check it. */
+  readonly kind: string;
+  /** The forge the repo lives on. */
+  readonly forge: ForgeName;
   readonly repo: string;
   /** Private repos are redacted on the status page and in metrics without STATUS_TOKEN. */
   readonly private: boolean;
@@ -16,9 +19,10 @@ export interface NewJob {
 }
 
 export interface Job {
-  readonly id: number;
+  readonly id: string;
   readonly key: string;
-  readonly kind: JobKind;
+  readonly kind: string;
+  readonly forge: ForgeName;
   readonly repo: string;
   readonly private: boolean;
   readonly payload: unknown;
@@ -44,12 +48,12 @@ export interface JobQueue {
   /** Takes the oldest runnable job whose repo has no running job, leasing it to `owner` for `leaseMs`. */
   claim(owner: string, leaseMs: number): Promise<Job | null>;
   /** Renews a lease; false when the job is no longer this owner's (it expired and was taken). */
-  extend(id: number, owner: string, leaseMs: number): Promise<boolean>;
-  complete(id: number, owner: string, result: unknown): Promise<void>;
+  extend(id: string, owner: string, leaseMs: number): Promise<boolean>;
+  complete(id: string, owner: string, result: unknown): Promise<void>;
   /** Puts the job back to run again after `delayMs`, or fails it for good after its last attempt. */
-  retry(id: number, owner: string, error: string, delayMs: number): Promise<void>;
-  fail(id: number, owner: string, error: string): Promise<void>;
-  get(id: number): Promise<Job | null>;
+  retry(id: string, owner: string, error: string, delayMs: number): Promise<void>;
+  fail(id: string, owner: string, error: string): Promise<void>;
+  get(id: string): Promise<Job | null>;
   recent(limit: number): Promise<Job[]>;
   counts(): Promise<Record<JobState, number>>;
   /** Done jobs by the `outcome` field of their result (`""` for results without one), e.g. how many were refused. */

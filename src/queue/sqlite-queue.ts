@@ -2,12 +2,14 @@ import Database from "better-sqlite3";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { SafeLoraError } from "../errors.js";
-import { JOB_STATES, type Job, type JobKind, type JobQueue, type JobState, type NewJob, type QueueHealth } from "./job-queue.js";
+import type { ForgeName } from "../forge/forge.js";
+import { JOB_STATES, type Job, type JobQueue, type JobState, type NewJob, type QueueHealth } from "./job-queue.js";
 
 interface Row {
   id: number;
   key: string;
-  kind: JobKind;
+  kind: string;
+  forge: ForgeName;
   repo: string;
   private: number;
   payload: string;
@@ -31,9 +33,10 @@ function storedJson(text: string | null): unknown {
 }
 
 const toJob = (row: Row): Job => ({
-  id: row.id,
+  id: String(row.id),
   key: row.key,
   kind: row.kind,
+  forge: row.forge,
   repo: row.repo,
   private: row.private === 1,
   payload: storedJson(row.payload),
@@ -108,6 +111,7 @@ export class SqliteJobQueue implements JobQueue {
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL UNIQUE,
         kind TEXT NOT NULL,
+        forge TEXT NOT NULL,
         repo TEXT NOT NULL,
         private INTEGER NOT NULL,
         payload TEXT NOT NULL,
@@ -146,10 +150,10 @@ export class SqliteJobQueue implements JobQueue {
     const now = this.now();
     const inserted = this.db
       .prepare(
-        `INSERT INTO jobs (key, kind, repo, private, payload, state, run_after, created_at)
-         VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT(key) DO NOTHING`,
+        `INSERT INTO jobs (key, kind, forge, repo, private, payload, state, run_after, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT(key) DO NOTHING`,
       )
-      .run(job.key, job.kind, job.repo, job.private ? 1 : 0, JSON.stringify(job.payload), job.runAfter ?? now, now);
+      .run(job.key, job.kind, job.forge, job.repo, job.private ? 1 : 0, JSON.stringify(job.payload), job.runAfter ?? now, now);
     const row = this.db.prepare("SELECT * FROM jobs WHERE key = ?").get(job.key) as Row;
     return { job: toJob(row), created: inserted.changes === 1 };
   }
@@ -203,20 +207,20 @@ export class SqliteJobQueue implements JobQueue {
     }
   }
 
-  async extend(id: number, owner: string, leaseMs: number): Promise<boolean> {
+  async extend(id: string, owner: string, leaseMs: number): Promise<boolean> {
     const changed = this.db
       .prepare("UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'running'")
       .run(this.now() + leaseMs, id, owner).changes;
     return changed === 1;
   }
 
-  async complete(id: number, owner: string, result: unknown): Promise<void> {
+  async complete(id: string, owner: string, result: unknown): Promise<void> {
     this.db
       .prepare("UPDATE jobs SET state = 'done', result = ?, error = NULL, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
       .run(JSON.stringify(result ?? null), this.now(), id, owner);
   }
 
-  async retry(id: number, owner: string, error: string, delayMs: number): Promise<void> {
+  async retry(id: string, owner: string, error: string, delayMs: number): Promise<void> {
     const now = this.now();
     const row = this.db.prepare("SELECT attempts FROM jobs WHERE id = ? AND lease_owner = ?").get(id, owner) as { attempts: number } | undefined;
     if (!row) return;
@@ -229,13 +233,13 @@ export class SqliteJobQueue implements JobQueue {
       .run(error, now + delayMs, id, owner);
   }
 
-  async fail(id: number, owner: string, error: string): Promise<void> {
+  async fail(id: string, owner: string, error: string): Promise<void> {
     this.db
       .prepare("UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
       .run(error, this.now(), id, owner);
   }
 
-  async get(id: number): Promise<Job | null> {
+  async get(id: string): Promise<Job | null> {
     const row = this.db.prepare("SELECT * FROM jobs WHERE id = ?").get(id) as Row | undefined;
     return row ? toJob(row) : null;
   }

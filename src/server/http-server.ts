@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { BotContext } from "../bot/context.js";
 import { coversRepo } from "../bot/coverage.js";
 import { acceptWebhook } from "../bot/intake.js";
-import { jobKeys } from "../bot/job-payloads.js";
+import { scanJobFor } from "../bot/scan-job.js";
 import { resultOutcome, type JobOutcome } from "../bot/job-outcome.js";
 import { parseHubWebhook } from "../hub/webhook-schema.js";
 import { isRepoId } from "../hub/repo-ref.js";
@@ -143,7 +143,7 @@ export function createBotServer(context: BotContext, options: ServerOptions): Se
     if (!head || (head.private && !isOperator)) {
       return send(response, 404, html(`No model repo ${escapeHtml(repo)} that this bot can see.`), page);
     }
-    await context.queue.enqueue({ key: jobKeys.scan(head.repo, head.sha, "request"), kind: "scan", repo: head.repo, private: head.private, payload: { repo: head.repo, sha: head.sha, reason: "request" } });
+    await context.queue.enqueue(scanJobFor({ forge: "hub", repo: head.repo, sha: head.sha, private: head.private, reason: "request" }));
     options.onJob?.();
     response.writeHead(303, { Location: "/" }).end();
   };

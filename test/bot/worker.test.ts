@@ -36,7 +36,7 @@ describe("Worker and damaged jobs", () => {
   it("fails a stored job whose payload does not read as its kind at once, without retries", async () => {
     const queue = new SqliteJobQueue(":memory:");
     cleanups.push(() => queue.close());
-    const { job } = await queue.enqueue({ key: "k", kind: "patch", repo: "acme/x", private: false, payload: { repo: "acme/x", folder: 7 } });
+    const { job } = await queue.enqueue({ key: "k", kind: "patch", forge: "hub", repo: "acme/x", private: false, payload: { repo: "acme/x", folder: 7 } });
     const worker = new Worker(contextWith(queue), { leaseMs: 60_000, pollMs: 10, retryBaseMs: 3_600_000 });
     worker.start();
     cleanups.push(() => worker.stop());

@@ -13,7 +13,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const job = (repo: string, key = repo) => ({ key, kind: "scan" as const, repo, private: false, payload: { repo, sha: null, reason: "push" } });
+const job = (repo: string, key = repo) => ({ key, kind: "scan", forge: "hub" as const, repo, private: false, payload: { repo, sha: null, reason: "push" } });
 
 function openError(): SafeLoraError {
   try {
