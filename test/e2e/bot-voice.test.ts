@@ -86,7 +86,7 @@ describe("what the operator sees of each job's outcome (item 9)", () => {
     await world.comment(world.alice, pr, "@safe-lora-bot repatch");
     await world.idle();
     // A stored job that no longer reads as its kind fails for good at once.
-    await world.bot!.context.queue.enqueue({ key: "damaged", kind: "patch", repo: world.adapterRepo, private: false, payload: { folder: 7 } });
+    await world.bot!.context.queue.enqueue({ key: "damaged", kind: "patch", forge: "hub", repo: world.adapterRepo, private: false, payload: { folder: 7 } });
     await world.idle();
 
     const notice = botNotices().at(-1)!.num;
