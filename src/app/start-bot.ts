@@ -1,18 +1,10 @@
-import { join } from "node:path";
-import { pino } from "pino";
-import { loadBotConfig } from "../config/bot-config.js";
+import type { BotContext } from "../bot/context.js";
+import { queueScans } from "../bot/reconcile.js";
+import { Worker } from "../bot/worker.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
-import { HubForge } from "../hub/hub-forge.js";
-import { findHubToken } from "../hub/token.js";
-import { AlignmentCache } from "../projection/alignment-cache.js";
-import { SqliteJobQueue } from "../queue/sqlite-queue.js";
 import { createBotServer, listen } from "../server/http-server.js";
-import { BotState } from "./bot-state.js";
-import type { BotContext } from "./context.js";
-import { BotMetrics } from "./metrics.js";
-import { queueScans } from "./reconcile.js";
-import { Worker } from "./worker.js";
+import { createBotContext, type BotContextOverrides } from "./create-bot-context.js";
 
 export interface RunningBot {
   readonly context: BotContext;
@@ -23,48 +15,30 @@ export interface RunningBot {
   stop(): Promise<void>;
 }
 
-/** The queue file under DATA_DIR, shared by `serve` and any `worker` processes. */
-export const queuePath = (env: Env) => join(env.DATA_DIR, "safe-lora.db");
-
-/** Connects to the Hub and opens the queue, state and cache: what serve, worker and backfill share. */
-export async function createContext(env: Env, rawEnv: NodeJS.ProcessEnv): Promise<BotContext> {
-  if (env.QUEUE_URL) {
-    throw new SafeLoraError(`QUEUE_URL=${env.QUEUE_URL.replace(/\/\/[^@]*@/, "//…@")}: only the embedded SQLite queue is available in this version; unset QUEUE_URL`, "usage");
-  }
-  const config = loadBotConfig(env.BOT_CONFIG);
-  const accessToken = findHubToken(rawEnv);
-  const hub = { hubUrl: env.HF_ENDPOINT, ...(accessToken ? { accessToken } : {}) };
-  const forge = await HubForge.connect(hub);
-  const queue = new SqliteJobQueue(queuePath(env));
-  const log = pino({ level: env.LOG_LEVEL, base: { bot: forge.bot.name } });
-  return {
-    forge,
-    hub,
-    queue,
-    state: new BotState(queue.db),
-    config,
-    cache: new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9),
-    executionProvider: env.SAFE_LORA_EP,
-    log,
-    metrics: new BotMetrics(queue),
-  };
+export interface StartBotParams {
+  /** The parsed environment (loadEnv). */
+  readonly env: Env;
+  /** Serve HTTP: the webhooks, the status page, /healthz and /metrics (`serve`). */
+  readonly server: boolean;
+  /** Run jobs in this process (`serve` and `worker`). */
+  readonly worker: boolean;
+  /** Parts of the context built elsewhere (tests' fakes); the Hub token's environment. */
+  readonly overrides?: BotContextOverrides;
 }
 
 /** Starts the bot: the HTTP server (serve), a worker, or both, and the reconciliation scans. */
-export async function startBot(env: Env, rawEnv: NodeJS.ProcessEnv, parts: { server: boolean; worker: boolean }): Promise<RunningBot> {
-  if (parts.server && !env.HF_WEBHOOK_SECRET) {
+export async function startBot({ env, server: serve, worker: work, overrides }: StartBotParams): Promise<RunningBot> {
+  if (serve && !env.HF_WEBHOOK_SECRET) {
     throw new SafeLoraError("HF_WEBHOOK_SECRET is not set: set it to the secret of the Hub webhook that points at this bot", "usage");
   }
-  const context = await createContext(env, rawEnv);
-  const worker = parts.worker
+  const context = await createBotContext(env, overrides);
+  const worker = work
     ? new Worker(context, { leaseMs: env.SAFE_LORA_JOB_LEASE_SECONDS * 1000, pollMs: env.SAFE_LORA_POLL_MS, retryBaseMs: env.SAFE_LORA_RETRY_SECONDS * 1000 })
     : null;
   worker?.start();
 
   let port: number | null = null;
-  const server = parts.server
-    ? createBotServer(context, { webhookSecret: env.HF_WEBHOOK_SECRET!, statusToken: env.STATUS_TOKEN, onJob: () => worker?.poke() })
-    : null;
+  const server = serve ? createBotServer(context, { webhookSecret: env.HF_WEBHOOK_SECRET!, statusToken: env.STATUS_TOKEN, onJob: () => worker?.poke() }) : null;
   if (server) port = await listen(server, env.PORT);
 
   const { watch, reconcileMinutes } = context.config;
@@ -77,7 +51,7 @@ export async function startBot(env: Env, rawEnv: NodeJS.ProcessEnv, parts: { ser
       context.log.warn({ err: error }, "reconciliation scan failed; will try again");
     }
   };
-  const timer = parts.server && watch.length > 0 && reconcileMinutes > 0 ? setInterval(() => void reconcile(), reconcileMinutes * 60_000) : null;
+  const timer = serve && watch.length > 0 && reconcileMinutes > 0 ? setInterval(() => void reconcile(), reconcileMinutes * 60_000) : null;
   if (timer) void reconcile();
 
   context.log.info({ port, worker: worker?.id ?? null, hub: env.HF_ENDPOINT, dataDir: env.DATA_DIR }, "safe-lora bot started");

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
+import { createBotContext } from "../app/create-bot-context.js";
+import { startBot } from "../app/start-bot.js";
 import { queueScans } from "../bot/reconcile.js";
-import { createContext, startBot } from "../bot/start-bot.js";
 import { loadEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import type { CliIo } from "./io.js";
@@ -37,7 +38,7 @@ function noArguments(args: string[], help: string, io: CliIo): boolean {
 
 /** Runs until SIGTERM or SIGINT, then drains and returns 0. */
 async function runUntilSignal(parts: { server: boolean; worker: boolean }, io: CliIo): Promise<number> {
-  const bot = await startBot(loadEnv(io.env), io.env, parts);
+  const bot = await startBot({ env: loadEnv(io.env), ...parts, overrides: { tokenEnv: io.env } });
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
@@ -74,7 +75,7 @@ export async function backfillCommand(args: string[], io: CliIo): Promise<number
     throw new SafeLoraError(`${(error as Error).message}; see safe-lora backfill --help`, "usage");
   }
   if (positionals.length === 0) throw new SafeLoraError("name at least one organisation, user or repo; see safe-lora backfill --help", "usage");
-  const context = await createContext(loadEnv(io.env), io.env);
+  const context = await createBotContext(loadEnv(io.env), { tokenEnv: io.env });
   try {
     const { repos, queued } = await queueScans(context, positionals, "backfill");
     io.stdout(`queued ${queued} scan${queued === 1 ? "" : "s"} for ${repos} repo${repos === 1 ? "" : "s"} (heads already scanned are skipped)\n`);

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { startBot } from "../bot/start-bot.js";
+import { startBot } from "../app/start-bot.js";
 import { loadEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import { LocalHub } from "../local-hub/server.js";
@@ -61,7 +61,7 @@ export async function demoCommand(args: string[], io: CliIo): Promise<number> {
     LOG_LEVEL: "warn",
     SAFE_LORA_POLL_MS: "100",
   };
-  const bot = await startBot(loadEnv(env), env, { server: true, worker: true });
+  const bot = await startBot({ env: loadEnv(env), server: true, worker: true, overrides: { tokenEnv: env } });
   hub.webhooks.subscribe({ url: `http://127.0.0.1:${bot.port}/webhooks/hub`, secret, watched: [{ type: "org", name: "acme" }] });
   say(`2. bot @${bot.context.forge.bot.name} on http://127.0.0.1:${bot.port} (status page: /), webhook of acme pointed at it`);
 

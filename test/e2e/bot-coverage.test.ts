@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadEnv } from "../../src/config/env.js";
-import { startBot } from "../../src/bot/start-bot.js";
+import { startBot } from "../../src/app/start-bot.js";
 import { BotWorld } from "../helpers/bot-world.js";
 import { runCli } from "../helpers/cli.js";
 
@@ -99,7 +99,7 @@ describe("adapters the webhook never told the bot about", () => {
     expect(backfill.stdout).toMatch(/^queued 1 scan for 1 repo/);
     const again = await runCli(["backfill", "acme"], env);
     expect(again.stdout).toMatch(/^queued 0 scans for 1 repo/);
-    world.bot = await startBot(loadEnv(env), env, { server: true, worker: true });
+    world.bot = await startBot({ env: loadEnv(env), server: true, worker: true, overrides: { tokenEnv: env } });
     await world.idle();
     expect(world.pullRequests()).toHaveLength(1);
   });
@@ -108,7 +108,7 @@ describe("adapters the webhook never told the bot about", () => {
     await world.pushAdapter();
     const env = world.env();
     writeFileSync(env.BOT_CONFIG!, 'select: "threshold:0.33"\nallowModelTree: true\nwatch: [acme]\nreconcileMinutes: 60\n');
-    world.bot = await startBot(loadEnv(env), env, { server: true, worker: true });
+    world.bot = await startBot({ env: loadEnv(env), server: true, worker: true, overrides: { tokenEnv: env } });
     await world.idle();
     expect(world.pullRequests()).toHaveLength(1);
   });
@@ -118,7 +118,7 @@ describe("npm run worker", () => {
   it("a worker process of its own takes the jobs that serve queues", async () => {
     const env = world.env();
     // serve without its in-process worker: only the separate process can do the work.
-    world.bot = await startBot(loadEnv(env), env, { server: true, worker: false });
+    world.bot = await startBot({ env: loadEnv(env), server: true, worker: false, overrides: { tokenEnv: env } });
     world.subscribe(world.bot.port!);
     const worker = await world.spawnWorker();
     await world.pushAdapter();

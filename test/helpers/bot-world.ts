@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startBot, type RunningBot } from "../../src/bot/start-bot.js";
+import { startBot, type RunningBot } from "../../src/app/start-bot.js";
 import { loadEnv } from "../../src/config/env.js";
 import { LocalHub } from "../../src/local-hub/server.js";
 import { folderFiles, seedReferencePair, seedRepo } from "../../src/local-hub/seed.js";
@@ -68,7 +68,7 @@ export class BotWorld {
   /** Starts the bot in this process and points acme's webhook at it. */
   async startBot(extra: Record<string, string> = {}): Promise<RunningBot> {
     const env = this.env(extra);
-    this.bot = await startBot(loadEnv(env), env, { server: true, worker: true });
+    this.bot = await startBot({ env: loadEnv(env), server: true, worker: true, overrides: { tokenEnv: env } });
     this.subscribe(this.bot.port!);
     return this.bot;
   }

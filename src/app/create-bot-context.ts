@@ -1,0 +1,62 @@
+import { join } from "node:path";
+import { pino } from "pino";
+import type { BotContext } from "../bot/context.js";
+import { BotMetrics } from "../bot/metrics.js";
+import { BotState } from "../bot/bot-state.js";
+import { loadBotConfig } from "../config/bot-config.js";
+import type { Env } from "../config/env.js";
+import { SafeLoraError } from "../errors.js";
+import { HubForge } from "../hub/hub-forge.js";
+import { findHubToken } from "../hub/token.js";
+import { AlignmentCache } from "../projection/alignment-cache.js";
+import { SqliteJobQueue } from "../queue/sqlite-queue.js";
+
+/**
+ * Parts of the context supplied instead of built from the environment (tests' fakes, another deployment's
+ * pieces); whatever is not given is built as `serve` builds it.
+ */
+export interface BotContextOverrides extends Partial<BotContext> {
+  /** Where the Hub token is looked up (HF_TOKEN, HF_TOKEN_PATH, HF_HOME); default: this process's environment. */
+  readonly tokenEnv?: NodeJS.ProcessEnv;
+}
+
+/** The queue file under DATA_DIR, shared by `serve` and any `worker` processes. */
+export const queuePath = (env: Env) => join(env.DATA_DIR, "safe-lora.db");
+
+/**
+ * Builds what serve, worker and backfill share, once: the bot's configuration, Hub access, the forge, the
+ * queue with the bot's memory, the alignment cache, the log and the metrics.
+ */
+export async function createBotContext(env: Env, overrides: BotContextOverrides = {}): Promise<BotContext> {
+  if (env.QUEUE_URL && !overrides.queue) {
+    throw new SafeLoraError(`QUEUE_URL=${env.QUEUE_URL.replace(/\/\/[^@]*@/, "//…@")}: only the embedded SQLite queue is available in this version; unset QUEUE_URL`, "usage");
+  }
+  const config = overrides.config ?? loadBotConfig(env.BOT_CONFIG);
+  const hub = overrides.hub ?? hubAccess(env, overrides.tokenEnv ?? process.env);
+  const forge = overrides.forge ?? (await HubForge.connect(hub));
+  const { queue, state } = overrides.queue && overrides.state ? { queue: overrides.queue, state: overrides.state } : sqliteQueue(env, overrides);
+  return {
+    forge,
+    hub,
+    queue,
+    state,
+    config,
+    cache: overrides.cache !== undefined ? overrides.cache : new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9),
+    executionProvider: overrides.executionProvider ?? env.SAFE_LORA_EP,
+    log: overrides.log ?? pino({ level: env.LOG_LEVEL, base: { bot: forge.bot.name } }),
+    metrics: overrides.metrics ?? new BotMetrics(queue),
+  };
+}
+
+function hubAccess(env: Env, tokenEnv: NodeJS.ProcessEnv) {
+  const accessToken = findHubToken(tokenEnv);
+  return { hubUrl: env.HF_ENDPOINT, ...(accessToken ? { accessToken } : {}) };
+}
+
+/** The embedded queue in DATA_DIR, and the bot's memory on the same file (one of them may be given). */
+function sqliteQueue(env: Env, overrides: BotContextOverrides) {
+  // The memory lives on the queue's database: another queue needs its own memory alongside.
+  if (overrides.queue) throw new Error("createBotContext: a queue was given without the bot's memory (state); give both, or neither");
+  const queue = new SqliteJobQueue(queuePath(env));
+  return { queue, state: overrides.state ?? new BotState(queue.db) };
+}
