@@ -1,41 +1,181 @@
+import { SafeLoraError } from "../errors.js";
 import type { RepoFiles } from "../storage/repo-files.js";
 
 /**
+ * The forges the bot can serve. A repo is known by its forge and its id together: `acme/x` on the Hub and
+ * `acme/x` on GitHub are two repos.
+ */
+export type ForgeName = "hub" | "github";
+
+/**
  * Where adapters live and pull requests are opened: the Hugging Face Hub today, GitHub (Probot) next.
- * The bot's jobs (src/bot/) speak only this interface, so they never know which forge they talk to.
+ * The bot's jobs (src/bot/) speak only this interface, so they never know which forge they talk to, nor its
+ * ref names or URLs. Every failure of a forge reaches them as a SafeLoraError: the forge's own errors are
+ * translated at its edge (`hub-not-found`, `hub-access`, `hub-unavailable`), so the bot decides on codes alone.
  */
 export interface Forge {
+  readonly name: ForgeName;
   /** The bot's own account: its comments and commits must never trigger work (no loops). */
-  readonly bot: { readonly id: string; readonly name: string };
+  readonly bot: BotAccount;
   /** The head of the default branch, and whether the repo is private. */
   head(repo: string): Promise<RepoHead>;
   /** The repo's files at one revision (branch, ref or sha), pinned to its commit. */
-  open(repo: string, revision: string): Promise<PinnedRepo>;
+  open(params: OpenParams): Promise<PinnedRepo>;
+  /** The revision `open` takes for a pull request's head: the forge's name for its branch. */
+  pullRequestHead(repo: string, num: number): string;
   /** The bot's pull requests on a repo (found by the marker in their description), newest first. */
   pullRequests(repo: string): Promise<BotPullRequest[]>;
   /** Opens a pull request from `baseSha` with `files` added or replaced. */
-  openPullRequest(repo: string, change: { baseSha: string; title: string; description: string; files: FileToCommit[] }): Promise<{ num: number; commit: string }>;
+  openPullRequest(params: OpenPullRequestParams): Promise<{ num: number; commit: string }>;
   /** Adds a commit on a pull request whose head is `parent`; `stale` when its head moved meanwhile. */
-  pushToPullRequest(repo: string, num: number, change: { parent: string; title: string; files: FileToCommit[] }): Promise<{ commit: string } | "stale">;
+  pushToPullRequest(params: PushParams): Promise<{ commit: string } | "stale">;
   /** Replaces a pull request's description (its opening comment), e.g. to refresh its summary. */
-  updateDescription(repo: string, num: number, text: string): Promise<void>;
-  comment(repo: string, num: number, text: string): Promise<string>;
-  editComment(repo: string, num: number, commentId: string, text: string): Promise<void>;
-  closePullRequest(repo: string, num: number, comment: string): Promise<void>;
+  updateDescription(params: PullRequestText): Promise<void>;
+  /** Comments on a discussion or pull request; returns the comment's id. */
+  comment(params: DiscussionText): Promise<string>;
+  editComment(params: EditCommentParams): Promise<void>;
+  /** Closes a pull request with a last comment. */
+  closePullRequest(params: CloseParams): Promise<void>;
   /** Opens a plain discussion (not a pull request) and returns its number. */
-  openDiscussion(repo: string, title: string, text: string): Promise<number>;
+  openDiscussion(params: OpenDiscussionParams): Promise<number>;
   /** The open plain discussions the bot itself opened (its notices), with their opening text; never anyone else's. */
   botDiscussions(repo: string): Promise<BotDiscussion[]>;
   /** Closes a plain discussion with a last comment. */
-  closeDiscussion(repo: string, num: number, comment: string): Promise<void>;
-  /** The username that wrote a comment, from the discussion's events (webhooks carry ids only). */
-  commentAuthor(repo: string, num: number, commentId: string): Promise<string | null>;
+  closeDiscussion(params: CloseDiscussionParams): Promise<void>;
+  /** The username that wrote a comment (webhooks may carry ids only); null when the comment is gone. */
+  commentAuthor(params: CommentRef): Promise<string | null>;
   /** Whether `username` may command the bot on `repo` by membership: org member, or the owner of a user repo. */
-  isMaintainer(repo: string, username: string): Promise<boolean>;
+  isMaintainer(params: { readonly repo: string; readonly username: string }): Promise<boolean>;
   /** Every model repo of an organisation or user, or the one repo named. */
   reposOf(owner: string): Promise<RepoHead[]>;
-  /** A link a person can open. */
+  /** A link to a pull request a person can open. */
   pullRequestUrl(repo: string, num: number): string;
+  /** How to load a variant before its pull request is merged, and after. */
+  tryVariant(params: TryVariantParams): TryVariant;
+}
+
+/** The forges a bot serves, by name: a job names its repo's forge, and the registry hands it out. */
+export interface ForgeRegistry {
+  /** The forge of that name; throws when the bot does not serve it (a job stored by another deployment). */
+  get(name: ForgeName): Forge;
+  /** Every forge served, for what spans them (health, logs). */
+  all(): readonly Forge[];
+}
+
+/** A registry of the given forges; each under its own `name`. */
+export function forgeRegistry(forges: readonly Forge[]): ForgeRegistry {
+  const byName = new Map(forges.map((forge) => [forge.name, forge] as const));
+  return {
+    get(name) {
+      const forge = byName.get(name);
+      if (!forge) throw new SafeLoraError(`this bot does not serve the forge "${name}" (it serves ${[...byName.keys()].join(", ") || "none"}); configure it, or drop the job`, "usage");
+      return forge;
+    },
+    all: () => [...byName.values()],
+  };
+}
+
+export interface BotAccount {
+  /** The account's id, as webhooks name authors. */
+  readonly id: string;
+  /** The account's username, as comments mention it. */
+  readonly name: string;
+}
+
+export interface OpenParams {
+  readonly repo: string;
+  /** A branch, a ref (e.g. `pullRequestHead`'s) or a commit sha. */
+  readonly revision: string;
+}
+
+export interface OpenPullRequestParams {
+  readonly repo: string;
+  /** The commit of the default branch the pull request starts from. */
+  readonly baseSha: string;
+  readonly title: string;
+  /** The opening message (with the bot's hidden marker). */
+  readonly description: string;
+  /** Added or replaced in the first commit. */
+  readonly files: readonly FileToCommit[];
+}
+
+export interface PushParams {
+  readonly repo: string;
+  readonly num: number;
+  /** The head the commit goes on; the push is `stale` when the head is no longer this. */
+  readonly parent: string;
+  /** The commit's title. */
+  readonly title: string;
+  readonly files: readonly FileToCommit[];
+}
+
+export interface PullRequestText {
+  readonly repo: string;
+  readonly num: number;
+  readonly text: string;
+}
+
+export interface DiscussionText {
+  readonly repo: string;
+  /** The discussion's or pull request's number. */
+  readonly discussion: number;
+  readonly text: string;
+}
+
+export interface CommentRef {
+  readonly repo: string;
+  /** The number of the discussion or pull request that holds the comment. */
+  readonly discussion: number;
+  readonly commentId: string;
+}
+
+export interface EditCommentParams extends CommentRef {
+  /** The comment's new text, replacing the old. */
+  readonly text: string;
+}
+
+export interface CloseParams {
+  readonly repo: string;
+  /** The pull request's number. */
+  readonly num: number;
+  /** The last comment, posted with the closing. */
+  readonly comment: string;
+}
+
+export interface CloseDiscussionParams {
+  readonly repo: string;
+  /** The discussion's number. */
+  readonly discussion: number;
+  /** The last comment, posted with the closing. */
+  readonly comment: string;
+}
+
+export interface OpenDiscussionParams {
+  readonly repo: string;
+  readonly title: string;
+  /** The opening message. */
+  readonly text: string;
+}
+
+export interface TryVariantParams {
+  readonly repo: string;
+  /** The variant's folder in the repo ("." never: a variant always has a folder). */
+  readonly subfolder: string;
+  /** The aligned model the adapter is loaded on (its id, as the report records it). */
+  readonly aligned: string;
+  /** The pull request's number; null while it is being opened. */
+  readonly num: number | null;
+}
+
+export interface TryVariant {
+  /** The code block's language. */
+  readonly language: string;
+  /** Code that loads the variant from the pull request's head. */
+  readonly beforeMerging: string;
+  /** One line that loads it once merged. */
+  readonly afterMerging: string;
+  /** How that line differs from the code before merging, in Markdown (the forge's own terms). */
+  readonly afterMergingNote: string;
 }
 
 export interface RepoHead {

@@ -1,17 +1,19 @@
 import { code, codeBlock, escapeMarkdown, linkPath, plainLine, tableCell } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
 import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, resolvedByWords } from "./headline.js";
-import { pullRequestMarker } from "../forge/forge.js";
+import { pullRequestMarker, type TryVariant } from "../forge/forge.js";
 import { helpText } from "../commands/parse-command.js";
 import type { SafeLoraReport } from "./schema.js";
 
 export interface PullRequestContext {
-  readonly repo: string;
   /** The folder this pull request covers ("." for the root, "*" for a per-repo pull request). */
   readonly folder: string;
   readonly botName: string;
-  /** Known once the pull request exists; the description is refreshed after each commit. */
-  readonly num: number | null;
+  /**
+   * How to load a variant from this pull request, and once merged: the forge's words (its ref names and
+   * libraries), for the variant's folder in the repo and the aligned model it was made for.
+   */
+  readonly tryVariant: (variant: { readonly subfolder: string; readonly aligned: string }) => TryVariant;
   /** Each covered adapter folder with the report committed for it. */
   readonly variants: ReadonlyArray<{ folder: string; report: SafeLoraReport }>;
   /** Every file the pull request adds or changes against the branch it targets, as its commits left them. */
@@ -80,28 +82,13 @@ function summaryTable({ folder, report }: { folder: string; report: SafeLoraRepo
 }
 
 function tryIt(context: PullRequestContext, folder: string): string {
-  const sub = variantFolderOf(folder);
-  const revision = context.num === null ? "refs/pr/<number of this pull request>" : `refs/pr/${context.num}`;
-  const base = context.variants[0]?.report.inputs.aligned.location ?? "<aligned model>";
-  // Python string literals from JSON: a quote in a folder name cannot end the string.
-  const str = (value: string) => JSON.stringify(value);
-  const snippet = [
-    "from transformers import AutoModelForCausalLM",
-    "from peft import PeftModel",
-    "",
-    `model = AutoModelForCausalLM.from_pretrained(${str(base)})`,
-    // One argument a line: the Hub shows code blocks without wrapping, and this line ran off the page.
-    "model = PeftModel.from_pretrained(",
-    `    model, ${str(context.repo)},`,
-    `    subfolder=${str(sub)}, revision=${str(revision)},`,
-    ")",
-  ].join("\n");
+  const tryVariant = context.tryVariant({ subfolder: variantFolderOf(folder), aligned: context.variants[0]?.report.inputs.aligned.location ?? "<aligned model>" });
   return [
     "**Try it before merging:**",
     "",
-    codeBlock(snippet, "python"),
+    codeBlock(tryVariant.beforeMerging, tryVariant.language),
     "",
-    `**After merging:** the same without \`revision\`: ${code(`PeftModel.from_pretrained(model, ${str(context.repo)}, subfolder=${str(sub)})`)}.`,
+    `**After merging:** ${tryVariant.afterMergingNote}: ${code(tryVariant.afterMerging)}.`,
   ].join("\n");
 }
 

@@ -84,8 +84,8 @@ describe("host detail and private names (item 15)", () => {
     world.hub.store.orgByName("acme")!.memberIds.add(world.botUser.id);
     const queue = new SqliteJobQueue(join(world.work, "data", "safe-lora.db"));
     const sha = world.hub.store.repos.get("acme/secret-broken-lora")!.refs.get("refs/heads/main")!;
-    await queue.enqueue({ key: "scan-secret", kind: "scan", repo: "acme/secret-broken-lora", private: true, payload: { repo: "acme/secret-broken-lora", sha, reason: "request" } });
-    await queue.enqueue({ key: "scan-gone", kind: "scan", repo: "acme/secret-gone-lora", private: true, payload: { repo: "acme/secret-gone-lora", sha, reason: "request" } });
+    await queue.enqueue({ key: "scan-secret", kind: "scan", forge: "hub", repo: "acme/secret-broken-lora", private: true, payload: { repo: "acme/secret-broken-lora", sha, reason: "request" } });
+    await queue.enqueue({ key: "scan-gone", kind: "scan", forge: "hub", repo: "acme/secret-gone-lora", private: true, payload: { repo: "acme/secret-gone-lora", sha, reason: "request" } });
     const deadline = Date.now() + 20_000;
     const finished = () => spawned.output().includes('"job refused"') && spawned.output().includes('"outcome":"refused"');
     while (!finished() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));

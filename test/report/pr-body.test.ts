@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { hubTryVariant } from "../../src/hub/try-variant.js";
 import { pullRequestDescription, type FileChange } from "../../src/report/pr-body.js";
 import { eightModules } from "./report-fixture.js";
 
@@ -8,7 +9,13 @@ const CHANGES: FileChange[] = [
   { path: "safe-lora/adapter_model.safetensors", change: "added" },
 ];
 const describePr = (report = eightModules(), changes = CHANGES) =>
-  pullRequestDescription({ repo: "acme/lora", folder: ".", botName: "safe-lora-bot", num: 3, variants: [{ folder: ".", report }], changes });
+  pullRequestDescription({
+    folder: ".",
+    botName: "safe-lora-bot",
+    tryVariant: (variant) => hubTryVariant({ repo: "acme/lora", num: 3, ...variant }),
+    variants: [{ folder: ".", report }],
+    changes,
+  });
 /** The description without its hidden marker: what a reader sees first. */
 const visible = (text: string) => text.replace(/^<!--.*?-->\n\n/, "");
 
