@@ -40,7 +40,7 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
   const parsed = parseComment(payload.content, bot.name);
   if (parsed.kind === "none") return { skipped: "does not address the bot" };
 
-  const author = await context.forge.commentAuthor(repo, discussion, commentId);
+  const author = await context.forge.commentAuthor({ repo, discussion, commentId });
   if (!author) return { skipped: "the comment is gone" };
   if (author === bot.name) return { skipped: "the bot's own comment" };
 
@@ -48,10 +48,10 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
   const answer = async (text: string): Promise<string> => {
     const existing = context.state.ackFor(commentId);
     if (existing) {
-      await context.forge.editComment(repo, discussion, existing, text);
+      await context.forge.editComment({ repo, discussion, commentId: existing, text });
       return existing;
     }
-    const id = await context.forge.comment(repo, discussion, text);
+    const id = await context.forge.comment({ repo, discussion, text });
     context.state.recordAck(commentId, repo, discussion, id);
     return id;
   };
@@ -59,11 +59,11 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
   // Mentioning the commenter answers them; any other outside name is shown as code.
   const who = /^[A-Za-z0-9][\w.-]*$/.test(author) ? `@${author}` : code(author);
   const head = await context.forge.head(repo);
-  const files = await context.forge.open(repo, head.sha);
+  const files = await context.forge.open({ repo, revision: head.sha });
   try {
     const loaded = await loadRepoConfig(context.config, files);
     const allowUsers = new Set([...context.config.allowUsers, ...(loaded.ok ? loaded.config.allowUsers : [])]);
-    if (!allowUsers.has(author) && !(await context.forge.isMaintainer(repo, author))) {
+    if (!allowUsers.has(author) && !(await context.forge.isMaintainer({ repo, username: author }))) {
       await answer(
         `Thanks for asking, ${who}. Only members of ${code(repo.split("/")[0]!)} (and people its Safe LoRA configuration allows) can ask me to act on this repo, so I will leave it as it is.`,
       );
@@ -106,7 +106,7 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
         context.state.stop(repo, folder);
         for (const pr of await context.forge.pullRequests(repo)) {
           if (pr.folder === folder && (pr.status === "open" || pr.status === "draft")) {
-            await context.forge.closePullRequest(repo, pr.num, `Closed as ${who} asked. Comment \`@${bot.name} start\` to have it covered again.`);
+            await context.forge.closePullRequest({ repo, num: pr.num, comment: `Closed as ${who} asked. Comment \`@${bot.name} start\` to have it covered again.` });
           }
         }
         await answer(`Stopped: I will not patch ${code(folder)} again until someone comments \`@${bot.name} start\`.`);
@@ -146,7 +146,7 @@ async function statusText(context: BotContext, repo: string, folder: string): Pr
   const open = (await context.forge.pullRequests(repo)).find((pr) => (pr.folder === folder || pr.folder === "*") && (pr.status === "open" || pr.status === "draft"));
   const stopped = context.state.isStopped(repo, folder) ? " I was asked to stop covering it." : "";
   if (!open) return `No open Safe LoRA pull request for ${code(folder)}.${stopped}`;
-  const head = await context.forge.open(repo, `refs/pr/${open.num}`);
+  const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, open.num) });
   try {
     const r = await committedReport(head, folder);
     if (!r) return `Pull request #${open.num} has no readable report for ${code(folder)} yet.${stopped}`;

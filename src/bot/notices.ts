@@ -38,9 +38,9 @@ async function postOnce(context: BotContext, repo: string, key: string, folder: 
     const target = open.find((pr) => pr.folder === folder || pr.folder === "*") ?? (folder === null ? open[0] : undefined);
     let num: number;
     if (target) {
-      await context.forge.comment(repo, target.num, text);
+      await context.forge.comment({ repo, discussion: target.num, text });
       num = target.num;
-    } else num = await context.forge.openDiscussion(repo, title, text);
+    } else num = await context.forge.openDiscussion({ repo, title, text });
     context.state.recordNoticeDiscussion(key, num);
     return num;
   } catch (error) {
@@ -112,7 +112,7 @@ export async function resolveNotices(context: BotContext, repo: string, folder: 
     const forFolder = marker.folder === folder || (marker.folder === null && marker.key.startsWith(`failure:${repo}:${folder}:`));
     const answers = marker.key.startsWith("config:") || (marker.key.startsWith("failure:") && forFolder);
     if (!answers) continue;
-    await context.forge.closeDiscussion(repo, discussion.num, `${outcome} Closing this discussion.`);
+    await context.forge.closeDiscussion({ repo, discussion: discussion.num, comment: `${outcome} Closing this discussion.` });
     context.state.releaseNotice(marker.key);
     closed.push(discussion.num);
   }

@@ -141,10 +141,10 @@ async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder
 export async function runPatch(context: BotContext, payload: PatchPayload, signal?: AbortSignal): Promise<PatchOutcome> {
   const { repo, folder, command } = payload;
   const reply = async (text: string) => {
-    if (command) await context.forge.editComment(repo, command.discussion, command.ackId, text);
+    if (command) await context.forge.editComment({ repo, discussion: command.discussion, commentId: command.ackId, text });
   };
   const sha = payload.sha ?? (await context.forge.head(repo)).sha;
-  const files = await context.forge.open(repo, sha);
+  const files = await context.forge.open({ repo, revision: sha });
   let filesKey = "";
   // Known once safe-lora.yaml is read: a failure's advice depends on it (e.g. whose limit was reached).
   let repoConfig: RepoConfig | null = null;
@@ -209,7 +209,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
     });
     try {
       const record = await recordOf(inputs, adapterKeys.files, selection);
-      const prHead = open ? await context.forge.open(repo, `refs/pr/${open.num}`) : null;
+      const prHead = open ? await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, open.num) }) : null;
       if (open && prHead && sameRecord((await committedReport(prHead, folder))?.record, record)) {
         await refreshDescription(context, repo, open, prHead, prFolder, files);
         await reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
@@ -235,14 +235,15 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
         num = open.num;
         ({ commit } = await pushWithRetry(context, repo, open, folder, record, await commitFiles(patched, inputs, folder, config, prHead!, context.hub.hubUrl), title));
       } else {
-        ({ num, commit } = await context.forge.openPullRequest(repo, {
+        ({ num, commit } = await context.forge.openPullRequest({
+          repo,
           baseSha: sha,
           title,
-          description: pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: null, variants: [{ folder, report: patched.report }], changes: [] }),
+          description: pullRequestDescription({ folder: prFolder, botName: context.forge.bot.name, tryVariant: (variant) => context.forge.tryVariant({ repo, num: null, ...variant }), variants: [{ folder, report: patched.report }], changes: [] }),
           files: await commitFiles(patched, inputs, folder, config, files, context.hub.hubUrl),
         }));
       }
-      const head = await context.forge.open(repo, `refs/pr/${num}`);
+      const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, num) });
       await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder, files);
       const { projectedCount, moduleCount } = patched.report;
       const where = open ? "committed" : `opened pull request #${num} (${context.forge.pullRequestUrl(repo, num)}) with`;
@@ -283,7 +284,7 @@ async function alreadyCovered(
   const sameAdapter = (report: SafeLoraReport | null) => report?.record !== undefined && JSON.stringify(Object.entries(report.record.adapter).sort()) === JSON.stringify(Object.entries(adapter).sort());
   if (sameAdapter(await committedReport(main, folder))) return "a variant of these adapter files is already on main";
   for (const pr of mine.filter((p) => p.status === "closed" || p.status === "merged")) {
-    const head = await context.forge.open(repo, `refs/pr/${pr.num}`).catch(() => null);
+    const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, pr.num) }).catch(() => null);
     if (head && sameAdapter(await committedReport(head, folder))) {
       return pr.status === "closed" ? `pull request #${pr.num} for these adapter files was closed; not reopening it` : `pull request #${pr.num} was merged`;
     }
@@ -294,9 +295,9 @@ async function alreadyCovered(
 /** Commits to the pull request's head; on a stale head (412) looks again: maybe our commit is already there. */
 async function pushWithRetry(context: BotContext, repo: string, pr: BotPullRequest, folder: string, record: PatchRecord, files: FileToCommit[], title: string) {
   for (let attempt = 1; ; attempt++) {
-    const head = await context.forge.open(repo, `refs/pr/${pr.num}`);
+    const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, pr.num) });
     if (attempt > 1 && sameRecord((await committedReport(head, folder))?.record, record)) return { commit: head.sha };
-    const result = await context.forge.pushToPullRequest(repo, pr.num, { parent: head.sha, title, files });
+    const result = await context.forge.pushToPullRequest({ repo, num: pr.num, parent: head.sha, title, files });
     if (result !== "stale") return result;
     if (attempt >= 5) throw new SafeLoraError(`${repo}: pull request #${pr.num} kept moving while committing; will retry`, "hub-unavailable");
   }
@@ -324,8 +325,8 @@ async function refreshDescription(context: BotContext, repo: string, pr: { num: 
   const variants = await committedReports(head);
   if (variants.length === 0) return;
   const changes = await pullRequestChanges(head, main, variants.map((variant) => variant.folder));
-  const description = pullRequestDescription({ repo, folder: prFolder, botName: context.forge.bot.name, num: pr.num, variants, changes });
-  if (description.trim() !== pr.description.trim()) await context.forge.updateDescription(repo, pr.num, description);
+  const description = pullRequestDescription({ folder: prFolder, botName: context.forge.bot.name, tryVariant: (variant) => context.forge.tryVariant({ repo, num: pr.num, ...variant }), variants, changes });
+  if (description.trim() !== pr.description.trim()) await context.forge.updateDescription({ repo, num: pr.num, text: description });
 }
 
 export const patchJob: JobKindDefinition<PatchPayload> = {

@@ -68,7 +68,7 @@ export async function runScan(context: BotContext, payload: ScanPayload): Promis
   const { repo } = payload;
   if (context.config.excludeRepos.includes(repo)) return { skipped: "excluded by BOT_CONFIG" };
   const head = payload.sha ? null : await context.forge.head(repo);
-  const files = await context.forge.open(repo, payload.sha ?? head!.sha);
+  const files = await context.forge.open({ repo, revision: payload.sha ?? head!.sha });
   try {
     const loaded = await loadRepoConfig(context.config, files);
     if (!loaded.ok) {
