@@ -1,0 +1,42 @@
+import { acceptWebhook } from "../../bot/intake.js";
+import { parseHubWebhook } from "../../hub/webhook-schema.js";
+import { BodyTooLarge, readBody, sameSecret, send } from "../http.js";
+import type { Route, RouteDeps } from "../route.js";
+
+/**
+ * POST /webhooks/hub: checks the secret (401 missing, 403 wrong), parses the payload with the Hub's schema,
+ * and hands it to the bot's intake, which stores the job before the answer goes out.
+ */
+export function hubWebhookRoute({ context, options }: RouteDeps): Route {
+  return {
+    method: "POST",
+    path: "/webhooks/hub",
+    async handle(request, response) {
+      const given = request.headers["x-webhook-secret"];
+      if (typeof given !== "string" || given === "") {
+        context.metrics.webhooks.inc({ outcome: "unauthorized" });
+        return send(response, 401, { error: "missing X-Webhook-Secret" });
+      }
+      if (!sameSecret(given, options.webhookSecret)) {
+        context.metrics.webhooks.inc({ outcome: "forbidden" });
+        return send(response, 403, { error: "wrong X-Webhook-Secret" });
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse((await readBody(request)).toString("utf8"));
+      } catch (error) {
+        context.metrics.webhooks.inc({ outcome: "malformed" });
+        return send(response, error instanceof BodyTooLarge ? 413 : 400, { error: error instanceof BodyTooLarge ? "payload too large" : "payload is not JSON" });
+      }
+      const parsed = parseHubWebhook(json);
+      if (!parsed.ok) {
+        context.metrics.webhooks.inc({ outcome: "malformed" });
+        return send(response, 400, { error: `not a Hub webhook payload (version 3): ${parsed.reason}` });
+      }
+      const result = await acceptWebhook(context, parsed.webhook);
+      context.metrics.webhooks.inc({ outcome: result.outcome });
+      if (result.outcome === "accepted") options.onJob?.();
+      send(response, result.outcome === "accepted" ? 202 : 200, result);
+    },
+  };
+}
