@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { code, escapeMarkdown } from "../report/markdown.js";
-import { describeCommand, helpText, parseComment, type Command } from "../commands/parse-command.js";
+import { commentCommandHelp, describeCommentCommand, parseComment, type CommentCommand } from "../commands/parse-comment.js";
 import type { ForgeName } from "../forge/forge.js";
 import { jobKey } from "../queue/job-key.js";
 import { findAdapterFolders } from "./adapters.js";
@@ -70,12 +70,12 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
       return { refused: author };
     }
     if (parsed.kind === "invalid") {
-      await answer(`I did not understand ${code(parsed.text)}: ${escapeMarkdown(parsed.error)}.\n\n${helpText(bot.name)}`);
+      await answer(`I did not understand ${code(parsed.text)}: ${escapeMarkdown(parsed.error)}.\n\n${commentCommandHelp(bot.name)}`);
       return { invalid: parsed.error };
     }
     const { command } = parsed;
     if (command.name === "help") {
-      await answer(helpText(bot.name));
+      await answer(commentCommandHelp(bot.name));
       return { answered: "help" };
     }
 
@@ -84,7 +84,7 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
       await answer(folder.problem);
       return { answered: "which folder?" };
     }
-    const ackId = await answer(`On it: ${code(describeCommand(command))} for ${code(folder)}. I will edit this comment with the result.`);
+    const ackId = await answer(`On it: ${code(describeCommentCommand(command))} for ${code(folder)}. I will edit this comment with the result.`);
 
     switch (command.name) {
       case "repatch": {
@@ -129,7 +129,7 @@ async function resolveFolder(
   context: BotContext,
   repo: string,
   discussion: number,
-  command: Exclude<Command, { name: "help" }>,
+  command: Exclude<CommentCommand, { name: "help" }>,
   files: Awaited<ReturnType<BotContext["forge"]["open"]>>,
   config: Parameters<typeof findAdapterFolders>[1] | null,
 ): Promise<string | { problem: string }> {

@@ -1,4 +1,4 @@
-import { parseComment } from "../commands/parse-command.js";
+import { parseComment } from "../commands/parse-comment.js";
 import type { HubWebhook } from "../hub/webhook-schema.js";
 import type { BotContext } from "./context.js";
 import { commandKey } from "./command-job.js";

@@ -2,7 +2,7 @@ import { code, codeBlock, escapeMarkdown, linkPath, plainLine, tableCell } from 
 import { variantFolderOf } from "./variant-folder.js";
 import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, resolvedByWords } from "./headline.js";
 import { pullRequestMarker, type TryVariant } from "../forge/forge.js";
-import { helpText } from "../commands/parse-command.js";
+import { commentCommandHelp } from "../commands/parse-comment.js";
 import type { SafeLoraReport } from "./schema.js";
 
 export interface PullRequestContext {
@@ -93,7 +93,7 @@ function tryIt(context: PullRequestContext, folder: string): string {
 }
 
 function commands(botName: string): string {
-  return ["<details><summary>Commands</summary>", "", helpText(botName), "", "</details>"].join("\n");
+  return ["<details><summary>Commands</summary>", "", commentCommandHelp(botName), "", "</details>"].join("\n");
 }
 
 const CAVEAT =

@@ -3,24 +3,24 @@ import { Selection, formatSelection, parseSelection } from "../projection/select
 import { didYouMean } from "../did-you-mean.js";
 import { repoPathProblem } from "../storage/repo-files.js";
 
-/** What people can ask the bot in a comment. */
-export const Command = z.discriminatedUnion("name", [
+/** What people can ask the bot in a comment: a comment command (not a CLI command, nor the job kind that runs one). */
+export const CommentCommand = z.discriminatedUnion("name", [
   z.object({ name: z.literal("repatch"), selection: Selection.nullable(), folder: z.string().nullable() }),
   z.object({ name: z.literal("status"), folder: z.string().nullable() }),
   z.object({ name: z.literal("stop"), folder: z.string().nullable() }),
   z.object({ name: z.literal("start"), folder: z.string().nullable() }),
   z.object({ name: z.literal("help") }),
 ]);
-export type Command = z.infer<typeof Command>;
+export type CommentCommand = z.infer<typeof CommentCommand>;
 
 export type ParsedComment =
   /** The comment does not address the bot: nothing to do. */
   | { kind: "none" }
-  | { kind: "command"; command: Command; text: string }
+  | { kind: "command"; command: CommentCommand; text: string }
   /** Addressed to the bot but not understood: reply with `error` and the help. */
   | { kind: "invalid"; error: string; text: string };
 
-export function helpText(botName: string): string {
+export function commentCommandHelp(botName: string): string {
   return [
     `Commands (in a comment on the bot's pull request, or in a new discussion that mentions @${botName}):`,
     "",
@@ -43,7 +43,7 @@ function unquoted(text: string): string {
     .join("\n");
 }
 
-const COMMAND_NAMES = Command.options.map((option) => option.shape.name.value);
+const COMMENT_COMMAND_NAMES = CommentCommand.options.map((option) => option.shape.name.value);
 
 /**
  * Finds `@<bot> <command> [args]` in a comment. Selections are read by the CLI's parser (`threshold:0.4`, or
@@ -59,8 +59,8 @@ export function parseComment(text: string, botName: string): ParsedComment {
   if (!name) return { kind: "invalid", error: "no command after the mention", text: line };
   const command = name.toLowerCase();
   // Known names first: a misspelt command with a selection must be answered as a typo, not as "takes no argument".
-  if (!(COMMAND_NAMES as readonly string[]).includes(command)) {
-    const near = didYouMean(command, COMMAND_NAMES);
+  if (!(COMMENT_COMMAND_NAMES as readonly string[]).includes(command)) {
+    const near = didYouMean(command, COMMENT_COMMAND_NAMES);
     return { kind: "invalid", error: `unknown command \`${command}\`${near ? ` — did you mean \`${near}\`?` : ""}`, text: line };
   }
   let folder: string | null = null;
@@ -84,14 +84,14 @@ export function parseComment(text: string, botName: string): ParsedComment {
     if (selection) return { kind: "invalid", error: `more than one selection (\`${arg}\`)`, text: line };
     selection = next;
   }
-  const parsed = Command.safeParse(
+  const parsed = CommentCommand.safeParse(
     command === "repatch" ? { name: command, selection, folder } : command === "help" ? { name: command } : { name: command, folder },
   );
   if (!parsed.success) return { kind: "invalid", error: `unknown command \`${command}\``, text: line };
   return { kind: "command", command: parsed.data, text: line };
 }
 
-export function describeCommand(command: Command): string {
+export function describeCommentCommand(command: CommentCommand): string {
   if (command.name === "repatch") return `repatch${command.selection ? ` ${formatSelection(command.selection)}` : ""}`;
   return command.name;
 }

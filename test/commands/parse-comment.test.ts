@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseComment } from "../../src/commands/parse-command.js";
+import { parseComment } from "../../src/commands/parse-comment.js";
 
 const bot = "safe-lora-bot";
 
