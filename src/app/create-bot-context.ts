@@ -6,6 +6,7 @@ import { BotState } from "../bot/bot-state.js";
 import { loadBotConfig } from "../config/bot-config.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
+import { forgeRegistry } from "../forge/forge.js";
 import { HubForge } from "../hub/hub-forge.js";
 import { findHubToken } from "../hub/token.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
@@ -33,17 +34,17 @@ export async function createBotContext(env: Env, overrides: BotContextOverrides 
   }
   const config = overrides.config ?? loadBotConfig(env.BOT_CONFIG);
   const hub = overrides.hub ?? hubAccess(env, overrides.tokenEnv ?? process.env);
-  const forge = overrides.forge ?? (await HubForge.connect(hub));
+  const forges = overrides.forges ?? forgeRegistry([await HubForge.connect(hub)]);
   const { queue, state } = overrides.queue && overrides.state ? { queue: overrides.queue, state: overrides.state } : sqliteQueue(env, overrides);
   return {
-    forge,
+    forges,
     hub,
     queue,
     state,
     config,
     cache: overrides.cache !== undefined ? overrides.cache : new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9),
     executionProvider: overrides.executionProvider ?? env.SAFE_LORA_EP,
-    log: overrides.log ?? pino({ level: env.LOG_LEVEL, base: { bot: forge.bot.name } }),
+    log: overrides.log ?? pino({ level: env.LOG_LEVEL, base: { bot: forges.get("hub").bot.name } }),
     metrics: overrides.metrics ?? new BotMetrics(queue),
   };
 }

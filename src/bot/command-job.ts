@@ -1,10 +1,10 @@
 import { z } from "zod";
 import { code, escapeMarkdown } from "../report/markdown.js";
 import { commentCommandHelp, describeCommentCommand, parseComment, type CommentCommand } from "../commands/parse-comment.js";
-import type { ForgeName } from "../forge/forge.js";
+import type { ForgeName, PinnedRepo } from "../forge/forge.js";
 import { jobKey } from "../queue/job-key.js";
 import { findAdapterFolders } from "./adapters.js";
-import type { BotContext } from "./context.js";
+import { onForge, type JobContext } from "./context.js";
 import type { JobKindDefinition } from "./job-kinds.js";
 import { commandPatchKey, committedReport } from "./patch-job.js";
 import { loadRepoConfig } from "./repo-config.js";
@@ -34,7 +34,7 @@ export function commandKey(params: {
  * A comment that mentions the bot: check who wrote it, acknowledge it with one comment, and act — queue a
  * re-patch (whose job edits the acknowledgement with the result), or answer status, help, stop, start.
  */
-export async function runCommand(context: BotContext, payload: CommandPayload): Promise<unknown> {
+export async function runCommand(context: JobContext, payload: CommandPayload): Promise<unknown> {
   const { repo, discussion, commentId } = payload;
   const bot = context.forge.bot;
   const parsed = parseComment(payload.content, bot.name);
@@ -89,9 +89,9 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
     switch (command.name) {
       case "repatch": {
         await context.queue.enqueue({
-          key: commandPatchKey({ forge: "hub", repo, folder, commentId }),
+          key: commandPatchKey({ forge: context.forge.name, repo, folder, commentId }),
           kind: "patch",
-          forge: "hub",
+          forge: context.forge.name,
           repo,
           private: head.private,
           payload: { repo, folder, sha: null, selection: command.selection, command: { discussion, commentId, ackId } },
@@ -114,7 +114,7 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
       }
       case "start": {
         context.state.start(repo, folder);
-        await context.queue.enqueue(scanJobFor({ forge: "hub", repo, sha: head.sha, private: head.private, reason: "start" }));
+        await context.queue.enqueue(scanJobFor({ forge: context.forge.name, repo, sha: head.sha, private: head.private, reason: "start" }));
         await answer(`Started: I cover ${code(folder)} again and am looking at the current head (\`${head.sha.slice(0, 12)}\`).`);
         return { answered: "start", folder };
       }
@@ -126,11 +126,11 @@ export async function runCommand(context: BotContext, payload: CommandPayload): 
 
 /** The adapter folder a command is about: the bot pull request's own, the one named, or the only one. */
 async function resolveFolder(
-  context: BotContext,
+  context: JobContext,
   repo: string,
   discussion: number,
   command: Exclude<CommentCommand, { name: "help" }>,
-  files: Awaited<ReturnType<BotContext["forge"]["open"]>>,
+  files: PinnedRepo,
   config: Parameters<typeof findAdapterFolders>[1] | null,
 ): Promise<string | { problem: string }> {
   const pr = (await context.forge.pullRequests(repo)).find((p) => p.num === discussion);
@@ -142,7 +142,7 @@ async function resolveFolder(
   return { problem: `This repo has several adapters (${folders.map((f) => code(f)).join(", ")}): add \`folder=<one of them>\` to the command.` };
 }
 
-async function statusText(context: BotContext, repo: string, folder: string): Promise<string> {
+async function statusText(context: JobContext, repo: string, folder: string): Promise<string> {
   const open = (await context.forge.pullRequests(repo)).find((pr) => (pr.folder === folder || pr.folder === "*") && (pr.status === "open" || pr.status === "draft"));
   const stopped = context.state.isStopped(repo, folder) ? " I was asked to stop covering it." : "";
   if (!open) return `No open Safe LoRA pull request for ${code(folder)}.${stopped}`;
@@ -165,5 +165,5 @@ async function statusText(context: BotContext, repo: string, folder: string): Pr
 export const commandJob: JobKindDefinition<CommandPayload> = {
   kind: "command",
   payload: CommandPayload,
-  run: (context, job) => runCommand(context, job.payload),
+  run: (context, job) => runCommand(onForge(context, job.forge), job.payload),
 };

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { BotConfig } from "../config/bot-config.js";
-import type { Forge } from "../forge/forge.js";
+import type { Forge, ForgeRegistry } from "../forge/forge.js";
 import type { HubAccess } from "../hub/hub-access.js";
 import type { AlignmentCache } from "../projection/alignment-cache.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
@@ -8,9 +8,10 @@ import type { JobQueue } from "../queue/job-queue.js";
 import type { BotState } from "./bot-state.js";
 import type { BotMetrics } from "./metrics.js";
 
-/** Everything a job needs, wired once by `serve` / `worker`. */
+/** Everything the bot's jobs share, wired once by the composition root (src/app/). */
 export interface BotContext {
-  readonly forge: Forge;
+  /** The forges served; each job and event names its repo's. */
+  readonly forges: ForgeRegistry;
   /** Where base and aligned models are read from (the Hub, whatever forge holds the adapter). */
   readonly hub: HubAccess;
   readonly queue: JobQueue;
@@ -20,4 +21,14 @@ export interface BotContext {
   readonly executionProvider: ExecutionProviderChoice;
   readonly log: Logger;
   readonly metrics: BotMetrics;
+}
+
+/** What one job (or one repo's work) runs with: the bot's context and the forge its repo lives on. */
+export interface JobContext extends BotContext {
+  readonly forge: Forge;
+}
+
+/** The context for work on a repo of `forge`. */
+export function onForge(context: BotContext, forge: Forge): JobContext {
+  return { ...context, forge };
 }

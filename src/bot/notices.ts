@@ -2,7 +2,7 @@ import { commentJson } from "../forge/forge.js";
 import { code, codeBlock, plainLine } from "../report/markdown.js";
 import type { ConfigProblem, RepoConfig } from "../config/bot-config.js";
 import type { SafeLoraError } from "../errors.js";
-import type { BotContext } from "./context.js";
+import type { BotContext, JobContext } from "./context.js";
 import { repoAdvice } from "./fix-advice.js";
 import { describeProblem, REPO_CONFIG_FILE } from "./repo-config.js";
 
@@ -30,7 +30,7 @@ function readNoticeMarker(text: string): NoticeMarker | null {
  * else in a new discussion. Retries and later jobs with the same key post nothing. Returns the number of the
  * discussion or pull request that holds it (null when a notice posted before that was recorded).
  */
-async function postOnce(context: BotContext, repo: string, key: string, folder: string | null, title: string, body: string): Promise<number | null> {
+async function postOnce(context: JobContext, repo: string, key: string, folder: string | null, title: string, body: string): Promise<number | null> {
   if (!context.state.claimNotice(key, repo)) return context.state.noticeDiscussion(key);
   try {
     const text = `${noticeMarker({ key, folder })}\n${body}`;
@@ -50,7 +50,7 @@ async function postOnce(context: BotContext, repo: string, key: string, folder: 
 }
 
 /** An invalid safe-lora.yaml: one comment naming the key, once per version of the file. */
-export async function postConfigNotice(context: BotContext, repo: string, problem: ConfigProblem, fileKey: string): Promise<number | null> {
+export async function postConfigNotice(context: JobContext, repo: string, problem: ConfigProblem, fileKey: string): Promise<number | null> {
   return postOnce(
     context,
     repo,
@@ -75,7 +75,7 @@ export function publicMessage(context: Pick<BotContext, "hub">, message: string)
 }
 
 /** A failure that is the user's to fix (bad adapter, no pair, a limit): one helpful comment, no retries. */
-export async function postFailureNotice(context: BotContext, repo: string, folder: string, key: string, error: SafeLoraError, config: RepoConfig | null): Promise<number | null> {
+export async function postFailureNotice(context: JobContext, repo: string, folder: string, key: string, error: SafeLoraError, config: RepoConfig | null): Promise<number | null> {
   const where = folder === "." ? "the adapter at the root of this repo" : `the adapter in ${code(folder)}`;
   return postOnce(
     context,
@@ -91,7 +91,7 @@ export async function postFailureNotice(context: BotContext, repo: string, folde
  * What went wrong and what the repo's owner can do about it. The message can quote tensor names and paths
  * from the repo: fenced, it cannot become Markdown. The advice speaks the repo's configuration, never flags.
  */
-export function failureText(context: BotContext, error: SafeLoraError, config: RepoConfig | null): string {
+export function failureText(context: JobContext, error: SafeLoraError, config: RepoConfig | null): string {
   const advice = error.fix ? repoAdvice(error.fix, { operator: context.config, repo: config, botName: context.forge.bot.name }) : null;
   return [codeBlock(publicMessage(context, error.message)), ...(advice ? ["", advice] : [])].join("\n");
 }
@@ -103,7 +103,7 @@ export function failureText(context: BotContext, error: SafeLoraError, config: R
  * come back, is reported again. Discussions opened by anyone else are never touched (the forge lists only
  * the bot's own).
  */
-export async function resolveNotices(context: BotContext, repo: string, folder: string, outcome: string): Promise<number[]> {
+export async function resolveNotices(context: JobContext, repo: string, folder: string, outcome: string): Promise<number[]> {
   const closed: number[] = [];
   for (const discussion of await context.forge.botDiscussions(repo)) {
     const marker = readNoticeMarker(discussion.text);

@@ -19,7 +19,7 @@ import { sameRecord, type PatchRecord } from "../report/record.js";
 import { SafeLoraReport } from "../report/schema.js";
 import { TOOL } from "../version.js";
 import { adapterFileKeys } from "./adapters.js";
-import type { BotContext } from "./context.js";
+import { onForge, type JobContext } from "./context.js";
 import type { JobKindDefinition } from "./job-kinds.js";
 import { modelAccessCheck } from "./model-access.js";
 import { failureText, postConfigNotice, postFailureNotice, resolveNotices } from "./notices.js";
@@ -138,7 +138,7 @@ async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder
  * per folder (or per repo), updated by new commits, never replaced. The committed report's record decides
  * that a request would change nothing; the same check makes a retry after a crash find its own commit.
  */
-export async function runPatch(context: BotContext, payload: PatchPayload, signal?: AbortSignal): Promise<PatchOutcome> {
+export async function runPatch(context: JobContext, payload: PatchPayload, signal?: AbortSignal): Promise<PatchOutcome> {
   const { repo, folder, command } = payload;
   const reply = async (text: string) => {
     if (command) await context.forge.editComment({ repo, discussion: command.discussion, commentId: command.ackId, text });
@@ -274,7 +274,7 @@ export async function runPatch(context: BotContext, payload: PatchPayload, signa
 
 /** A reason not to open a pull request for these adapter files again, or null. */
 async function alreadyCovered(
-  context: BotContext,
+  context: JobContext,
   repo: string,
   mine: BotPullRequest[],
   main: PinnedRepo,
@@ -293,7 +293,7 @@ async function alreadyCovered(
 }
 
 /** Commits to the pull request's head; on a stale head (412) looks again: maybe our commit is already there. */
-async function pushWithRetry(context: BotContext, repo: string, pr: BotPullRequest, folder: string, record: PatchRecord, files: FileToCommit[], title: string) {
+async function pushWithRetry(context: JobContext, repo: string, pr: BotPullRequest, folder: string, record: PatchRecord, files: FileToCommit[], title: string) {
   for (let attempt = 1; ; attempt++) {
     const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, pr.num) });
     if (attempt > 1 && sameRecord((await committedReport(head, folder))?.record, record)) return { commit: head.sha };
@@ -321,7 +321,7 @@ async function pullRequestChanges(head: PinnedRepo, main: PinnedRepo, folders: r
 }
 
 /** Rewrites the description from the reports committed at the pull request's head, when it changed. */
-async function refreshDescription(context: BotContext, repo: string, pr: { num: number; description: string }, head: PinnedRepo, prFolder: string, main: PinnedRepo): Promise<void> {
+async function refreshDescription(context: JobContext, repo: string, pr: { num: number; description: string }, head: PinnedRepo, prFolder: string, main: PinnedRepo): Promise<void> {
   const variants = await committedReports(head);
   if (variants.length === 0) return;
   const changes = await pullRequestChanges(head, main, variants.map((variant) => variant.folder));
@@ -332,5 +332,5 @@ async function refreshDescription(context: BotContext, repo: string, pr: { num: 
 export const patchJob: JobKindDefinition<PatchPayload> = {
   kind: "patch",
   payload: PatchPayload,
-  run: (context, job) => runPatch(context, job.payload, job.signal),
+  run: (context, job) => runPatch(onForge(context, job.forge), job.payload, job.signal),
 };

@@ -6,7 +6,7 @@ import { formatSelection } from "../projection/selection.js";
 import { jobKey } from "../queue/job-key.js";
 import type { NewJob } from "../queue/job-queue.js";
 import { findAdapterFolders } from "./adapters.js";
-import type { BotContext } from "./context.js";
+import { onForge, type JobContext } from "./context.js";
 import type { JobKindDefinition } from "./job-kinds.js";
 import { postConfigNotice } from "./notices.js";
 import { patchKey } from "./patch-job.js";
@@ -64,7 +64,7 @@ export function configKey(config: RepoConfig): string {
  * A new head of main: find the LoRA adapters there and queue a patch job for each adapter folder whose files
  * or configuration changed since it was last queued (the job key says so: same files, same config, same key).
  */
-export async function runScan(context: BotContext, payload: ScanPayload): Promise<unknown> {
+export async function runScan(context: JobContext, payload: ScanPayload): Promise<unknown> {
   const { repo } = payload;
   if (context.config.excludeRepos.includes(repo)) return { skipped: "excluded by BOT_CONFIG" };
   const head = payload.sha ? null : await context.forge.head(repo);
@@ -83,9 +83,9 @@ export async function runScan(context: BotContext, payload: ScanPayload): Promis
     for (const adapter of adapters) {
       if (context.state.isStopped(repo, adapter.folder)) continue;
       const { created } = await context.queue.enqueue({
-        key: patchKey({ forge: "hub", repo, folder: adapter.folder, filesKey: adapter.filesKey, configKey: configKey(config) }),
+        key: patchKey({ forge: context.forge.name, repo, folder: adapter.folder, filesKey: adapter.filesKey, configKey: configKey(config) }),
         kind: "patch",
-        forge: "hub",
+        forge: context.forge.name,
         repo,
         private: isPrivate,
         payload: { repo, folder: adapter.folder, sha: files.sha, selection: null, command: null },
@@ -101,5 +101,5 @@ export async function runScan(context: BotContext, payload: ScanPayload): Promis
 export const scanJob: JobKindDefinition<ScanPayload> = {
   kind: "scan",
   payload: ScanPayload,
-  run: (context, job) => runScan(context, job.payload),
+  run: (context, job) => runScan(onForge(context, job.forge), job.payload),
 };

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { createBotContext } from "../app/create-bot-context.js";
 import { startBot } from "../app/start-bot.js";
+import { onForge } from "../bot/context.js";
 import { queueScans } from "../bot/reconcile.js";
 import { loadEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
@@ -77,7 +78,7 @@ export async function backfillCommand(args: string[], io: CliIo): Promise<number
   if (positionals.length === 0) throw new SafeLoraError("name at least one organisation, user or repo; see safe-lora backfill --help", "usage");
   const context = await createBotContext(loadEnv(io.env), { tokenEnv: io.env });
   try {
-    const { repos, queued } = await queueScans(context, positionals, "backfill");
+    const { repos, queued } = await queueScans(onForge(context, context.forges.get("hub")), positionals, "backfill");
     io.stdout(`queued ${queued} scan${queued === 1 ? "" : "s"} for ${repos} repo${repos === 1 ? "" : "s"} (heads already scanned are skipped)\n`);
     return 0;
   } finally {

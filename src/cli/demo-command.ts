@@ -63,7 +63,7 @@ export async function demoCommand(args: string[], io: CliIo): Promise<number> {
   };
   const bot = await startBot({ env: loadEnv(env), server: true, worker: true, overrides: { tokenEnv: env } });
   hub.webhooks.subscribe({ url: `http://127.0.0.1:${bot.port}/webhooks/hub`, secret, watched: [{ type: "org", name: "acme" }] });
-  say(`2. bot @${bot.context.forge.bot.name} on http://127.0.0.1:${bot.port} (status page: /), webhook of acme pointed at it`);
+  say(`2. bot @${bot.context.forges.get("hub").bot.name} on http://127.0.0.1:${bot.port} (status page: /), webhook of acme pointed at it`);
 
   try {
     const adapterFiles = (await folderFiles(join(fixtures, CASE, "adapter"))).filter((file) => file.path !== "README.md");

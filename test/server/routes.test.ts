@@ -8,6 +8,7 @@ import type { BotContext } from "../../src/bot/context.js";
 import { loadEnv } from "../../src/config/env.js";
 import { createBotServer, listen } from "../../src/server/http-server.js";
 import type { Route } from "../../src/server/route.js";
+import { forgeRegistry } from "../../src/forge/forge.js";
 import { MemoryForge } from "../helpers/memory-forge.js";
 
 const SECRET = "route-test-secret";
@@ -30,7 +31,7 @@ beforeEach(async () => {
   work = mkdtempSync(join(tmpdir(), "safe-lora-routes-"));
   const forge = new MemoryForge();
   forge.createRepo({ repo: "acme/adapter" });
-  context = await createBotContext(loadEnv({ DATA_DIR: join(work, "data"), LOG_LEVEL: "silent" }), { forge, tokenEnv: {} });
+  context = await createBotContext(loadEnv({ DATA_DIR: join(work, "data"), LOG_LEVEL: "silent" }), { forges: forgeRegistry([forge]), tokenEnv: {} });
   server = null;
 });
 afterEach(async () => {

@@ -21,8 +21,8 @@ export function healthzRoute({ context, isOperator }: RouteDeps): Route {
       // Unhealthy while claims fail, so that a supervisor restarts the process (whose start check then names the damage).
       const health = context.queue.health();
       // The database's own words are for the operator (STATUS_TOKEN) and the log, not for anyone who asks.
-      if (!health.ok) return send(response, 503, { status: "unhealthy", reason: isOperator(request, url) ? health.reason : "claiming jobs fails; see the bot's log", bot: context.forge.bot.name });
-      send(response, 200, { status: "ok", bot: context.forge.bot.name, jobs: await jobCounts(context) });
+      if (!health.ok) return send(response, 503, { status: "unhealthy", reason: isOperator(request, url) ? health.reason : "claiming jobs fails; see the bot's log", bot: context.forges.get("hub").bot.name });
+      send(response, 200, { status: "ok", bot: context.forges.get("hub").bot.name, jobs: await jobCounts(context) });
     },
   };
 }

@@ -1,5 +1,5 @@
-import { acceptWebhook } from "../../bot/intake.js";
-import { parseHubWebhook } from "../../hub/webhook-schema.js";
+import { acceptEvent } from "../../bot/intake.js";
+import { parseHubEvent } from "../../hub/hub-webhook.js";
 import { BodyTooLarge, readBody, sameSecret, send } from "../http.js";
 import type { Route, RouteDeps } from "../route.js";
 
@@ -28,12 +28,12 @@ export function hubWebhookRoute({ context, options }: RouteDeps): Route {
         context.metrics.webhooks.inc({ outcome: "malformed" });
         return send(response, error instanceof BodyTooLarge ? 413 : 400, { error: error instanceof BodyTooLarge ? "payload too large" : "payload is not JSON" });
       }
-      const parsed = parseHubWebhook(json);
+      const parsed = parseHubEvent(json);
       if (!parsed.ok) {
         context.metrics.webhooks.inc({ outcome: "malformed" });
         return send(response, 400, { error: `not a Hub webhook payload (version 3): ${parsed.reason}` });
       }
-      const result = await acceptWebhook(context, parsed.webhook);
+      const result = await acceptEvent(context, parsed.event);
       context.metrics.webhooks.inc({ outcome: result.outcome });
       if (result.outcome === "accepted") options.onJob?.();
       send(response, result.outcome === "accepted" ? 202 : 200, result);

@@ -43,7 +43,7 @@ export function requestRoute({ context, options, formToken, isOperator }: RouteD
       if (!operator && !coversRepo(context, repo)) {
         return send(response, 403, html("This bot works only for repos of organisations and users that installed its webhook (or that its operator watches); it will not act on this one. Its owner can install the webhook: see the bot's README."), HTML);
       }
-      const head = await context.forge.head(repo).catch(() => null);
+      const head = await context.forges.get("hub").head(repo).catch(() => null);
       if (!head || (head.private && !operator)) {
         return send(response, 404, html(`No model repo ${escapeHtml(repo)} that this bot can see.`), HTML);
       }

@@ -28,8 +28,8 @@ export function statusRoute({ context, options, formToken, isOperator }: RouteDe
         formToken,
         // The operator's token rides along with the form they post, as it came with the page they opened.
         formAction: operator && options.statusToken ? `/request?token=${encodeURIComponent(options.statusToken)}` : "/request",
-        botName: context.forge.bot.name,
-        prUrl: (repo, num) => context.forge.pullRequestUrl(repo, num),
+        botName: context.forges.get("hub").bot.name,
+        prUrl: (repo, num) => context.forges.get("hub").pullRequestUrl(repo, num),
         totals: await outcomeTotals(context),
       });
       send(response, 200, page, HTML);
