@@ -1,4 +1,4 @@
-/** What a command may touch of its process, injected so tests can run commands in-process. */
+/** What a CLI command may touch of its process, injected so tests can run CLI commands in-process. */
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;

@@ -19,7 +19,7 @@ Usage:
 
 Run "safe-lora <command> --help" for a command's options.`;
 
-const COMMANDS = ["patch", "serve", "worker", "backfill", "demo"];
+const CLI_COMMANDS = ["patch", "serve", "worker", "backfill", "demo"];
 
 /** Runs the CLI with `args` (without node and script) and returns the exit code; never throws. */
 export async function main(args: string[], io: CliIo = processIo): Promise<number> {
@@ -47,7 +47,7 @@ export async function main(args: string[], io: CliIo = processIo): Promise<numbe
         io.stdout(`${HELP}\n`);
         return command === undefined ? ExitCode.usage : ExitCode.ok;
       default: {
-        const near = didYouMean(command, COMMANDS);
+        const near = didYouMean(command, CLI_COMMANDS);
         throw new SafeLoraError(`unknown command "${command}"${near ? `: did you mean "${near}"? Run` : "; run"} safe-lora --help`, "usage");
       }
     }

@@ -4,8 +4,9 @@ import { BodyTooLarge, readBody, sameSecret, send } from "../http.js";
 import type { Route, RouteDeps } from "../route.js";
 
 /**
- * POST /webhooks/hub: checks the secret (401 missing, 403 wrong), parses the payload with the Hub's schema,
- * and hands it to the bot's intake, which stores the job before the answer goes out.
+ * POST /webhooks/hub: checks the secret (401 missing, 403 wrong), parses the payload with the Hub's schema and
+ * translates it into a forge event (src/hub/hub-webhook.ts), and hands that to the bot's intake, which stores
+ * the job before the answer goes out.
  */
 export function hubWebhookRoute({ context, options }: RouteDeps): Route {
   return {
