@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { SafeLoraError } from "../../src/errors.js";
 import { readPullRequestMarker } from "../../src/forge/forge.js";
 import type * as F from "../../src/forge/forge.js";
-import type { ByteSource } from "../../src/safetensors/byte-source.js";
+import type { ByteSource } from "../../src/storage/byte-source.js";
 import { checkTextSize, MAX_TEXT_BYTES } from "../../src/storage/repo-files.js";
 
 /** An account id as forges give them (24 hex characters), the same for the same name. */
@@ -58,8 +58,8 @@ const pullRef = (num: number) => `refs/pull/${num}/head`;
 
 const bytesOf = (content: MemoryFile) => (typeof content === "string" ? new TextEncoder().encode(content) : content);
 
-/** Calls a test can make fail once (e.g. a forge outage in the middle of a job). */
-type FailingCall = Exclude<keyof F.Forge, "name" | "bot" | "pullRequestHead" | "pullRequestUrl" | "tryVariant">;
+/** Calls a test can make fail, or precede with someone else's action, once (e.g. an outage in the middle of a job). */
+type InterceptedCall = Exclude<keyof F.Forge, "name" | "bot" | "pullRequestHead" | "pullRequestUrl" | "tryVariant">;
 
 /**
  * A forge held in memory, for the bot's unit tests and the forge contract suite: repos with commits and refs,
@@ -74,7 +74,7 @@ export class MemoryForge implements F.Forge {
   readonly orgs = new Map<string, Set<string>>();
   /** Every call of a Forge method, in order, by method name. */
   readonly calls: Array<{ method: string; params: unknown }> = [];
-  private readonly failures = new Map<FailingCall, unknown>();
+  private readonly interceptions = new Map<InterceptedCall, () => void>();
   private counter = 0;
 
   constructor(
@@ -140,8 +140,15 @@ export class MemoryForge implements F.Forge {
   }
 
   /** The next call of `method` throws `error` (once). */
-  failNext(method: FailingCall, error: unknown): void {
-    this.failures.set(method, error);
+  failNext(method: InterceptedCall, error: unknown): void {
+    this.beforeNext(method, () => {
+      throw error;
+    });
+  }
+
+  /** `action` runs just before the next call of `method` (once): what someone else does at that moment. */
+  beforeNext(method: InterceptedCall, action: () => void): void {
+    this.interceptions.set(method, action);
   }
 
   // ---- state, for assertions ----
@@ -305,13 +312,11 @@ export class MemoryForge implements F.Forge {
 
   // ---- internals ----
 
-  private enter(method: FailingCall, params: unknown): void {
+  private enter(method: InterceptedCall, params: unknown): void {
     this.calls.push({ method, params });
-    if (this.failures.has(method)) {
-      const error = this.failures.get(method);
-      this.failures.delete(method);
-      throw error;
-    }
+    const action = this.interceptions.get(method);
+    this.interceptions.delete(method);
+    action?.();
   }
 
   private nextId(): string {
