@@ -11,6 +11,7 @@ import { HubForge } from "../hub/hub-forge.js";
 import { findHubToken } from "../hub/token.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
 import { SqliteJobQueue } from "../queue/sqlite-queue.js";
+import { legacyJobKey } from "../bot/legacy-job-keys.js";
 
 /**
  * Parts of the context supplied instead of built from the environment (tests' fakes, another deployment's
@@ -58,6 +59,6 @@ function hubAccess(env: Env, tokenEnv: NodeJS.ProcessEnv) {
 function sqliteQueue(env: Env, overrides: BotContextOverrides) {
   // The memory lives on the queue's database: another queue needs its own memory alongside.
   if (overrides.queue) throw new Error("createBotContext: a queue was given without the bot's memory (state); give both, or neither");
-  const queue = new SqliteJobQueue(queuePath(env));
+  const queue = new SqliteJobQueue(queuePath(env), { legacyJobKey });
   return { queue, state: overrides.state ?? new BotState(queue.db) };
 }

@@ -1,6 +1,7 @@
 import type { BotContext } from "../bot/context.js";
 import { queueScans } from "../bot/reconcile.js";
-import { Worker } from "../bot/worker.js";
+import { jobHandler } from "../bot/run-job.js";
+import type { JobRunner } from "../queue/job-queue.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import { createBotServer, listen } from "../server/http-server.js";
@@ -10,7 +11,7 @@ export interface RunningBot {
   readonly context: BotContext;
   /** The HTTP port, when the server runs. */
   readonly port: number | null;
-  readonly worker: Worker | null;
+  readonly worker: JobRunner | null;
   /** Graceful stop: no new webhooks, the running job finishes, the queue is closed. */
   stop(): Promise<void>;
 }
@@ -33,9 +34,9 @@ export async function startBot({ env, server: serve, worker: work, overrides }: 
   }
   const context = await createBotContext(env, overrides);
   const worker = work
-    ? new Worker(context, { leaseMs: env.SAFE_LORA_JOB_LEASE_SECONDS * 1000, pollMs: env.SAFE_LORA_POLL_MS, retryBaseMs: env.SAFE_LORA_RETRY_SECONDS * 1000 })
+    ? context.queue.createRunner({ leaseMs: env.SAFE_LORA_JOB_LEASE_SECONDS * 1000, pollMs: env.SAFE_LORA_POLL_MS, retryBaseMs: env.SAFE_LORA_RETRY_SECONDS * 1000, log: context.log })
     : null;
-  worker?.start();
+  worker?.start(jobHandler(context));
 
   let port: number | null = null;
   const server = serve ? createBotServer(context, { webhookSecret: env.HF_WEBHOOK_SECRET!, statusToken: env.STATUS_TOKEN, onJob: () => worker?.poke() }) : null;

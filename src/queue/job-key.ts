@@ -7,3 +7,10 @@
 export function jobKey(kind: string, forge: string, ...parts: readonly string[]): string {
   return [kind, forge, ...parts].map((part) => encodeURIComponent(part)).join("|");
 }
+
+/**
+ * The key, in jobKey's format, of a job stored by the first release (its keys had no forge and held ":"),
+ * from its kind, old key and payload; null when the bot cannot tell (a damaged or unknown job). The bot
+ * supplies it to the queue's upgrade: the keys are the bot's own.
+ */
+export type LegacyJobKey = (job: { readonly kind: string; readonly key: string; readonly repo: string; readonly payload: unknown }) => string | null;

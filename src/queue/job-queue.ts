@@ -27,7 +27,10 @@ export interface Job {
   readonly private: boolean;
   readonly payload: unknown;
   readonly state: JobState;
+  /** Runs started so far, the one running included. */
   readonly attempts: number;
+  /** Earliest (next) start, epoch ms: later than now while it waits out a retry's backoff. */
+  readonly runAfter: number;
   readonly result: unknown;
   readonly error: string | null;
   readonly createdAt: number;
@@ -39,26 +42,98 @@ export interface Job {
 export type QueueHealth = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 /**
- * The durable job queue the webhook writes to before it answers, and workers take jobs from. Jobs are
- * at-least-once: a worker holds a job under a lease it renews; a job whose lease runs out (its worker died)
- * is taken again. At most one job per repo runs at a time.
+ * The producer's and reader's side of the durable job queue: the webhook stores a job before it answers, the
+ * status page and /metrics read them. Taking jobs and running them is the runner's (JobRunner).
  */
 export interface JobQueue {
   enqueue(job: NewJob): Promise<{ job: Job; created: boolean }>;
-  /** Takes the oldest runnable job whose repo has no running job, leasing it to `owner` for `leaseMs`. */
-  claim(owner: string, leaseMs: number): Promise<Job | null>;
-  /** Renews a lease; false when the job is no longer this owner's (it expired and was taken). */
-  extend(id: string, owner: string, leaseMs: number): Promise<boolean>;
-  complete(id: string, owner: string, result: unknown): Promise<void>;
-  /** Puts the job back to run again after `delayMs`, or fails it for good after its last attempt. */
-  retry(id: string, owner: string, error: string, delayMs: number): Promise<void>;
-  fail(id: string, owner: string, error: string): Promise<void>;
   get(id: string): Promise<Job | null>;
+  /** The newest jobs first. */
   recent(limit: number): Promise<Job[]>;
   counts(): Promise<Record<JobState, number>>;
   /** Done jobs by the `outcome` field of their result (`""` for results without one), e.g. how many were refused. */
   doneOutcomes(): Promise<Record<string, number>>;
-  /** Unhealthy while claims fail (a damaged database, a full disk), so that a supervisor can replace the process. */
+  /** Unhealthy while taking jobs fails (a damaged database, a full disk), so that a supervisor can replace the process. */
   health(): QueueHealth;
+  /** The consumer's side for this queue's jobs, on the same backend (a `worker` process makes one, `serve` too). */
+  createRunner(options: RunnerOptions): JobRunner;
   close(): Promise<void>;
+}
+
+/** Where a runner says what went wrong outside any job (pino's logger fits). */
+export interface RunnerLog {
+  error(fields: object, message: string): void;
+}
+
+export interface RunnerOptions {
+  /** How long a taken job stays this runner's without renewal; a dead runner's job is taken again after it. */
+  readonly leaseMs: number;
+  /** How often an idle runner looks for a job (where the backend polls). */
+  readonly pollMs: number;
+  /** The first retry's delay; it doubles with each attempt. */
+  readonly retryBaseMs: number;
+  /** Runs of one job, the first included, before it fails for good (default 5). */
+  readonly maxAttempts?: number;
+  readonly log?: RunnerLog;
+}
+
+/** A job handed to the runner's handler: taken under a lease that the runner keeps renewing. */
+export interface RunningJob extends Job {
+  /** How long the job waits before its next attempt should this one end in `retry`; null: this is its last attempt. */
+  readonly retryInMs: number | null;
+}
+
+/** What the handler says became of a job; the runner stores it. */
+export type JobVerdict =
+  /** Finished (refusals included: nothing to retry); `result` is kept with the job. */
+  | { readonly verdict: "done"; readonly result: unknown }
+  /** Run it again after a backoff, or fail it after the last attempt. */
+  | { readonly verdict: "retry"; readonly error: string }
+  /** Failed for good at once: running it again changes nothing (a damaged job). */
+  | { readonly verdict: "fail"; readonly error: string };
+
+/**
+ * Runs one job. `signal` aborts when the job must stop: its lease was lost (another worker has it now) or the
+ * runner stops without waiting. A handler that throws is a bug: the job is retried.
+ */
+export type JobHandler = (job: RunningJob, signal: AbortSignal) => Promise<JobVerdict>;
+
+/**
+ * The consumer's side: takes jobs one at a time and hands them to the handler. It owns what a queue backend
+ * owns (BullMQ does all of this itself): leases and their renewal, taking again a job whose worker died,
+ * retries with exponential backoff up to a last attempt, and at most one running job per repo (RepoLocks).
+ * Jobs are at-least-once: every handler must be safe to run twice.
+ */
+export interface JobRunner {
+  /** Who holds the leases: host, process and a random part. */
+  readonly id: string;
+  /** Starts taking jobs (once; later calls do nothing). */
+  start(handler: JobHandler): void;
+  /** Wakes an idle runner at once (a job was just stored in this process). */
+  poke(): void;
+  /**
+   * Takes no new job; waits for the running one to finish (a graceful drain). With `abandon`, returns at once
+   * and leaves the running job's lease to run out, as a crash would: another runner takes it after that.
+   */
+  stop(options?: { readonly abandon?: boolean }): Promise<void>;
+}
+
+/** One repo on one forge: what "one job per repo at a time" is about. */
+export interface RepoLockRef {
+  readonly forge: ForgeName;
+  readonly repo: string;
+}
+
+/**
+ * "At most one running job per repo" as an explicit lock with a time to live, so that a backend without
+ * per-group concurrency (BullMQ's free edition) can provide it (SET NX PX in Redis). A lock whose holder
+ * died runs out with its lease.
+ */
+export interface RepoLocks {
+  /** Takes the repo's lock for `owner` for `ttlMs`; false while someone else holds it. Taking one's own again renews it. */
+  acquire(lock: RepoLockRef & { readonly owner: string; readonly ttlMs: number }): Promise<boolean>;
+  /** Extends `owner`'s lock; false when it is no longer theirs (it ran out and was taken). */
+  renew(lock: RepoLockRef & { readonly owner: string; readonly ttlMs: number }): Promise<boolean>;
+  /** Lets go of `owner`'s lock; nothing happens when it is not theirs. */
+  release(lock: RepoLockRef & { readonly owner: string }): Promise<void>;
 }

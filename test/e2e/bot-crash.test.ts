@@ -1,7 +1,8 @@
 import type { ChildProcess } from "node:child_process";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SqliteJobQueue } from "../../src/queue/sqlite-queue.js";
+import { createBotContext } from "../../src/app/create-bot-context.js";
+import { loadEnv } from "../../src/config/env.js";
+import type { JobQueue } from "../../src/queue/job-queue.js";
 import { BotWorld } from "../helpers/bot-world.js";
 
 let world: BotWorld;
@@ -20,9 +21,13 @@ function killed(bot: ChildProcess): Promise<void> {
   });
 }
 
-/** Waits until the queue (read from its file, as a second process would) has nothing left to do. */
-async function queueIdle(timeoutMs = 60_000): Promise<SqliteJobQueue> {
-  const queue = new SqliteJobQueue(join(world.work, "data", "safe-lora.db"));
+/**
+ * Waits until the queue has nothing left to do. It is opened as another bot process opens it, from the same
+ * environment (DATA_DIR today, a queue server's URL with another backend), and read through JobQueue only.
+ */
+async function queueIdle(timeoutMs = 60_000): Promise<JobQueue> {
+  const env = world.env();
+  const { queue } = await createBotContext(loadEnv(env), { tokenEnv: env });
   const deadline = Date.now() + timeoutMs;
   let quiet = 0;
   while (quiet < 3) {

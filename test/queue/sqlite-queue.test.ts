@@ -3,7 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SafeLoraError } from "../../src/errors.js";
+import type { JobRunner } from "../../src/queue/job-queue.js";
 import { markerPathOf, SqliteJobQueue } from "../../src/queue/sqlite-queue.js";
+import { until } from "../helpers/until.js";
+import { describeJobQueueContract } from "./queue-contract.js";
 
 let dir: string;
 let path: string;
@@ -12,6 +15,9 @@ beforeEach(() => {
   path = join(dir, "safe-lora.db");
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describeJobQueueContract("SQLite, a file in DATA_DIR", async () => new SqliteJobQueue(path));
+describeJobQueueContract("SQLite, in memory", async () => new SqliteJobQueue(":memory:"));
 
 const job = (repo: string, key = repo) => ({ key, kind: "scan", forge: "hub" as const, repo, private: false, payload: { repo, sha: null, reason: "push" } });
 
@@ -33,29 +39,44 @@ async function filledQueue(jobs = 50): Promise<void> {
 }
 
 describe("SqliteJobQueue: damaged rows", () => {
-  it("fails a queued row whose payload is not JSON alone, and claims the next job", async () => {
+  let runner: JobRunner | null = null;
+  afterEach(async () => {
+    await runner?.stop();
+    runner = null;
+  });
+
+  it("fails a queued row whose payload is not JSON alone, and runs the next job", async () => {
     const queue = new SqliteJobQueue(path);
     await queue.enqueue(job("acme/broken"));
-    await queue.enqueue(job("acme/fine"));
+    const fine = (await queue.enqueue(job("acme/fine"))).job;
     queue.db.prepare("UPDATE jobs SET payload = '{not json' WHERE repo = 'acme/broken'").run();
-    const claimed = await queue.claim("worker", 60_000);
-    expect(claimed?.repo).toBe("acme/fine");
+    const ran: string[] = [];
+    runner = queue.createRunner({ leaseMs: 60_000, pollMs: 10, retryBaseMs: 10 });
+    runner.start(async (taken) => {
+      ran.push(taken.repo);
+      return { verdict: "done", result: null };
+    });
+    await until(() => queue.get(fine.id), (j) => j?.state === "done");
+    expect(ran).toEqual(["acme/fine"]);
     const broken = (await queue.recent(10)).find((j) => j.repo === "acme/broken")!;
     expect(broken.state).toBe("failed");
     expect(broken.error).toMatch(/the stored job is damaged \(its payload is not JSON\)/);
-    expect(await queue.claim("worker", 60_000)).toBeNull();
     expect(queue.health()).toEqual({ ok: true });
+    await runner.stop();
     await queue.close();
   });
 
-  it("reports itself unhealthy while claims fail, and healthy again once one succeeds", async () => {
+  it("reports itself unhealthy while taking jobs fails, and healthy again once it works", async () => {
     const queue = new SqliteJobQueue(path);
+    runner = queue.createRunner({ leaseMs: 60_000, pollMs: 10, retryBaseMs: 10 });
+    runner.start(async () => ({ verdict: "done", result: null }));
     queue.db.exec("ALTER TABLE jobs RENAME TO jobs_gone");
-    await expect(queue.claim("worker", 60_000)).rejects.toThrow();
-    expect(queue.health()).toMatchObject({ ok: false, reason: expect.stringMatching(/^claiming jobs fails: .*no such table: jobs/) });
+    runner.poke();
+    expect(await until(() => queue.health(), (health) => !health.ok)).toMatchObject({ ok: false, reason: expect.stringMatching(/^claiming jobs fails: .*no such table: jobs/) });
     queue.db.exec("ALTER TABLE jobs_gone RENAME TO jobs");
-    expect(await queue.claim("worker", 60_000)).toBeNull();
-    expect(queue.health()).toEqual({ ok: true });
+    runner.poke();
+    expect(await until(() => queue.health(), (health) => health.ok)).toEqual({ ok: true });
+    await runner.stop();
     await queue.close();
   });
 });
