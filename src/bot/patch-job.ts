@@ -133,143 +133,229 @@ async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder
   return files;
 }
 
+/** One run of a patch job: the repo pinned at the commit the adapter is read at, and who is told the result. */
+interface PatchRun {
+  readonly context: JobContext;
+  readonly payload: PatchPayload;
+  readonly files: PinnedRepo;
+  /** Edits the acknowledgement of the command that asked (a push has none: nothing is said). */
+  reply(text: string): Promise<void>;
+  /** What a refusal's notice needs, known as the run goes: the adapter's files key, the repo's configuration. */
+  readonly known: { filesKey: string; config: RepoConfig | null };
+}
+
+/** What decide() found worth patching. */
+interface PatchPlan {
+  readonly config: RepoConfig;
+  readonly selection: Selection;
+  /** The adapter's files by path -> content key. */
+  readonly adapter: Record<string, string>;
+  /** The folder the pull request covers: the adapter's, or "*" for one per repo. */
+  readonly prFolder: string;
+  /** The bot's open pull request for `prFolder`, which a patch updates; null: a patch opens one. */
+  readonly open: BotPullRequest | null;
+}
+
+/** The plan's inputs, opened: the pair resolved and the record of what a patch would be made from. */
+interface OpenedPlan extends PatchPlan {
+  readonly inputs: OpenedInputs;
+  readonly record: PatchRecord;
+  /** The open pull request's head (null without one). */
+  readonly prHead: PinnedRepo | null;
+  /** Aborts on the job's own signal or the repo's time limit. */
+  readonly signal: AbortSignal;
+}
+
 /**
  * One adapter folder: patch it and publish the variant as a pull request — at most one open bot pull request
  * per folder (or per repo), updated by new commits, never replaced. The committed report's record decides
  * that a request would change nothing; the same check makes a retry after a crash find its own commit.
+ * In three steps: decide whether there is anything to do, compute the variant, publish it.
  */
 export async function runPatch(context: JobContext, payload: PatchPayload, signal?: AbortSignal): Promise<PatchOutcome> {
-  const { repo, folder, command } = payload;
-  const reply = async (text: string) => {
-    if (command) await context.forge.editComment({ repo, discussion: command.discussion, commentId: command.ackId, text });
-  };
+  const { repo, command } = payload;
   const sha = payload.sha ?? (await context.forge.head(repo)).sha;
-  const files = await context.forge.open({ repo, revision: sha });
-  let filesKey = "";
-  // Known once safe-lora.yaml is read: a failure's advice depends on it (e.g. whose limit was reached).
-  let repoConfig: RepoConfig | null = null;
+  const run: PatchRun = {
+    context,
+    payload,
+    files: await context.forge.open({ repo, revision: sha }),
+    reply: async (text) => {
+      if (command) await context.forge.editComment({ repo, discussion: command.discussion, commentId: command.ackId, text });
+    },
+    known: { filesKey: "", config: null },
+  };
   try {
-    const loaded = await loadRepoConfig(context.config, files);
-    if (!loaded.ok) {
-      const notice = await postConfigNotice(context, repo, loaded.problem, loaded.fileKey);
-      await reply(`I cannot act until \`safe-lora.yaml\` is fixed: ${describeProblem(loaded.problem)}.`);
-      return { outcome: "skipped", reason: "invalid safe-lora.yaml", ...(notice !== null ? { notice } : {}) };
-    }
-    const { config } = loaded;
-    repoConfig = config;
-    if (!config.enabled) {
-      await reply("Safe LoRA is turned off for this repo (`enabled: false` in `safe-lora.yaml`).");
-      return { outcome: "skipped", reason: "disabled" };
-    }
-    if (context.state.isStopped(repo, folder)) {
-      await reply(`I stopped covering ${code(folder)} as asked; comment \`@${context.forge.bot.name} start\` to undo that.`);
-      return { outcome: "skipped", reason: "stopped" };
-    }
-    const adapterKeys = await adapterFileKeys(files, folder);
-    filesKey = adapterKeys.filesKey;
-    if (Object.keys(adapterKeys.files).length === 0) {
-      await reply(`There is no adapter in ${code(folder)} at \`${sha.slice(0, 12)}\`.`);
-      return { outcome: "skipped", reason: "no adapter in this folder" };
-    }
+    const plan = await decide(run);
+    if ("outcome" in plan) return plan;
+    return await withInputs(run, plan, signal, async (opened) => (await unchanged(run, opened)) ?? publish(run, opened, await compute(run, opened)));
+  } catch (error) {
+    return refuse(run, error);
+  } finally {
+    await run.files.close();
+  }
+}
 
-    const prFolder = config.pullRequests === "per-repo" ? "*" : folder;
-    const mine = (await context.forge.pullRequests(repo)).filter((pr) => pr.folder === prFolder);
-    const open = mine.find((pr) => pr.status === "open" || pr.status === "draft");
-    if (!open && !command) {
-      const covered = await alreadyCovered(context, repo, mine, files, folder, adapterKeys.files);
-      if (covered) return { outcome: "skipped", reason: covered };
-    }
+/** Whether to patch at all, from what the repo holds before any model is opened; a skip is answered to a command. */
+async function decide(run: PatchRun): Promise<PatchPlan | PatchOutcome> {
+  const { context, payload, files, reply } = run;
+  const { repo, folder } = payload;
+  const loaded = await loadRepoConfig(context.config, files);
+  if (!loaded.ok) {
+    const notice = await postConfigNotice(context, repo, loaded.problem, loaded.fileKey);
+    await reply(`I cannot act until \`safe-lora.yaml\` is fixed: ${describeProblem(loaded.problem)}.`);
+    return { outcome: "skipped", reason: "invalid safe-lora.yaml", ...(notice !== null ? { notice } : {}) };
+  }
+  const { config } = loaded;
+  // A failure's advice depends on it from here on (e.g. whose limit was reached).
+  run.known.config = config;
+  if (!config.enabled) {
+    await reply("Safe LoRA is turned off for this repo (`enabled: false` in `safe-lora.yaml`).");
+    return { outcome: "skipped", reason: "disabled" };
+  }
+  if (context.state.isStopped(repo, folder)) {
+    await reply(`I stopped covering ${code(folder)} as asked; comment \`@${context.forge.bot.name} start\` to undo that.`);
+    return { outcome: "skipped", reason: "stopped" };
+  }
+  const adapter = await adapterFileKeys(files, folder);
+  run.known.filesKey = adapter.filesKey;
+  if (Object.keys(adapter.files).length === 0) {
+    await reply(`There is no adapter in ${code(folder)} at \`${files.sha.slice(0, 12)}\`.`);
+    return { outcome: "skipped", reason: "no adapter in this folder" };
+  }
+  const prFolder = config.pullRequests === "per-repo" ? "*" : folder;
+  const mine = (await context.forge.pullRequests(repo)).filter((pr) => pr.folder === prFolder);
+  const open = mine.find((pr) => pr.status === "open" || pr.status === "draft") ?? null;
+  // A command is someone asking: it is never "already covered".
+  if (!open && !payload.command) {
+    const covered = await alreadyCovered(context, repo, mine, files, folder, adapter.files);
+    if (covered) return { outcome: "skipped", reason: covered };
+  }
+  return { config, selection: payload.selection ?? config.select, adapter: adapter.files, prFolder, open };
+}
 
-    const selection = payload.selection ?? config.select;
-    // The worker enforces the operator's maxRunMinutes; a repo's own (lower) value is known only from here on.
-    const repoDeadline = new AbortController();
-    const deadline = setTimeout(
-      () =>
-        repoDeadline.abort(
-          new SafeLoraError(`the job took longer than the limit of ${config.limits.maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded", {
-            fix: { kind: "raise-limit", limit: "maxRunMinutes" },
-          }),
-        ),
-      config.limits.maxRunMinutes * 60_000,
-    );
-    const jobSignal = signal ? AbortSignal.any([signal, repoDeadline.signal]) : repoDeadline.signal;
-    // Never what keeps a stopping process alive; cleared on every way out, a refusal while opening included.
-    deadline.unref();
+/**
+ * Opens the plan's inputs under the repo's own time limit and runs `step` with them. The runner enforces the
+ * operator's maxRunMinutes; a repo's own (lower) value is known only from the plan on.
+ */
+async function withInputs<T>(run: PatchRun, plan: PatchPlan, jobSignal: AbortSignal | undefined, step: (opened: OpenedPlan) => Promise<T>): Promise<T> {
+  const { context, payload, files } = run;
+  const { limits } = plan.config;
+  const repoDeadline = new AbortController();
+  const deadline = setTimeout(
+    () =>
+      repoDeadline.abort(
+        new SafeLoraError(`the job took longer than the limit of ${limits.maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded", {
+          fix: { kind: "raise-limit", limit: "maxRunMinutes" },
+        }),
+      ),
+    limits.maxRunMinutes * 60_000,
+  );
+  // Never what keeps a stopping process alive; cleared on every way out, a refusal while opening included.
+  deadline.unref();
+  try {
     const inputs = await openInputs({
       adapter: files,
-      subfolder: folder === "." ? "" : folder,
-      ...(config.pair ? { base: config.pair.base, aligned: config.pair.aligned } : {}),
+      subfolder: payload.folder === "." ? "" : payload.folder,
+      ...(plan.config.pair ? { base: plan.config.pair.base, aligned: plan.config.pair.aligned } : {}),
       access: context.hub,
-      allowModelTree: config.allowModelTree,
-      mayRead: modelAccessCheck({ adapterRepo: repo, trustedModels: context.config.trustedModels, hub: context.hub }),
+      allowModelTree: plan.config.allowModelTree,
+      mayRead: modelAccessCheck({ adapterRepo: payload.repo, trustedModels: context.config.trustedModels, hub: context.hub }),
       hubOnly: true,
-    }).catch((error: unknown) => {
-      clearTimeout(deadline);
-      throw error;
     });
     try {
-      const record = await recordOf(inputs, adapterKeys.files, selection);
-      const prHead = open ? await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, open.num) }) : null;
-      if (open && prHead && sameRecord((await committedReport(prHead, folder))?.record, record)) {
-        await refreshDescription(context, repo, open, prHead, prFolder, files);
-        await reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
-        await resolveNotices(context, repo, folder, `Pull request #${open.num} now holds a Safe LoRA variant of ${code(folder)} (\`${record.selection}\`).`);
-        return { outcome: "unchanged", pr: open.num, reason: "same record" };
-      }
-
-      const patched = await patchAdapter({
-        ...inputs,
-        selection,
-        executionProvider: context.executionProvider,
-        cache: context.cache,
-        record,
-        signal: jobSignal,
-        limits: { maxModules: config.limits.maxModules, maxRank: config.limits.maxRank, maxFetchBytes: config.limits.maxFetchGB * 1e9, maxCacheBytes: config.limits.maxDiskGB * 1e9 },
-        onNotice: (message) => context.log.warn(repoLogFields(repo, files.private), redactRepo(message, repo, files.private)),
-      });
-      for (const source of ["base", "aligned", "adapter"] as const) context.metrics.bytesRead.inc({ source }, patched.report.bytesRead[source]);
-      const title = open ? plainLine(`Safe LoRA: ${formatSelection(selection)} for ${folder}`) : pullRequestTitle(prFolder);
-      let num: number;
-      let commit: string;
-      if (open) {
-        num = open.num;
-        ({ commit } = await pushWithRetry(context, repo, open, folder, record, await commitFiles(patched, inputs, folder, config, prHead!, context.hub.hubUrl), title));
-      } else {
-        ({ num, commit } = await context.forge.openPullRequest({
-          repo,
-          baseSha: sha,
-          title,
-          description: pullRequestDescription({ folder: prFolder, botName: context.forge.bot.name, tryVariant: (variant) => context.forge.tryVariant({ repo, num: null, ...variant }), variants: [{ folder, report: patched.report }], changes: [] }),
-          files: await commitFiles(patched, inputs, folder, config, files, context.hub.hubUrl),
-        }));
-      }
-      const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, num) });
-      await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder, files);
-      const { projectedCount, moduleCount } = patched.report;
-      const where = open ? "committed" : `opened pull request #${num} (${context.forge.pullRequestUrl(repo, num)}) with`;
-      await reply(`Done: ${where} \`${commit.slice(0, 12)}\` — ${code(folder)} patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
-      await resolveNotices(
-        context,
-        repo,
-        folder,
-        `Done: pull request #${num} holds a Safe LoRA variant of ${code(folder)} (commit \`${commit.slice(0, 12)}\`, \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected).`,
-      );
-      return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
+      const record = await recordOf(inputs, plan.adapter, plan.selection);
+      const prHead = plan.open ? await context.forge.open({ repo: payload.repo, revision: context.forge.pullRequestHead(payload.repo, plan.open.num) }) : null;
+      const signal = jobSignal ? AbortSignal.any([jobSignal, repoDeadline.signal]) : repoDeadline.signal;
+      return await step({ ...plan, inputs, record, prHead, signal });
     } finally {
-      clearTimeout(deadline);
       await inputs.close();
     }
-  } catch (error) {
-    if (!isUsersToFix(error)) throw error;
-    let notice: number | null;
-    if (command) {
-      await reply(`I could not patch ${code(folder)}:\n\n${failureText(context, error, repoConfig)}`);
-      notice = command.discussion;
-    } else notice = await postFailureNotice(context, repo, folder, `${filesKey}:${error.code}`, error, repoConfig);
-    return { outcome: "refused", reason: error.message, code: error.code, notice };
   } finally {
-    await files.close();
+    clearTimeout(deadline);
   }
+}
+
+/** The open pull request already holds this very patch (same record): refresh its description and say so. */
+async function unchanged(run: PatchRun, plan: OpenedPlan): Promise<PatchOutcome | null> {
+  const { context, payload, files } = run;
+  const { open, prHead, record } = plan;
+  if (!open || !prHead || !sameRecord((await committedReport(prHead, payload.folder))?.record, record)) return null;
+  const { repo, folder } = payload;
+  await refreshDescription(context, repo, open, prHead, plan.prFolder, files);
+  await run.reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
+  await resolveNotices(context, repo, folder, `Pull request #${open.num} now holds a Safe LoRA variant of ${code(folder)} (\`${record.selection}\`).`);
+  return { outcome: "unchanged", pr: open.num, reason: "same record" };
+}
+
+/** The variant: every module's cosine, the projection where selected, the report. */
+async function compute(run: PatchRun, plan: OpenedPlan): Promise<PatchedAdapter> {
+  const { context, files } = run;
+  const { repo } = run.payload;
+  const { limits } = plan.config;
+  const patched = await patchAdapter({
+    ...plan.inputs,
+    selection: plan.selection,
+    executionProvider: context.executionProvider,
+    cache: context.cache,
+    record: plan.record,
+    signal: plan.signal,
+    limits: { maxModules: limits.maxModules, maxRank: limits.maxRank, maxFetchBytes: limits.maxFetchGB * 1e9, maxCacheBytes: limits.maxDiskGB * 1e9 },
+    onNotice: (message) => context.log.warn(repoLogFields(repo, files.private), redactRepo(message, repo, files.private)),
+  });
+  plan.inputs.onClose(() => patched.release()); // its staged weights stay on disk until the commit is done
+  for (const source of ["base", "aligned", "adapter"] as const) context.metrics.bytesRead.inc({ source }, patched.report.bytesRead[source]);
+  return patched;
+}
+
+/** Commits the variant — a new pull request, or a commit on the open one — then describes it and says what was done. */
+async function publish(run: PatchRun, plan: OpenedPlan, patched: PatchedAdapter): Promise<PatchOutcome> {
+  const { context, files } = run;
+  const { repo, folder } = run.payload;
+  const { open, prFolder, record } = plan;
+  const forge = context.forge;
+  let num: number;
+  let commit: string;
+  if (open) {
+    num = open.num;
+    const title = plainLine(`Safe LoRA: ${formatSelection(plan.selection)} for ${folder}`);
+    ({ commit } = await pushWithRetry(context, repo, open, folder, record, await commitFiles(patched, plan.inputs, folder, plan.config, plan.prHead!, context.hub.hubUrl), title));
+  } else {
+    ({ num, commit } = await forge.openPullRequest({
+      repo,
+      baseSha: files.sha,
+      title: pullRequestTitle(prFolder),
+      description: pullRequestDescription({ folder: prFolder, botName: forge.bot.name, tryVariant: (variant) => forge.tryVariant({ repo, num: null, ...variant }), variants: [{ folder, report: patched.report }], changes: [] }),
+      files: await commitFiles(patched, plan.inputs, folder, plan.config, files, context.hub.hubUrl),
+    }));
+  }
+  const head = await forge.open({ repo, revision: forge.pullRequestHead(repo, num) });
+  await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder, files);
+  const { projectedCount, moduleCount } = patched.report;
+  const where = open ? "committed" : `opened pull request #${num} (${forge.pullRequestUrl(repo, num)}) with`;
+  await run.reply(`Done: ${where} \`${commit.slice(0, 12)}\` — ${code(folder)} patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
+  await resolveNotices(
+    context,
+    repo,
+    folder,
+    `Done: pull request #${num} holds a Safe LoRA variant of ${code(folder)} (commit \`${commit.slice(0, 12)}\`, \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected).`,
+  );
+  return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
+}
+
+/**
+ * A failure that is the user's to fix becomes a refusal: told to the command that asked, or in a notice posted
+ * once per adapter version and error. Anything else is thrown, for the runner to retry or fail.
+ */
+async function refuse(run: PatchRun, error: unknown): Promise<PatchOutcome> {
+  if (!isUsersToFix(error)) throw error;
+  const { context, payload } = run;
+  const { repo, folder, command } = payload;
+  let notice: number | null;
+  if (command) {
+    await run.reply(`I could not patch ${code(folder)}:\n\n${failureText(context, error, run.known.config)}`);
+    notice = command.discussion;
+  } else notice = await postFailureNotice(context, repo, folder, `${run.known.filesKey}:${error.code}`, error, run.known.config);
+  return { outcome: "refused", reason: error.message, code: error.code, notice };
 }
 
 /** A reason not to open a pull request for these adapter files again, or null. */
