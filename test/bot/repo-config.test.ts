@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { describeProblem, loadRepoConfig } from "../../src/bot/repo-config.js";
+import { BotConfig } from "../../src/config/bot-config.js";
+import { MemoryForge } from "../helpers/memory-forge.js";
+
+const BOT = BotConfig.parse({ select: "threshold:0.33", limits: { maxModules: 512 } });
+const load = async (yaml: string | null) => {
+  const forge = new MemoryForge();
+  const sha = forge.createRepo({ repo: "acme/lora", files: yaml === null ? { "README.md": "x" } : { "safe-lora.yaml": yaml } });
+  const files = await forge.open({ repo: "acme/lora", revision: sha });
+  return { result: await loadRepoConfig(BOT, files), files };
+};
+
+describe("loadRepoConfig", () => {
+  it("gives the bot-wide defaults to a repo without safe-lora.yaml", async () => {
+    const { result } = await load(null);
+    expect(result).toMatchObject({ ok: true, config: { enabled: true, select: { mode: "threshold", value: 0.33 }, limits: { maxModules: 512 } } });
+  });
+
+  it("lays the repo's file over them, and may lower a limit but not raise it", async () => {
+    const lowered = (await load("select: top-k:3\nlimits: {maxModules: 64}\n")).result;
+    expect(lowered).toMatchObject({ ok: true, config: { select: { mode: "top-k", value: 3 }, limits: { maxModules: 64 } } });
+    const raised = (await load("limits: {maxModules: 4096}\n")).result;
+    expect(raised).toMatchObject({ ok: true, config: { limits: { maxModules: 512 } } });
+  });
+
+  it("reports an invalid file by key and line, keyed by this version of the file", async () => {
+    const { result, files } = await load("enabled: true\nselect: treshold:0.3\n");
+    expect(result).toMatchObject({ ok: false, problem: { key: "select", line: 2 }, fileKey: await files.contentKey("safe-lora.yaml") });
+  });
+
+  it("describes a problem with the file's own text escaped", () => {
+    expect(describeProblem({ key: "a*b", line: 3, message: "not _this_" })).toBe("`a*b` (safe-lora.yaml, line 3): not \\_this\\_");
+    expect(describeProblem({ key: "", line: null, message: "not YAML" })).toBe("safe-lora.yaml: not YAML");
+  });
+});
