@@ -26,8 +26,9 @@ export interface BotContextOverrides extends Partial<BotContext> {
 export const queuePath = (env: Env) => join(env.DATA_DIR, "safe-lora.db");
 
 /**
- * Builds what serve, worker and backfill share, once: the bot's configuration, Hub access, the forge, the
- * queue with the bot's memory, the alignment cache, the log and the metrics.
+ * Builds what serve, worker and backfill share, once: the bot's configuration, Hub access, the forge registry
+ * (the Hub's forge), the queue with the bot's memory, the alignment cache, the log and the metrics. The queue's
+ * runner is the queue's own (`queue.createRunner`), started by startBot.
  */
 export async function createBotContext(env: Env, overrides: BotContextOverrides = {}): Promise<BotContext> {
   if (env.QUEUE_URL && !overrides.queue) {

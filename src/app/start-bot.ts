@@ -1,4 +1,5 @@
 import type { BotContext } from "../bot/context.js";
+import { onForge } from "../bot/context.js";
 import { queueScans } from "../bot/reconcile.js";
 import { jobHandler } from "../bot/run-job.js";
 import type { JobRunner } from "../queue/job-queue.js";
@@ -45,7 +46,7 @@ export async function startBot({ env, server: serve, worker: work, overrides }: 
   const { watch, reconcileMinutes } = context.config;
   const reconcile = async () => {
     try {
-      const { repos, queued } = await queueScans(context, watch, "reconcile");
+      const { repos, queued } = await queueScans(onForge(context, context.forges.get("hub")), watch, "reconcile");
       context.log.info({ repos, queued }, "reconciliation scan");
       if (queued > 0) worker?.poke();
     } catch (error) {
