@@ -11,6 +11,12 @@ export interface HubAccess {
 
 export const DEFAULT_HUB_URL = "https://huggingface.co";
 
+/** `hubUrl` as a command must name it (`--hub-url`): without trailing slashes, and undefined for the default Hub. */
+export function nonDefaultHubUrl(hubUrl: string | undefined): string | undefined {
+  const trimmed = hubUrl?.replace(/\/+$/, "");
+  return trimmed && trimmed !== DEFAULT_HUB_URL ? trimmed : undefined;
+}
+
 const retrying = new WeakMap<typeof fetch, typeof fetch>();
 
 /** The @huggingface/hub parameters every call takes, with a fetch that retries transient failures. */

@@ -2,13 +2,13 @@ import { code, codeBlock, escapeMarkdown, linkPath, plainLine, tableCell } from 
 import { variantFolderOf } from "./variant-folder.js";
 import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, resolvedByWords } from "./headline.js";
 import { pullRequestMarker, type TryVariant } from "../forge/forge.js";
-import { commentCommandHelp } from "../commands/parse-comment.js";
 import type { SafeLoraReport } from "./schema.js";
 
 export interface PullRequestContext {
   /** The folder this pull request covers ("." for the root, "*" for a per-repo pull request). */
   readonly folder: string;
-  readonly botName: string;
+  /** The help of the bot's comment commands (Markdown), shown folded under the description. */
+  readonly commandHelp: string;
   /**
    * How to load a variant from this pull request, and once merged: the forge's words (its ref names and
    * libraries), for the variant's folder in the repo and the aligned model it was made for.
@@ -29,7 +29,8 @@ export function pullRequestTitle(folder: string): string {
   return folder === "." || folder === "*" ? "Add Safe LoRA variant" : plainLine(`Add Safe LoRA variant (${folder})`);
 }
 
-function intro(): string {
+/** What Safe LoRA does and what this pull request adds, for a reader who has never heard of it. */
+export function methodIntro(): string {
   return (
     "[Safe LoRA](https://arxiv.org/abs/2405.16833) (Hsu et al., NeurIPS 2024) compares each LoRA module's update with the weight difference " +
     "between the aligned and the base release of the model family, and maps the updates that point furthest away from that alignment " +
@@ -49,7 +50,7 @@ function changeNote(path: string): string {
  * Exactly what merging changes: taken from the files the commits hold, not from what the bot meant to write,
  * so a root README edit can never hide behind "the adapter is not touched".
  */
-function changedFiles(changes: PullRequestContext["changes"]): string {
+export function changedFiles(changes: PullRequestContext["changes"]): string {
   // Only while the pull request is being opened: the description is rewritten once its commit exists.
   if (changes.length === 0) return "**What this pull request changes:** listed here once its first commit exists.";
   const items = changes.map((c) => `- ${c.change === "added" ? "adds" : "changes"} ${code(c.path)}${changeNote(c.path)}`);
@@ -65,7 +66,8 @@ function pinned(input: SafeLoraReport["inputs"]["base"]): string {
   return input.revision ? `${code(input.location)} @ ${code(input.revision.slice(0, 12))}` : code(input.location);
 }
 
-function summaryTable({ folder, report }: { folder: string; report: SafeLoraReport }): string {
+/** One variant at a glance: where it is, the pair, the selection, what it cost. */
+export function summaryTable({ folder, report }: { folder: string; report: SafeLoraReport }): string {
   const { selection } = report;
   const tau = selection.threshold === null ? "no module has a cosine" : `τ = ${selection.threshold.toFixed(5)}`;
   const rows: Array<[string, string]> = [
@@ -81,8 +83,10 @@ function summaryTable({ folder, report }: { folder: string; report: SafeLoraRepo
   return ["| | |", "|---|---|", ...rows.map(([label, value]) => `| ${label} | ${tableCell(value)} |`)].join("\n");
 }
 
-function tryIt(context: PullRequestContext, folder: string): string {
-  const tryVariant = context.tryVariant({ subfolder: variantFolderOf(folder), aligned: context.variants[0]?.report.inputs.aligned.location ?? "<aligned model>" });
+/** How to load the (first) variant before merging, and after, in the forge's words. */
+export function tryIt(context: Pick<PullRequestContext, "tryVariant" | "variants">): string {
+  const first = context.variants[0];
+  const tryVariant = context.tryVariant({ subfolder: variantFolderOf(first?.folder ?? "."), aligned: first?.report.inputs.aligned.location ?? "<aligned model>" });
   return [
     "**Try it before merging:**",
     "",
@@ -92,25 +96,35 @@ function tryIt(context: PullRequestContext, folder: string): string {
   ].join("\n");
 }
 
-function commands(botName: string): string {
-  return ["<details><summary>Commands</summary>", "", commentCommandHelp(botName), "", "</details>"].join("\n");
+/** The comment commands, folded: a reviewer sees them without the description growing. */
+export function commandsFolded(commandHelp: string): string {
+  return ["<details><summary>Commands</summary>", "", commandHelp, "", "</details>"].join("\n");
 }
 
-const CAVEAT =
-  "_A weight-space heuristic: nothing here measures how the model behaves. The operator rescales rather than projects; the report card shows by how much. Evaluate the variant before you rely on it._";
+export function caveat(): string {
+  return "_A weight-space heuristic: nothing here measures how the model behaves. The operator rescales rather than projects; the report card shows by how much. Evaluate the variant before you rely on it._";
+}
 
 /** What a reviewer must see before anything else about one variant: the warnings, then what was given up. */
-function headline(report: SafeLoraReport): string[] {
+export function variantHeadline(report: SafeLoraReport): string[] {
   return [majorityWarning(report), modelTreeWarning(report), givenUp(report)].filter((line): line is string => line !== null);
+}
+
+/** One variant's part: its folder when there are several, its headline, its summary table. */
+export function variantSections(variant: { folder: string; report: SafeLoraReport }, variantCount: number): string[] {
+  return [...(variantCount > 1 ? [`### ${code(variant.folder)}`] : []), ...variantHeadline(variant.report), summaryTable(variant)];
 }
 
 /** The pull request's description: one small function per section; each variant opens with its cost. */
 export function pullRequestDescription(context: PullRequestContext): string {
-  const sections = [pullRequestMarker(context.folder)];
-  for (const variant of context.variants) {
-    if (context.variants.length > 1) sections.push(`### ${code(variant.folder)}`);
-    sections.push(...headline(variant.report), summaryTable(variant));
-  }
-  sections.push(intro(), changedFiles(context.changes), tryIt(context, context.variants[0]?.folder ?? "."), commands(context.botName), CAVEAT);
+  const sections = [
+    pullRequestMarker(context.folder),
+    ...context.variants.flatMap((variant) => variantSections(variant, context.variants.length)),
+    methodIntro(),
+    changedFiles(context.changes),
+    tryIt(context),
+    commandsFolded(context.commandHelp),
+    caveat(),
+  ];
   return `${sections.join("\n\n")}\n`;
 }

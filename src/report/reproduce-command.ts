@@ -1,4 +1,3 @@
-import { DEFAULT_HUB_URL } from "../hub/hub-access.js";
 import type { SafeLoraReport } from "./schema.js";
 
 /** Quotes an argument for a POSIX shell only when it needs it, so the command stays readable. */
@@ -16,12 +15,18 @@ function pinned(input: SafeLoraReport["inputs"]["base"]): string {
  * installed `safe-lora`, never `npx safe-lora`: the name is not published on npm, and a copy-pasted `npx`
  * would run whatever someone publishes under it later.
  */
-export function reproduceCommand(report: SafeLoraReport, subfolder: string, options: { readonly hubUrl?: string } = {}): string {
+export function reproduceCommand(
+  report: SafeLoraReport,
+  subfolder: string,
+  options: {
+    /** The Hub the inputs were read from when it is not the default one (hub-access' nonDefaultHubUrl), for --hub-url. */
+    readonly hubUrl?: string | undefined;
+  } = {},
+): string {
   const readsHub = [report.inputs.adapter, report.inputs.base, report.inputs.aligned].some((input) => input.revision !== null);
-  const hubUrl = options.hubUrl?.replace(/\/+$/, "");
   return [
     "safe-lora patch",
-    ...(readsHub && hubUrl && hubUrl !== DEFAULT_HUB_URL ? [`--hub-url ${shellQuote(hubUrl)}`] : []),
+    ...(readsHub && options.hubUrl ? [`--hub-url ${shellQuote(options.hubUrl)}`] : []),
     `--adapter ${pinned(report.inputs.adapter)}`,
     ...(subfolder && subfolder !== "." ? [`--subfolder ${shellQuote(subfolder)}`] : []),
     `--base ${pinned(report.inputs.base)}`,

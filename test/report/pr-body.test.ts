@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { commentCommandHelp } from "../../src/commands/parse-comment.js";
 import { hubTryVariant } from "../../src/hub/try-variant.js";
 import { pullRequestDescription, type FileChange } from "../../src/report/pr-body.js";
 import { eightModules } from "./report-fixture.js";
@@ -11,7 +12,7 @@ const CHANGES: FileChange[] = [
 const describePr = (report = eightModules(), changes = CHANGES) =>
   pullRequestDescription({
     folder: ".",
-    botName: "safe-lora-bot",
+    commandHelp: commentCommandHelp("safe-lora-bot"),
     tryVariant: (variant) => hubTryVariant({ repo: "acme/lora", num: 3, ...variant }),
     variants: [{ folder: ".", report }],
     changes,
