@@ -13,7 +13,8 @@ export interface ModelCardContext {
 
 const fmt = (value: number | null, digits = 5) => (value === null ? "—" : value.toFixed(digits));
 
-function frontMatter(context: ModelCardContext): string {
+/** The YAML the Hub reads: base model and relation, library, licence, tags. */
+export function frontMatter(context: ModelCardContext): string {
   const lines = ["---"];
   if (context.alignedHubId) lines.push(`base_model: ${context.alignedHubId}`, "base_model_relation: adapter");
   lines.push("library_name: peft");
@@ -23,7 +24,8 @@ function frontMatter(context: ModelCardContext): string {
   return lines.join("\n");
 }
 
-function summary(report: SafeLoraReport): string {
+/** The title, the warnings, what was given up, the pair, the method in a paragraph and the counts. */
+export function cardSummary(report: SafeLoraReport): string {
   const { selection } = report;
   const threshold = selection.threshold === null ? "none (no module has a cosine)" : `τ = ${fmt(selection.threshold)}`;
   // The cost and the pair come first: a reviewer who reads one screen must see what was given up and on whose word.
@@ -54,7 +56,8 @@ function skipNote(module: ModuleReport): string {
   return "";
 }
 
-function moduleTable(report: SafeLoraReport): string {
+/** Every module: cosine, projected or not, ‖CB‖/‖B‖, and why an unchanged one is; then the tensors copied as they were. */
+export function modulesSection(report: SafeLoraReport): string {
   const rows = report.modules.map(
     (m) =>
       `| ${m.layer ?? "—"} | ${tableCell(code(m.target))} | ${fmt(m.cosine)} | ${m.projected ? "**yes**" : "no"} | ${fmt(m.normRatio, 4)} | ${skipNote(m)} |`,
@@ -67,10 +70,19 @@ function moduleTable(report: SafeLoraReport): string {
     "| layer | module | cos | projected | ‖CB‖/‖B‖ | note |",
     "|---:|---|---:|:---:|---:|---|",
     ...rows,
-  ].join("\n");
+  ].join("\n") + untouchedLine(report);
 }
 
-function inputs(report: SafeLoraReport): string {
+function untouchedLine(report: SafeLoraReport): string {
+  return report.untouchedTensors.length > 0 ? `\n\nCopied unchanged: ${report.untouchedTensors.map(code).join(", ")}.` : "";
+}
+
+export function chartImage(): string {
+  return "![cosine per module](similarity.svg)";
+}
+
+/** Each input with its pinned revision and file hashes, and the bytes read. */
+export function inputsSection(report: SafeLoraReport): string {
   const line = (role: string, input: SafeLoraReport["inputs"]["adapter"]) =>
     `- **${role}:** ${code(input.location)}${input.revision ? ` @ ${code(input.revision)}` : ""}` +
     input.files.map((file) => `\n  - ${code(file.path)} sha256 ${code(file.sha256)}`).join("");
@@ -85,6 +97,24 @@ function inputs(report: SafeLoraReport): string {
   ].join("\n");
 }
 
+/** How to make the same variant again without the bot. */
+export function reproduceSection(command: string): string {
+  return [
+    "## Reproduce",
+    "",
+    // safe-lora is not published on npm: `npx safe-lora` would run whatever someone later publishes under that name.
+    "With the `safe-lora` command installed from the project's source (its README, \"Getting started\"), this reads the same " +
+      "pinned inputs and writes the same variant:",
+    "",
+    codeBlock(command, "bash"),
+  ].join("\n");
+}
+
+/** What the variant is not: a measurement of behaviour, a true projection, a patch of every tensor. */
+export function caveatsSection(): string {
+  return CAVEATS;
+}
+
 const CAVEATS = [
   "## Caveats",
   "",
@@ -94,32 +124,8 @@ const CAVEATS = [
   "- Tensors other than LoRA factors (LoRA biases, `modules_to_save`) are copied unchanged and are not covered by Safe LoRA.",
 ].join("\n");
 
-/** `README.md` of the patched variant: front matter the Hub reads, then the report in words and tables. */
+/** `README.md` of the patched variant: front matter the Hub reads, then the report in words and tables, one function per section. */
 export function renderModelCard(report: SafeLoraReport, context: ModelCardContext): string {
-  const untouched =
-    report.untouchedTensors.length > 0
-      ? `\n\nCopied unchanged: ${report.untouchedTensors.map(code).join(", ")}.`
-      : "";
-  return [
-    frontMatter(context),
-    "",
-    summary(report),
-    "",
-    "![cosine per module](similarity.svg)",
-    "",
-    moduleTable(report) + untouched,
-    "",
-    inputs(report),
-    "",
-    "## Reproduce",
-    "",
-    // safe-lora is not published on npm: `npx safe-lora` would run whatever someone later publishes under that name.
-    "With the `safe-lora` command installed from the project's source (its README, \"Getting started\"), this reads the same " +
-      "pinned inputs and writes the same variant:",
-    "",
-    codeBlock(context.command, "bash"),
-    "",
-    CAVEATS,
-    "",
-  ].join("\n");
+  const sections = [frontMatter(context), cardSummary(report), chartImage(), modulesSection(report), inputsSection(report), reproduceSection(context.command), caveatsSection()];
+  return `${sections.join("\n\n")}\n`;
 }
