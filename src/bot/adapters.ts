@@ -4,10 +4,10 @@ import type { RepoConfig } from "../config/bot-config.js";
 import type { PinnedRepo } from "../forge/forge.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../peft/open-adapter.js";
 import { VARIANT_FOLDER } from "../report/variant-folder.js";
-import { repoPathProblem } from "../storage/repo-files.js";
+import { inSubfolder, REPO_ROOT, repoPathProblem } from "../storage/repo-files.js";
 
 export interface AdapterFolder {
-  /** Folder in the repo, "." for the root. */
+  /** Folder in the repo, REPO_ROOT for the root. */
   readonly folder: string;
   /** Content keys of the adapter's files: changes exactly when the adapter does. */
   readonly filesKey: string;
@@ -15,8 +15,6 @@ export interface AdapterFolder {
   readonly files: Record<string, string>;
 }
 
-
-const folderOf = (path: string) => (posix.dirname(path) === "." ? "." : posix.dirname(path));
 
 /**
  * LoRA adapters in a repo: folders with an adapter_config.json whose peft_type is LORA, except the bot's
@@ -29,11 +27,12 @@ export async function findAdapterFolders(files: PinnedRepo, config: RepoConfig):
   for (const path of files.paths().filter((p) => posix.basename(p) === ADAPTER_CONFIG).sort()) {
     // Whatever the forge lists, a folder that would leave the repo is never an adapter folder.
     if (repoPathProblem(path)) continue;
-    const folder = folderOf(path);
-    const segments = folder === "." ? [] : folder.split("/");
+    const folder = posix.dirname(path);
+    const segments = folder.split("/");
     if (segments.includes(VARIANT_FOLDER)) continue;
     if (!config.checkpoints && segments.some((segment) => /^checkpoint-\d+$/.test(segment))) continue;
-    if (!(included(folder) || (folder === "." && config.include.includes("**"))) || excluded(folder)) continue;
+    // picomatch's "**" does not match "." itself; the root is covered by it all the same.
+    if (!(included(folder) || (folder === REPO_ROOT && config.include.includes("**"))) || excluded(folder)) continue;
     let peftType: unknown;
     try {
       peftType = (JSON.parse(await files.readText(path)) as { peft_type?: unknown }).peft_type;
@@ -50,7 +49,7 @@ export async function findAdapterFolders(files: PinnedRepo, config: RepoConfig):
 export async function adapterFileKeys(files: PinnedRepo, folder: string): Promise<{ files: Record<string, string>; filesKey: string }> {
   const keys: Record<string, string> = {};
   for (const name of [ADAPTER_CONFIG, ADAPTER_WEIGHTS, "adapter_model.bin"]) {
-    const filePath = folder === "." ? name : `${folder}/${name}`;
+    const filePath = inSubfolder(folder, name);
     const key = await files.contentKey(filePath);
     if (key) keys[filePath] = key;
   }

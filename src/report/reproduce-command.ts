@@ -1,3 +1,4 @@
+import { REPO_ROOT, repoFolder } from "../storage/repo-files.js";
 import type { SafeLoraReport } from "./schema.js";
 
 /** Quotes an argument for a POSIX shell only when it needs it, so the command stays readable. */
@@ -28,7 +29,7 @@ export function reproduceCommand(
     "safe-lora patch",
     ...(readsHub && options.hubUrl ? [`--hub-url ${shellQuote(options.hubUrl)}`] : []),
     `--adapter ${pinned(report.inputs.adapter)}`,
-    ...(subfolder && subfolder !== "." ? [`--subfolder ${shellQuote(subfolder)}`] : []),
+    ...(repoFolder(subfolder, "the subfolder") === REPO_ROOT ? [] : [`--subfolder ${shellQuote(subfolder)}`]),
     `--base ${pinned(report.inputs.base)}`,
     `--aligned ${pinned(report.inputs.aligned)}`,
     `--select ${report.selection.mode}:${report.selection.value}`,

@@ -1,7 +1,9 @@
+import { inSubfolder } from "../storage/repo-files.js";
+
 /** The folder a variant goes in, next to its adapter; never itself an adapter to patch (that would loop). */
 export const VARIANT_FOLDER = "safe-lora";
 
-/** The variant folder of the adapter in `folder` ("." for the repo root). */
+/** The variant folder of the adapter in `folder` (REPO_ROOT for the repo root). */
 export function variantFolderOf(folder: string): string {
-  return folder === "." ? VARIANT_FOLDER : `${folder}/${VARIANT_FOLDER}`;
+  return inSubfolder(folder, VARIANT_FOLDER);
 }
