@@ -2,7 +2,6 @@ import { join } from "node:path";
 import { pino } from "pino";
 import type { BotContext } from "../bot/context.js";
 import { BotMetrics } from "../bot/metrics.js";
-import { BotState } from "../bot/bot-state.js";
 import { loadBotConfig } from "../config/bot-config.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
@@ -10,6 +9,7 @@ import { forgeRegistry } from "../forge/forge.js";
 import { HubForge } from "../hub/hub-forge.js";
 import { findHubToken } from "../hub/token.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
+import { SqliteBotMemory } from "../queue/sqlite-bot-memory.js";
 import { SqliteJobQueue } from "../queue/sqlite-queue.js";
 import { legacyJobKey } from "../bot/legacy-job-keys.js";
 
@@ -37,12 +37,12 @@ export async function createBotContext(env: Env, overrides: BotContextOverrides 
   const config = overrides.config ?? loadBotConfig(env.BOT_CONFIG);
   const hub = overrides.hub ?? hubAccess(env, overrides.tokenEnv ?? process.env);
   const forges = overrides.forges ?? forgeRegistry([await HubForge.connect(hub)]);
-  const { queue, state } = overrides.queue && overrides.state ? { queue: overrides.queue, state: overrides.state } : sqliteQueue(env, overrides);
+  const { queue, memory } = overrides.queue && overrides.memory ? { queue: overrides.queue, memory: overrides.memory } : sqliteQueue(env, overrides);
   return {
     forges,
     hub,
     queue,
-    state,
+    memory,
     config,
     cache: overrides.cache !== undefined ? overrides.cache : new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9),
     executionProvider: overrides.executionProvider ?? env.SAFE_LORA_EP,
@@ -59,7 +59,7 @@ function hubAccess(env: Env, tokenEnv: NodeJS.ProcessEnv) {
 /** The embedded queue in DATA_DIR, and the bot's memory on the same file (one of them may be given). */
 function sqliteQueue(env: Env, overrides: BotContextOverrides) {
   // The memory lives on the queue's database: another queue needs its own memory alongside.
-  if (overrides.queue) throw new Error("createBotContext: a queue was given without the bot's memory (state); give both, or neither");
+  if (overrides.queue) throw new Error("createBotContext: a queue was given without the bot's memory; give both, or neither");
   const queue = new SqliteJobQueue(queuePath(env), { legacyJobKey });
-  return { queue, state: overrides.state ?? new BotState(queue.db) };
+  return { queue, memory: overrides.memory ?? new SqliteBotMemory(queue.db, queue.now) };
 }

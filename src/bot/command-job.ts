@@ -5,6 +5,7 @@ import type { ForgeName, PinnedRepo } from "../forge/forge.js";
 import { jobKey } from "../queue/job-key.js";
 import { findAdapterFolders } from "./adapters.js";
 import { onForge, type JobContext } from "./context.js";
+import { answerComment } from "./acknowledgement.js";
 import type { JobKindDefinition } from "./job-kinds.js";
 import { commandPatchKey, committedReport } from "./patch-job.js";
 import { loadRepoConfig } from "./repo-config.js";
@@ -45,16 +46,7 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
   if (author === bot.name) return { skipped: "the bot's own comment" };
 
   // One reply per comment, even when this job is retried after a crash.
-  const answer = async (text: string): Promise<string> => {
-    const existing = context.state.ackFor(commentId);
-    if (existing) {
-      await context.forge.editComment({ repo, discussion, commentId: existing, text });
-      return existing;
-    }
-    const id = await context.forge.comment({ repo, discussion, text });
-    context.state.recordAck(commentId, repo, discussion, id);
-    return id;
-  };
+  const answer = (text: string) => answerComment(context, { repo, discussion, commentId, text });
 
   // Mentioning the commenter answers them; any other outside name is shown as code.
   const who = /^[A-Za-z0-9][\w.-]*$/.test(author) ? `@${author}` : code(author);
@@ -103,7 +95,7 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
         return { answered: "status", folder };
       }
       case "stop": {
-        context.state.stop(repo, folder);
+        await context.memory.stop({ forge: context.forge.name, repo, folder });
         for (const pr of await context.forge.pullRequests(repo)) {
           if (pr.folder === folder && (pr.status === "open" || pr.status === "draft")) {
             await context.forge.closePullRequest({ repo, num: pr.num, comment: `Closed as ${who} asked. Comment \`@${bot.name} start\` to have it covered again.` });
@@ -113,7 +105,7 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
         return { answered: "stop", folder };
       }
       case "start": {
-        context.state.start(repo, folder);
+        await context.memory.start({ forge: context.forge.name, repo, folder });
         await context.queue.enqueue(scanJobFor({ forge: context.forge.name, repo, sha: head.sha, private: head.private, reason: "start" }));
         await answer(`Started: I cover ${code(folder)} again and am looking at the current head (\`${head.sha.slice(0, 12)}\`).`);
         return { answered: "start", folder };
@@ -144,7 +136,7 @@ async function resolveFolder(
 
 async function statusText(context: JobContext, repo: string, folder: string): Promise<string> {
   const open = (await context.forge.pullRequests(repo)).find((pr) => (pr.folder === folder || pr.folder === "*") && (pr.status === "open" || pr.status === "draft"));
-  const stopped = context.state.isStopped(repo, folder) ? " I was asked to stop covering it." : "";
+  const stopped = (await context.memory.isStopped({ forge: context.forge.name, repo, folder })) ? " I was asked to stop covering it." : "";
   if (!open) return `No open Safe LoRA pull request for ${code(folder)}.${stopped}`;
   const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, open.num) });
   try {

@@ -4,8 +4,8 @@ import type { Forge, ForgeRegistry } from "../forge/forge.js";
 import type { HubAccess } from "../hub/hub-access.js";
 import type { AlignmentCache } from "../projection/alignment-cache.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
+import type { BotMemory } from "../queue/bot-memory.js";
 import type { JobQueue } from "../queue/job-queue.js";
-import type { BotState } from "./bot-state.js";
 import type { BotMetrics } from "./metrics.js";
 
 /** Everything the bot's jobs share, wired once by the composition root (src/app/). */
@@ -15,7 +15,8 @@ export interface BotContext {
   /** Where base and aligned models are read from (the Hub, whatever forge holds the adapter). */
   readonly hub: HubAccess;
   readonly queue: JobQueue;
-  readonly state: BotState;
+  /** What the bot remembers that the forge cannot hold for it (stopped adapters, covered owners). */
+  readonly memory: BotMemory;
   readonly config: BotConfig;
   readonly cache: AlignmentCache | null;
   readonly executionProvider: ExecutionProviderChoice;

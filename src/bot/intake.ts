@@ -10,7 +10,7 @@ export interface IntakeResult {
   readonly detail: string;
 }
 
-type IntakeContext = Pick<BotContext, "queue" | "forges" | "config" | "state">;
+type IntakeContext = Pick<BotContext, "queue" | "forges" | "config" | "memory">;
 
 /**
  * Decides, without calling the forge, what an event asks for, and stores the job before the webhook is
@@ -22,7 +22,7 @@ export async function acceptEvent(context: IntakeContext, event: ForgeEvent): Pr
   const { repo } = event;
   if (context.config.excludeRepos.includes(repo)) return { outcome: "ignored", detail: "repo excluded by BOT_CONFIG" };
   // The delivery carried the secret, so its owner installed the webhook: the consent coversRepo() relies on.
-  context.state.noteCoveredOwner(repo.split("/")[0]!);
+  await context.memory.noteCoveredOwner({ forge: event.forge, owner: repo.split("/")[0]! });
 
   switch (event.kind) {
     case "ignored":

@@ -1,4 +1,4 @@
-import { commentJson } from "../forge/forge.js";
+import { botMarker, readBotMarker } from "../forge/forge.js";
 import { code, codeBlock, plainLine } from "../report/markdown.js";
 import type { ConfigProblem, RepoConfig } from "../config/bot-config.js";
 import type { SafeLoraError } from "../errors.js";
@@ -12,57 +12,78 @@ interface NoticeMarker {
   readonly folder: string | null;
 }
 
-const noticeMarker = (marker: NoticeMarker) => `<!-- safe-lora-bot:notice ${commentJson(marker)} -->`;
+const noticeMarker = (marker: NoticeMarker) => botMarker("notice", { ...marker });
 
 function readNoticeMarker(text: string): NoticeMarker | null {
-  const match = /<!-- safe-lora-bot:notice (\{.*?\}) -->/.exec(text);
-  if (!match) return null;
-  try {
-    const { key, folder } = JSON.parse(match[1]!) as { key?: unknown; folder?: unknown };
-    return typeof key === "string" ? { key, folder: typeof folder === "string" ? folder : null } : null;
-  } catch {
-    return null;
+  const { key, folder } = readBotMarker(text, "notice") ?? {};
+  return typeof key === "string" ? { key, folder: typeof folder === "string" ? folder : null } : null;
+}
+
+/**
+ * Where the notice `key` already stands: the bot's discussion or pull request holding a message with its
+ * marker, read back from the forge (so a notice is posted once even when the bot died right before or
+ * after posting it, or lost its memory). A discussion the bot closed itself does not count: closing is how
+ * it resolves a notice, after which the same failure is reported again. Null: not posted.
+ */
+async function postedNotice(context: JobContext, repo: string, key: string): Promise<number | null> {
+  for (const thread of await context.forge.botThreads(repo)) {
+    if (!thread.isPullRequest && thread.closedByBot) continue;
+    if (thread.messages.some((message) => readNoticeMarker(message.text)?.key === key)) return thread.num;
   }
+  return null;
 }
 
 /**
  * Posts a message once per `key`: on the bot's open pull request for `folder` (or any open one of the repo),
  * else in a new discussion. Retries and later jobs with the same key post nothing. Returns the number of the
- * discussion or pull request that holds it (null when a notice posted before that was recorded).
+ * discussion or pull request that holds it.
  */
-async function postOnce(context: JobContext, repo: string, key: string, folder: string | null, title: string, body: string): Promise<number | null> {
-  if (!context.state.claimNotice(key, repo)) return context.state.noticeDiscussion(key);
-  try {
-    const text = `${noticeMarker({ key, folder })}\n${body}`;
-    const open = (await context.forge.pullRequests(repo)).filter((pr) => pr.status === "open" || pr.status === "draft");
-    const target = open.find((pr) => pr.folder === folder || pr.folder === "*") ?? (folder === null ? open[0] : undefined);
-    let num: number;
-    if (target) {
-      await context.forge.comment({ repo, discussion: target.num, text });
-      num = target.num;
-    } else num = await context.forge.openDiscussion({ repo, title, text });
-    context.state.recordNoticeDiscussion(key, num);
-    return num;
-  } catch (error) {
-    context.state.releaseNotice(key);
-    throw error;
-  }
+async function postOnce(
+  context: JobContext,
+  notice: {
+    readonly repo: string;
+    /** What the notice is about, once: the same key is never posted twice while its notice stands. */
+    readonly key: string;
+    /** The adapter folder it is about; null: the whole repo (its config file). */
+    readonly folder: string | null;
+    /** The title of the discussion, when one is opened for it. */
+    readonly title: string;
+    readonly body: string;
+  },
+): Promise<number> {
+  const { repo, key, folder } = notice;
+  const posted = await postedNotice(context, repo, key);
+  if (posted !== null) return posted;
+  const text = `${noticeMarker({ key, folder })}\n${notice.body}`;
+  const open = (await context.forge.pullRequests(repo)).filter((pr) => pr.status === "open" || pr.status === "draft");
+  const target = open.find((pr) => pr.folder === folder || pr.folder === "*") ?? (folder === null ? open[0] : undefined);
+  if (!target) return context.forge.openDiscussion({ repo, title: notice.title, text });
+  await context.forge.comment({ repo, discussion: target.num, text });
+  return target.num;
 }
 
 /** An invalid safe-lora.yaml: one comment naming the key, once per version of the file. */
-export async function postConfigNotice(context: JobContext, repo: string, problem: ConfigProblem, fileKey: string): Promise<number | null> {
-  return postOnce(
-    context,
+export async function postConfigNotice(
+  context: JobContext,
+  params: {
+    readonly repo: string;
+    readonly problem: ConfigProblem;
+    /** The content key of the file as read: a new version of it that is invalid too is noticed again. */
+    readonly fileKey: string;
+  },
+): Promise<number> {
+  const { repo, problem, fileKey } = params;
+  return postOnce(context, {
     repo,
-    `config:${repo}:${fileKey}`,
-    null,
-    `${REPO_CONFIG_FILE} is invalid`,
-    [
+    key: `config:${repo}:${fileKey}`,
+    folder: null,
+    title: `${REPO_CONFIG_FILE} is invalid`,
+    body: [
       `I could not read this repo's \`${REPO_CONFIG_FILE}\`: ${describeProblem(problem)}.`,
       "",
       `Until it is fixed I will not patch adapters in this repo. The keys are listed in the bot's README ("Configuration").`,
     ].join("\n"),
-  );
+  });
 }
 
 /**
@@ -75,16 +96,28 @@ export function publicMessage(context: Pick<BotContext, "hub">, message: string)
 }
 
 /** A failure that is the user's to fix (bad adapter, no pair, a limit): one helpful comment, no retries. */
-export async function postFailureNotice(context: JobContext, repo: string, folder: string, key: string, error: SafeLoraError, config: RepoConfig | null): Promise<number | null> {
+export async function postFailureNotice(
+  context: JobContext,
+  params: {
+    readonly repo: string;
+    /** The adapter folder, "." for the root. */
+    readonly folder: string;
+    /** What makes this failure this one: the adapter's files key and the error's code. */
+    readonly key: string;
+    readonly error: SafeLoraError;
+    /** The repo's configuration, once read: the advice depends on it. */
+    readonly config: RepoConfig | null;
+  },
+): Promise<number> {
+  const { repo, folder, error, config } = params;
   const where = folder === "." ? "the adapter at the root of this repo" : `the adapter in ${code(folder)}`;
-  return postOnce(
-    context,
+  return postOnce(context, {
     repo,
-    `failure:${repo}:${folder}:${key}`,
+    key: `failure:${repo}:${folder}:${params.key}`,
     folder,
-    folder === "." ? "Safe LoRA could not patch this adapter" : plainLine(`Safe LoRA could not patch ${folder}`),
-    [`I could not make a Safe LoRA variant of ${where}:`, "", failureText(context, error, config), "", `I will try again when the adapter or \`${REPO_CONFIG_FILE}\` changes.`].join("\n"),
-  );
+    title: folder === "." ? "Safe LoRA could not patch this adapter" : plainLine(`Safe LoRA could not patch ${folder}`),
+    body: [`I could not make a Safe LoRA variant of ${where}:`, "", failureText(context, error, config), "", `I will try again when the adapter or \`${REPO_CONFIG_FILE}\` changes.`].join("\n"),
+  });
 }
 
 /**
@@ -99,11 +132,21 @@ export function failureText(context: JobContext, error: SafeLoraError, config: R
 /**
  * After a success for `folder`: closes the bot's own open notices that the success answers — the folder's
  * "could not patch" discussions and the repo's "safe-lora.yaml is invalid" one (it was read, so it is valid
- * now) — with a comment saying what happened, and forgets their keys so that the same failure, should it
- * come back, is reported again. Discussions opened by anyone else are never touched (the forge lists only
- * the bot's own).
+ * now) — with a comment saying what happened. Closed by the bot, they no longer count as posted, so that the
+ * same failure, should it come back, is reported again. Discussions opened by anyone else are never touched
+ * (the forge lists only the bot's own).
  */
-export async function resolveNotices(context: JobContext, repo: string, folder: string, outcome: string): Promise<number[]> {
+export async function resolveNotices(
+  context: JobContext,
+  params: {
+    readonly repo: string;
+    /** The adapter folder that succeeded, "." for the root. */
+    readonly folder: string;
+    /** What happened, in a sentence: the closing comment starts with it. */
+    readonly outcome: string;
+  },
+): Promise<number[]> {
+  const { repo, folder, outcome } = params;
   const closed: number[] = [];
   for (const discussion of await context.forge.botDiscussions(repo)) {
     const marker = readNoticeMarker(discussion.text);
@@ -113,7 +156,6 @@ export async function resolveNotices(context: JobContext, repo: string, folder: 
     const answers = marker.key.startsWith("config:") || (marker.key.startsWith("failure:") && forFolder);
     if (!answers) continue;
     await context.forge.closeDiscussion({ repo, discussion: discussion.num, comment: `${outcome} Closing this discussion.` });
-    context.state.releaseNotice(marker.key);
     closed.push(discussion.num);
   }
   return closed;

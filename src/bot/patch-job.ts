@@ -201,7 +201,7 @@ async function decide(run: PatchRun): Promise<PatchPlan | PatchOutcome> {
   const { repo, folder } = payload;
   const loaded = await loadRepoConfig(context.config, files);
   if (!loaded.ok) {
-    const notice = await postConfigNotice(context, repo, loaded.problem, loaded.fileKey);
+    const notice = await postConfigNotice(context, { repo, problem: loaded.problem, fileKey: loaded.fileKey });
     await reply(`I cannot act until \`safe-lora.yaml\` is fixed: ${describeProblem(loaded.problem)}.`);
     return { outcome: "skipped", reason: "invalid safe-lora.yaml", ...(notice !== null ? { notice } : {}) };
   }
@@ -212,7 +212,7 @@ async function decide(run: PatchRun): Promise<PatchPlan | PatchOutcome> {
     await reply("Safe LoRA is turned off for this repo (`enabled: false` in `safe-lora.yaml`).");
     return { outcome: "skipped", reason: "disabled" };
   }
-  if (context.state.isStopped(repo, folder)) {
+  if (await context.memory.isStopped({ forge: context.forge.name, repo, folder })) {
     await reply(`I stopped covering ${code(folder)} as asked; comment \`@${context.forge.bot.name} start\` to undo that.`);
     return { outcome: "skipped", reason: "stopped" };
   }
@@ -283,7 +283,7 @@ async function unchanged(run: PatchRun, plan: OpenedPlan): Promise<PatchOutcome 
   const { repo, folder } = payload;
   await refreshDescription(context, repo, open, prHead, plan.prFolder, files);
   await run.reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
-  await resolveNotices(context, repo, folder, `Pull request #${open.num} now holds a Safe LoRA variant of ${code(folder)} (\`${record.selection}\`).`);
+  await resolveNotices(context, { repo, folder, outcome: `Pull request #${open.num} now holds a Safe LoRA variant of ${code(folder)} (\`${record.selection}\`).` });
   return { outcome: "unchanged", pr: open.num, reason: "same record" };
 }
 
@@ -333,12 +333,11 @@ async function publish(run: PatchRun, plan: OpenedPlan, patched: PatchedAdapter)
   const { projectedCount, moduleCount } = patched.report;
   const where = open ? "committed" : `opened pull request #${num} (${forge.pullRequestUrl(repo, num)}) with`;
   await run.reply(`Done: ${where} \`${commit.slice(0, 12)}\` — ${code(folder)} patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
-  await resolveNotices(
-    context,
+  await resolveNotices(context, {
     repo,
     folder,
-    `Done: pull request #${num} holds a Safe LoRA variant of ${code(folder)} (commit \`${commit.slice(0, 12)}\`, \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected).`,
-  );
+    outcome: `Done: pull request #${num} holds a Safe LoRA variant of ${code(folder)} (commit \`${commit.slice(0, 12)}\`, \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected).`,
+  });
   return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
 }
 
@@ -354,7 +353,7 @@ async function refuse(run: PatchRun, error: unknown): Promise<PatchOutcome> {
   if (command) {
     await run.reply(`I could not patch ${code(folder)}:\n\n${failureText(context, error, run.known.config)}`);
     notice = command.discussion;
-  } else notice = await postFailureNotice(context, repo, folder, `${run.known.filesKey}:${error.code}`, error, run.known.config);
+  } else notice = await postFailureNotice(context, { repo, folder, key: `${run.known.filesKey}:${error.code}`, error, config: run.known.config });
   return { outcome: "refused", reason: error.message, code: error.code, notice };
 }
 

@@ -72,7 +72,7 @@ export async function runScan(context: JobContext, payload: ScanPayload): Promis
   try {
     const loaded = await loadRepoConfig(context.config, files);
     if (!loaded.ok) {
-      await postConfigNotice(context, repo, loaded.problem, loaded.fileKey);
+      await postConfigNotice(context, { repo, problem: loaded.problem, fileKey: loaded.fileKey });
       return { skipped: "invalid safe-lora.yaml", key: loaded.problem.key };
     }
     const { config } = loaded;
@@ -81,7 +81,7 @@ export async function runScan(context: JobContext, payload: ScanPayload): Promis
     const queued: string[] = [];
     const isPrivate = head?.private ?? files.private;
     for (const adapter of adapters) {
-      if (context.state.isStopped(repo, adapter.folder)) continue;
+      if (await context.memory.isStopped({ forge: context.forge.name, repo, folder: adapter.folder })) continue;
       const { created } = await context.queue.enqueue({
         key: patchKey({ forge: context.forge.name, repo, folder: adapter.folder, filesKey: adapter.filesKey, configKey: configKey(config) }),
         kind: "patch",

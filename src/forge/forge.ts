@@ -40,6 +40,14 @@ export interface Forge {
   openDiscussion(params: OpenDiscussionParams): Promise<number>;
   /** The open plain discussions the bot itself opened (its notices), with their opening text; never anyone else's. */
   botDiscussions(repo: string): Promise<BotDiscussion[]>;
+  /**
+   * The bot's own discussions and pull requests on a repo, of any status, with the messages the bot wrote in
+   * each: where the bot reads back the hidden markers of what it already posted (its notices), so that it
+   * posts each once whatever it remembers.
+   */
+  botThreads(repo: string): Promise<BotThread[]>;
+  /** The bot's own messages on one discussion or pull request, oldest first (its acknowledgements carry markers). */
+  listBotComments(params: DiscussionRef): Promise<BotComment[]>;
   /** Closes a plain discussion with a last comment. */
   closeDiscussion(params: CloseDiscussionParams): Promise<void>;
   /** The username that wrote a comment (webhooks may carry ids only); null when the comment is gone. */
@@ -200,6 +208,29 @@ export interface BotPullRequest {
   readonly description: string;
 }
 
+export interface DiscussionRef {
+  readonly repo: string;
+  /** The discussion's or pull request's number. */
+  readonly discussion: number;
+}
+
+/** A message the bot wrote: a comment, or the opening message of what it opened. */
+export interface BotComment {
+  readonly id: string;
+  /** As it stands now (after edits). */
+  readonly text: string;
+}
+
+export interface BotThread {
+  readonly num: number;
+  readonly isPullRequest: boolean;
+  readonly status: BotPullRequest["status"];
+  /** Closed, and by the bot itself (it resolved its notice), not by someone else. */
+  readonly closedByBot: boolean;
+  /** The bot's messages in it, oldest first, its opening message included. */
+  readonly messages: readonly BotComment[];
+}
+
 export interface BotDiscussion {
   readonly num: number;
   /** Its opening message as it stands (where the bot's hidden notice marker is). */
@@ -214,6 +245,23 @@ export interface FileToCommit {
 /** JSON inside an HTML comment (the bot's hidden markers): `<` and `>` escaped, so `-->` cannot close it. */
 export function commentJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, "\\u003c").replace(/>/g, "\\u003e");
+}
+
+/** A hidden marker the bot writes into its messages: `<!-- safe-lora-bot:<name> {json} -->`, invisible once rendered. */
+export function botMarker(name: string, value: Record<string, unknown>): string {
+  return `<!-- safe-lora-bot:${name} ${commentJson(value)} -->`;
+}
+
+/** The JSON object of the first `name` marker in a text, or null when there is none (or it does not read as one). */
+export function readBotMarker(text: string, name: string): Record<string, unknown> | null {
+  const match = new RegExp(`<!-- safe-lora-bot:${name} (\\{.*?\\}) -->`).exec(text);
+  if (!match) return null;
+  try {
+    const value: unknown = JSON.parse(match[1]!);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The hidden marker in a bot pull request's description that says which folder it covers. */

@@ -3,11 +3,13 @@ import { SafeLoraError } from "../errors.js";
 import {
   readPullRequestMarker,
   type BotAccount,
+  type BotComment,
   type BotDiscussion,
   type BotPullRequest,
   type CloseDiscussionParams,
   type CloseParams,
   type CommentRef,
+  type DiscussionRef,
   type DiscussionText,
   type EditCommentParams,
   type FileToCommit,
@@ -18,6 +20,7 @@ import {
   type PinnedRepo,
   type PullRequestText,
   type PushParams,
+  type BotThread,
   type RepoHead,
   type TryVariant,
   type TryVariantParams,
@@ -193,6 +196,33 @@ export class HubForge implements Forge {
       }
       return found;
     });
+  }
+
+  async botThreads(repo: string): Promise<BotThread[]> {
+    return this.call(repo, null, async () => {
+      const threads: BotThread[] = [];
+      for (const summary of (await listDiscussions(this.access, repo)).filter((d) => d.author?.name === this.bot.name)) {
+        const { events } = await getDiscussion(this.access, repo, summary.num);
+        const lastStatus = events.filter((event) => event.type === "status-change").at(-1);
+        threads.push({
+          num: summary.num,
+          isPullRequest: summary.isPullRequest,
+          status: summary.status,
+          closedByBot: summary.status === "closed" && lastStatus?.author?.name === this.bot.name,
+          messages: this.botMessages(events),
+        });
+      }
+      return threads;
+    });
+  }
+
+  async listBotComments(params: DiscussionRef): Promise<BotComment[]> {
+    return this.call(params.repo, null, async () => this.botMessages((await getDiscussion(this.access, params.repo, params.discussion)).events));
+  }
+
+  /** The comments among a discussion's events that the bot wrote, with their text as it stands. */
+  private botMessages(events: ReadonlyArray<{ id: string; type: string; author?: { name: string } | null; data?: { latest?: { raw: string } } }>): BotComment[] {
+    return events.filter((event) => event.type === "comment" && event.author?.name === this.bot.name && event.data?.latest !== undefined).map((event) => ({ id: event.id, text: event.data!.latest!.raw }));
   }
 
   closeDiscussion(params: CloseDiscussionParams): Promise<void> {

@@ -10,12 +10,15 @@ beforeEach(async () => {
 });
 afterEach(() => t.close());
 
+/** An answer's text as people read it: the hidden marker naming the comment it answers left out. */
+const withoutAckMarker = (text: string) => text.replace(/\n\n<!-- safe-lora-bot:ack \{.*?\} -->$/, "");
+
 /** `author` comments `text` on discussion `num` (a new plain discussion when absent); the command job runs on it. */
 async function command(text: string, options: { author?: string; num?: number } = {}) {
   const num = options.num ?? t.forge.openDiscussionAs({ repo: REPO, author: MEMBER, title: "A question", text: "…" });
   const commentId = t.forge.commentAs({ repo: REPO, discussion: num, author: options.author ?? MEMBER, text });
   const payload = { repo: REPO, discussion: num, isPullRequest: false, commentId, content: text };
-  return { num, commentId, payload, result: await runCommand(t.job, payload), replies: () => t.forge.botComments(REPO, num).map((c) => c.text) };
+  return { num, commentId, payload, result: await runCommand(t.job, payload), replies: () => t.forge.botComments(REPO, num).map((c) => withoutAckMarker(c.text)) };
 }
 
 /** A bot pull request for `folder`, its head holding a committed report. */

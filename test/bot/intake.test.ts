@@ -81,18 +81,18 @@ describe("acceptEvent", () => {
 
   it("ignores an excluded repo without taking its owner for covered", async () => {
     expect(await acceptEvent(t.context, push({ repo: "acme/excluded" }))).toEqual({ outcome: "ignored", detail: "repo excluded by BOT_CONFIG" });
-    expect(coversRepo(t.context, "acme/other")).toBe(false);
+    expect(await coversRepo(t.context, { forge: "hub", repo: "acme/other" })).toBe(false);
     expect(await t.jobs()).toEqual([]);
   });
 
   it("takes any event from a repo as its owner's consent, even one that asks for nothing", async () => {
-    expect(coversRepo(t.context, "acme/other")).toBe(false);
+    expect(await coversRepo(t.context, { forge: "hub", repo: "acme/other" })).toBe(false);
     expect(await acceptEvent(t.context, { kind: "ignored", forge: "hub", repo: REPO, reason: "discussion update" })).toEqual({ outcome: "ignored", detail: "discussion update" });
-    expect(coversRepo(t.context, "acme/other")).toBe(true);
+    expect(await coversRepo(t.context, { forge: "hub", repo: "acme/other" })).toBe(true);
   });
 
   it("ignores an event about no repo it could cover, taking nobody for covered", async () => {
     expect(await acceptEvent(t.context, { kind: "ignored", forge: "hub", reason: "not a model repo (space)" })).toEqual({ outcome: "ignored", detail: "not a model repo (space)" });
-    expect(coversRepo(t.context, "acme/other")).toBe(false);
+    expect(await coversRepo(t.context, { forge: "hub", repo: "acme/other" })).toBe(false);
   });
 });

@@ -107,7 +107,7 @@ describe("the patch job: deciding not to", () => {
     expect(await patch({ folder: "nothing/here", command: empty.command })).toEqual({ outcome: "skipped", reason: "no adapter in this folder" });
     expect(empty.reply()).toMatch(/^There is no adapter in `nothing\/here` at `[0-9a-f]{12}`\.$/);
 
-    t.context.state.stop(REPO, ".");
+    await t.context.memory.stop({ forge: "hub", repo: REPO, folder: "." });
     const stopped = await acknowledged(num);
     expect(await patch({ command: stopped.command })).toEqual({ outcome: "skipped", reason: "stopped" });
     expect(stopped.reply()).toBe("I stopped covering `.` as asked; comment `@safe-lora-bot start` to undo that.");

@@ -34,10 +34,10 @@ describe("queueScans (reconciliation and backfill)", () => {
 });
 
 describe("coversRepo", () => {
-  it("covers the owners and repos the operator watches, in any case, and nothing else", () => {
-    expect(coversRepo(t.context, "ACME/anything")).toBe(true);
-    expect(coversRepo(t.context, "solo/One-Lora")).toBe(true);
-    expect(coversRepo(t.context, "solo/other")).toBe(false);
-    expect(coversRepo(t.context, "rival/lora")).toBe(false);
+  it("covers the owners and repos the operator watches, in any case, and nothing else", async () => {
+    expect(await coversRepo(t.context, { forge: "hub", repo: "ACME/anything" })).toBe(true);
+    expect(await coversRepo(t.context, { forge: "hub", repo: "solo/One-Lora" })).toBe(true);
+    expect(await coversRepo(t.context, { forge: "hub", repo: "solo/other" })).toBe(false);
+    expect(await coversRepo(t.context, { forge: "hub", repo: "rival/lora" })).toBe(false);
   });
 });

@@ -120,4 +120,32 @@ describe("a bot killed with SIGKILL", () => {
     expect(world.pullRequests()).toHaveLength(1);
     expect(world.prCommits(world.pullRequests()[0]!.num)).toHaveLength(1);
   });
+
+  it("between deciding to post a refusal notice and the forge taking it: the notice is posted once after restart", async () => {
+    const first = await spawnBot();
+    world.subscribe(first.port);
+    let kills = 0;
+    world.hub.hooks.onRequest = async (method, path) => {
+      // The bot asks the Hub to open its notice discussion: it dies, and the Hub never takes the request.
+      if (method === "POST" && path === `/api/models/${world.adapterRepo}/discussions` && kills++ === 0) {
+        first.process.kill("SIGKILL");
+        await killed(first.process);
+        throw new Error("the bot died before the Hub took its request");
+      }
+    };
+    // With the model tree off, the golden chat model's base cannot be found: a refusal, explained in a notice.
+    await world.commitFiles({ "safe-lora.yaml": "allowModelTree: false\n" });
+    await world.pushAdapter();
+    await killed(first.process);
+    const notices = () => world.repo().discussions.filter((d) => !d.isPullRequest && d.authorId === world.botUser.id);
+    expect(notices()).toHaveLength(0);
+
+    const second = await spawnBot();
+    world.subscribe(second.port);
+    const queue = await queueIdle();
+    expect((await queue.recent(10)).find((job) => job.kind === "patch")).toMatchObject({ state: "done", result: { outcome: "refused", code: "no-pair" } });
+    await queue.close();
+    expect(notices()).toHaveLength(1);
+    expect(notices()[0]!.events[0]!.content).toMatch(/could not make a Safe LoRA variant/);
+  });
 });

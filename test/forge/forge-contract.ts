@@ -228,6 +228,39 @@ export function describeForgeContract(name: string, makeFixture: () => Promise<F
       });
     });
 
+    describe("what the bot wrote, read back (its markers)", () => {
+      it("lists its own discussions and pull requests of any status with its messages in each, and who closed them", async () => {
+        const theirs = await f.openDiscussionAs({ repo, author: f.member, title: "Not the bot's", text: "<!-- safe-lora-bot:notice {} -->" });
+        await forge.comment({ repo, discussion: theirs, text: "the bot's answer there" });
+        const notice = await forge.openDiscussion({ repo, title: "Safe LoRA could not patch this adapter", text: "notice text" });
+        await f.commentAs({ repo, discussion: notice, author: f.member, text: "thanks" });
+        const { num: pr } = await openBotPullRequest();
+        const onPr = await forge.comment({ repo, discussion: pr, text: "a notice on the pull request" });
+        const threads = async () => [...(await forge.botThreads(repo))].sort((a, b) => a.num - b.num);
+        const open = await threads();
+        expect(open.map(({ num, isPullRequest, status, closedByBot }) => ({ num, isPullRequest, status, closedByBot }))).toEqual(
+          [
+            { num: notice, isPullRequest: false, status: "open", closedByBot: false },
+            { num: pr, isPullRequest: true, status: "open", closedByBot: false },
+          ].sort((a, b) => a.num - b.num),
+        );
+        expect(open.find((t) => t.num === notice)!.messages.map((m) => m.text)).toEqual(["notice text"]);
+        expect(open.find((t) => t.num === pr)!.messages.at(-1)).toEqual({ id: onPr, text: "a notice on the pull request" });
+        await forge.closeDiscussion({ repo, discussion: notice, comment: "Fixed. Closing this discussion." });
+        const closed = (await threads()).find((t) => t.num === notice)!;
+        expect(closed).toMatchObject({ status: "closed", closedByBot: true });
+        expect(closed.messages.map((m) => m.text)).toEqual(["notice text", "Fixed. Closing this discussion."]);
+      });
+
+      it("lists its own comments on any discussion, as they stand after edits", async () => {
+        const num = await f.openDiscussionAs({ repo, author: f.member, title: "Question", text: "@bot help" });
+        await f.commentAs({ repo, discussion: num, author: f.outsider, text: "me too" });
+        const id = await forge.comment({ repo, discussion: num, text: "On it." });
+        await forge.editComment({ repo, discussion: num, commentId: id, text: "Done." });
+        expect(await forge.listBotComments({ repo, discussion: num })).toEqual([{ id, text: "Done." }]);
+      });
+    });
+
     describe("who may command the bot", () => {
       it("members of the owning organisation, and the owner of a user's repo", async () => {
         expect(await forge.isMaintainer({ repo, username: f.member })).toBe(true);

@@ -34,6 +34,8 @@ export interface MemoryDiscussion {
   readonly title: string;
   readonly isPullRequest: boolean;
   status: F.BotPullRequest["status"];
+  /** Who closed it last, when it is closed (tests that close it as someone else set both). */
+  closedBy?: string;
   /** The username that opened it. */
   readonly author: string;
   /** The opening message first, then every comment in order. */
@@ -274,6 +276,24 @@ export class MemoryForge implements F.Forge {
       .map((d) => ({ num: d.num, text: d.comments[0]!.text }));
   }
 
+  async botThreads(repo: string): Promise<F.BotThread[]> {
+    this.enter("botThreads", { repo });
+    return this.repoOf(repo)
+      .discussions.filter((d) => d.author === this.bot.name)
+      .map((d) => ({
+        num: d.num,
+        isPullRequest: d.isPullRequest,
+        status: d.status,
+        closedByBot: d.status === "closed" && d.closedBy === this.bot.name,
+        messages: this.botMessagesOf(d),
+      }));
+  }
+
+  async listBotComments(params: F.DiscussionRef): Promise<F.BotComment[]> {
+    this.enter("listBotComments", params);
+    return this.botMessagesOf(this.discussionOf(params.repo, params.discussion));
+  }
+
   async closeDiscussion(params: F.CloseDiscussionParams): Promise<void> {
     this.enter("closeDiscussion", params);
     this.close(params.repo, params.discussion, params.comment);
@@ -347,9 +367,14 @@ export class MemoryForge implements F.Forge {
     if (comment.author !== this.bot.name) throw new SafeLoraError(`${repo}: the forge did not let the bot edit ${comment.author}'s comment (403); its token may edit only its own`, "hub-access");
   }
 
+  private botMessagesOf(discussion: MemoryDiscussion): F.BotComment[] {
+    return discussion.comments.filter((c) => c.author === this.bot.name).map((c) => ({ id: c.id, text: c.text }));
+  }
+
   private close(repo: string, num: number, comment: string): void {
     const discussion = this.discussionOf(repo, num);
     discussion.status = "closed";
+    discussion.closedBy = this.bot.name;
     discussion.comments.push({ id: this.nextId(), author: this.bot.name, text: comment, edits: 0, hidden: false });
   }
 

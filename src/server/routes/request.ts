@@ -40,7 +40,7 @@ export function requestRoute({ context, options, formToken, isOperator }: RouteD
       if (!sameSecret(parsed.data.form_token, formToken)) return send(response, 403, html("The form has expired: reload the status page and send it again."), HTML);
       const { repo } = parsed.data;
       const operator = isOperator(request, url);
-      if (!operator && !coversRepo(context, repo)) {
+      if (!operator && !(await coversRepo(context, { forge: "hub", repo }))) {
         return send(response, 403, html("This bot works only for repos of organisations and users that installed its webhook (or that its operator watches); it will not act on this one. Its owner can install the webhook: see the bot's README."), HTML);
       }
       const head = await context.forges.get("hub").head(repo).catch(() => null);
