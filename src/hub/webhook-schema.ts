@@ -11,7 +11,7 @@ const Sha = z.string().regex(/^[0-9a-f]{40}$/, "must be a 40-character hex commi
 /** Hub object ids (24 hex characters today); kept loose but bounded, since they become keys and URL segments. */
 const ObjectId = z.string().regex(/^[\w-]{1,64}$/, "must be a Hub object id");
 
-/** Version-3 Hub webhook payloads, as documented and as in shared/hub-payloads/. Unknown fields are allowed. */
+/** Version-3 Hub webhook payloads, as documented and as in test/fixtures/hub-payloads/. Unknown fields are allowed. */
 const Repo = z.looseObject({
   type: z.enum(["model", "dataset", "space"]),
   name: RepoName,

@@ -1,5 +1,6 @@
 import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { inSubfolder, REPO_ROOT } from "../storage/repo-files.js";
 import type { LocalHub } from "./server.js";
 import { storedFile, type Commit, type Repo, type StoredFile } from "./store.js";
 
@@ -11,9 +12,9 @@ async function listFolder(folder: string): Promise<string[]> {
   return entries.filter((entry) => entry.isFile()).map((entry) => relative(folder, join(entry.parentPath, entry.name)));
 }
 
-/** Every file below `folder`, as seed files under `prefix` in the repo. */
-export async function folderFiles(folder: string, prefix = ""): Promise<SeedFile[]> {
-  return (await listFolder(folder)).map((path) => ({ path: prefix ? `${prefix}/${path}` : path, diskPath: join(folder, path) }));
+/** Every file below `folder`, as seed files under `prefix` in the repo (its root by default). */
+export async function folderFiles(folder: string, prefix = REPO_ROOT): Promise<SeedFile[]> {
+  return (await listFolder(folder)).map((path) => ({ path: inSubfolder(prefix, path), diskPath: join(folder, path) }));
 }
 
 /**

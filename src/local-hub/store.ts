@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { posix } from "node:path";
 import { parseCardData } from "../hub/card-data.js";
 import { repoPathProblem } from "../storage/repo-files.js";
 
@@ -238,13 +237,6 @@ export class HubStore {
     repo.commits.set(commit.id, commit);
     repo.refs.set(ref, commit.id);
     return commit;
-  }
-
-  /** Seeds a repo with the files of a local folder (large files are served from disk, not copied). */
-  async addFolder(repo: Repo, folder: string, files: Array<{ path: string; diskPath: string; sha256?: string }>, authorId: string): Promise<Commit> {
-    const changes = new Map<string, StoredFile | null>();
-    for (const file of files) changes.set(posix.join(folder, file.path), await storedFile(posix.join(folder, file.path), { kind: "disk", path: file.diskPath }, file.sha256));
-    return this.commit(repo, "refs/heads/main", changes, { title: `Upload ${folder || "files"}`, authorId });
   }
 
   nextDiscussionNum(repo: Repo): number {

@@ -25,7 +25,7 @@ export type WebhookEvent =
 
 /**
  * Builds version-3 payloads in the shapes of the Hub's webhook documentation (and of the recorded and
- * documented samples in shared/hub-payloads/), and delivers them one at a time in order, as POSTs with
+ * documented samples in test/fixtures/hub-payloads/), and delivers them one at a time in order, as POSTs with
  * the secret in `X-Webhook-Secret`.
  */
 export class WebhookDispatcher {

@@ -79,7 +79,7 @@ export const SelectionPreview = z.object({
 });
 export type SelectionPreview = z.infer<typeof SelectionPreview>;
 
-/** `safe-lora-report.json`: the record of one patch. Fields required by DESIGN.md §4 must stay. */
+/** `safe-lora-report.json`: the record of one patch. The fields README.md documents ("What the report records") must stay. */
 export const SafeLoraReport = z.object({
   schemaVersion: z.literal(1),
   method: z.literal("safe-lora"),

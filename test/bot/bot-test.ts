@@ -7,6 +7,7 @@ import { loadEnv } from "../../src/config/env.js";
 import { forgeRegistry } from "../../src/forge/forge.js";
 import type { HubAccess } from "../../src/hub/hub-access.js";
 import type { Job } from "../../src/queue/job-queue.js";
+import { inSubfolder } from "../../src/storage/repo-files.js";
 import { goldenPath } from "../helpers/golden.js";
 import { MemoryForge, type MemoryFile } from "../helpers/memory-forge.js";
 
@@ -60,8 +61,7 @@ export async function botTest(options: { botConfig?: string; hub?: HubAccess; fi
 /** A golden case's adapter files (its generated README left out), under `folder` ("." for the root). */
 export function goldenAdapter(folder = ".", caseName = "llama-gqa-qv"): Record<string, Uint8Array> {
   const dir = goldenPath(caseName, "adapter");
-  const at = (name: string) => (folder === "." ? name : `${folder}/${name}`);
-  return Object.fromEntries(readdirSync(dir).filter((name) => name !== "README.md").map((name) => [at(name), readFileSync(join(dir, name))]));
+  return Object.fromEntries(readdirSync(dir).filter((name) => name !== "README.md").map((name) => [inSubfolder(folder, name), readFileSync(join(dir, name))]));
 }
 
 /** An adapter_config.json that scans as LoRA (a scan reads no weights). */

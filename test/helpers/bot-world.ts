@@ -9,6 +9,7 @@ import { loadEnv } from "../../src/config/env.js";
 import { LocalHub } from "../../src/local-hub/server.js";
 import { folderFiles, seedReferencePair, seedRepo } from "../../src/local-hub/seed.js";
 import type { User } from "../../src/local-hub/store.js";
+import { inSubfolder } from "../../src/storage/repo-files.js";
 import { GOLDEN_DIR, goldenPath } from "./golden.js";
 
 export const SECRET = "local-webhook-secret";
@@ -126,8 +127,7 @@ export class BotWorld {
   async pushAdapter(folder = ".", from = "adapter"): Promise<string> {
     // The adapter's files, not PEFT's generated README: the repo keeps its own card.
     const files = (await folderFiles(goldenPath(this.caseName, from))).filter((file) => file.path !== "README.md");
-    const at = (path: string) => (folder === "." ? path : `${folder}/${path}`);
-    return this.commitFiles(Object.fromEntries(files.map((file) => [at(file.path), readFileSync((file as { diskPath: string }).diskPath)])), { title: "Upload adapter" });
+    return this.commitFiles(Object.fromEntries(files.map((file) => [inSubfolder(folder, file.path), readFileSync((file as { diskPath: string }).diskPath)])), { title: "Upload adapter" });
   }
 
   /** Comments on a discussion as `user`, through the Hub's API (which sends the webhook). */
