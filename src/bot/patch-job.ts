@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { commentCommandHelp } from "../commands/parse-comment.js";
 import { cardLicense } from "../hub/card-data.js";
+import { nonDefaultHubUrl } from "../hub/hub-access.js";
 import { redactRepo, repoLogFields } from "./log-fields.js";
 import { code, plainLine } from "../report/markdown.js";
 import { posix } from "node:path";
@@ -90,7 +92,7 @@ async function committedReports(files: PinnedRepo): Promise<Array<{ folder: stri
   const suffix = `${VARIANT_FOLDER}/${REPORT_FILE}`;
   const variants = [];
   for (const path of files.paths().filter((p) => p === suffix || p.endsWith(`/${suffix}`)).sort()) {
-    const folder = path === suffix ? "." : path.slice(0, -suffix.length - 1);
+    const folder = posix.dirname(posix.dirname(path));
     const report = await committedReport(files, folder);
     if (report) variants.push({ folder, report });
   }
@@ -121,7 +123,7 @@ async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, s
 /** The files of the commit: the variant folder, and the root README section when configured. */
 async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder: string, config: RepoConfig, readmeFrom: PinnedRepo, hubUrl: string): Promise<FileToCommit[]> {
   const report = patched.report;
-  const command = reproduceCommand(report, folder, { hubUrl });
+  const command = reproduceCommand(report, folder, { hubUrl: nonDefaultHubUrl(hubUrl) });
   const license = cardLicense(inputs.adapterCard);
   const files: FileToCommit[] = variantFiles(patched, { alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null, license, command }).map(
     (file) => ({ path: posix.join(variantFolderOf(folder), file.path), content: new Blob([...file.chunks]) }),
@@ -255,7 +257,7 @@ async function withInputs<T>(run: PatchRun, plan: PatchPlan, jobSignal: AbortSig
   try {
     const inputs = await openInputs({
       adapter: files,
-      subfolder: payload.folder === "." ? "" : payload.folder,
+      subfolder: payload.folder,
       ...(plan.config.pair ? { base: plan.config.pair.base, aligned: plan.config.pair.aligned } : {}),
       access: context.hub,
       allowModelTree: plan.config.allowModelTree,
@@ -324,7 +326,7 @@ async function publish(run: PatchRun, plan: OpenedPlan, patched: PatchedAdapter)
       repo,
       baseSha: files.sha,
       title: pullRequestTitle(prFolder),
-      description: pullRequestDescription({ folder: prFolder, botName: forge.bot.name, tryVariant: (variant) => forge.tryVariant({ repo, num: null, ...variant }), variants: [{ folder, report: patched.report }], changes: [] }),
+      description: pullRequestDescription({ folder: prFolder, commandHelp: commentCommandHelp(forge.bot.name), tryVariant: (variant) => forge.tryVariant({ repo, num: null, ...variant }), variants: [{ folder, report: patched.report }], changes: [] }),
       files: await commitFiles(patched, plan.inputs, folder, plan.config, files, context.hub.hubUrl),
     }));
   }
@@ -410,7 +412,7 @@ async function refreshDescription(context: JobContext, repo: string, pr: { num: 
   const variants = await committedReports(head);
   if (variants.length === 0) return;
   const changes = await pullRequestChanges(head, main, variants.map((variant) => variant.folder));
-  const description = pullRequestDescription({ folder: prFolder, botName: context.forge.bot.name, tryVariant: (variant) => context.forge.tryVariant({ repo, num: pr.num, ...variant }), variants, changes });
+  const description = pullRequestDescription({ folder: prFolder, commandHelp: commentCommandHelp(context.forge.bot.name), tryVariant: (variant) => context.forge.tryVariant({ repo, num: pr.num, ...variant }), variants, changes });
   if (description.trim() !== pr.description.trim()) await context.forge.updateDescription({ repo, num: pr.num, text: description });
 }
 
