@@ -1,7 +1,7 @@
 import { SafeLoraError } from "../errors.js";
 import { isFloatDtype } from "../safetensors/dtype.js";
 import { SafetensorsFile } from "../safetensors/safetensors-file.js";
-import { inSubfolder, repoFolder, type RepoFiles } from "../storage/repo-files.js";
+import { inSubfolder, REPO_ROOT, repoFolder, type RepoFiles } from "../storage/repo-files.js";
 import { parseAdapterTensors, type LoraModule } from "./lora-modules.js";
 import { AdapterConfig } from "./schema.js";
 
@@ -34,7 +34,7 @@ function describeIssue(error: { issues: ReadonlyArray<{ path: PropertyKey[]; mes
 export async function openAdapter(files: RepoFiles, requestedFolder = ""): Promise<OpenedAdapter> {
   const subfolder = repoFolder(requestedFolder, "the adapter folder");
   const at = (name: string) => inSubfolder(subfolder, name);
-  const where = subfolder ? `${files.description}/${subfolder}` : files.description;
+  const where = subfolder === REPO_ROOT ? files.description : `${files.description}/${subfolder}`;
   if (!(await files.exists(at(ADAPTER_CONFIG)))) {
     throw new SafeLoraError(`${where} has no ${ADAPTER_CONFIG}: point --adapter at a folder saved by PEFT's save_pretrained`, "missing-file");
   }
