@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { RepoConfig } from "../config/bot-config.js";
 import { code, escapeMarkdown } from "../report/markdown.js";
 import { commentCommandHelp, describeCommentCommand, parseComment, type CommentCommand } from "../commands/parse-comment.js";
 import type { ForgeName, PinnedRepo } from "../forge/forge.js";
@@ -71,7 +72,7 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
       return { answered: "help" };
     }
 
-    const folder = await resolveFolder(context, repo, discussion, command, files, loaded.ok ? loaded.config : null);
+    const folder = await resolveFolder(context, { repo, discussion, command, files, config: loaded.ok ? loaded.config : null });
     if (typeof folder !== "string") {
       await answer(folder.problem);
       return { answered: "which folder?" };
@@ -91,7 +92,7 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
         return { queued: "repatch", folder };
       }
       case "status": {
-        await answer(await statusText(context, repo, folder));
+        await answer(await statusText(context, { repo, folder }));
         return { answered: "status", folder };
       }
       case "stop": {
@@ -119,12 +120,18 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
 /** The adapter folder a command is about: the bot pull request's own, the one named, or the only one. */
 async function resolveFolder(
   context: JobContext,
-  repo: string,
-  discussion: number,
-  command: Exclude<CommentCommand, { name: "help" }>,
-  files: PinnedRepo,
-  config: Parameters<typeof findAdapterFolders>[1] | null,
+  params: {
+    readonly repo: string;
+    /** Where the command was written. */
+    readonly discussion: number;
+    readonly command: Exclude<CommentCommand, { name: "help" }>;
+    /** The repo at its head. */
+    readonly files: PinnedRepo;
+    /** The repo's configuration; null when safe-lora.yaml is invalid (the bot's defaults then). */
+    readonly config: RepoConfig | null;
+  },
 ): Promise<string | { problem: string }> {
+  const { repo, discussion, command, files, config } = params;
   const pr = (await context.forge.pullRequests(repo)).find((p) => p.num === discussion);
   if (pr && pr.folder !== "*") return pr.folder;
   if (command.folder) return command.folder;
@@ -134,7 +141,8 @@ async function resolveFolder(
   return { problem: `This repo has several adapters (${folders.map((f) => code(f)).join(", ")}): add \`folder=<one of them>\` to the command.` };
 }
 
-async function statusText(context: JobContext, repo: string, folder: string): Promise<string> {
+/** What the open pull request for `folder` holds, read from the report at its head. */
+async function statusText(context: JobContext, { repo, folder }: { readonly repo: string; readonly folder: string }): Promise<string> {
   const open = (await context.forge.pullRequests(repo)).find((pr) => (pr.folder === folder || pr.folder === "*") && (pr.status === "open" || pr.status === "draft"));
   const stopped = (await context.memory.isStopped({ forge: context.forge.name, repo, folder })) ? " I was asked to stop covering it." : "";
   if (!open) return `No open Safe LoRA pull request for ${code(folder)}.${stopped}`;

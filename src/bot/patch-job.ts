@@ -121,7 +121,18 @@ async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, s
 }
 
 /** The files of the commit: the variant folder, and the root README section when configured. */
-async function commitFiles(patched: PatchedAdapter, inputs: OpenedInputs, folder: string, config: RepoConfig, readmeFrom: PinnedRepo, hubUrl: string): Promise<FileToCommit[]> {
+async function commitFiles(params: {
+  readonly patched: PatchedAdapter;
+  readonly inputs: OpenedInputs;
+  /** The adapter folder. */
+  readonly folder: string;
+  readonly config: RepoConfig;
+  /** The revision whose README.md gets the section: the pull request's head, or main for a new one. */
+  readonly readmeFrom: PinnedRepo;
+  /** The Hub the pair was read from. */
+  readonly hubUrl: string;
+}): Promise<FileToCommit[]> {
+  const { patched, inputs, folder, config, readmeFrom, hubUrl } = params;
   const report = patched.report;
   const command = reproduceCommand(report, folder, { hubUrl: nonDefaultHubUrl(hubUrl) });
   const license = cardLicense(inputs.adapterCard);
@@ -229,7 +240,7 @@ async function decide(run: PatchRun): Promise<PatchPlan | PatchOutcome> {
   const open = mine.find((pr) => pr.status === "open" || pr.status === "draft") ?? null;
   // A command is someone asking: it is never "already covered".
   if (!open && !payload.command) {
-    const covered = await alreadyCovered(context, repo, mine, files, folder, adapter.files);
+    const covered = await alreadyCovered(context, { repo, mine, main: files, folder, adapter: adapter.files });
     if (covered) return { outcome: "skipped", reason: covered };
   }
   return { config, selection: payload.selection ?? config.select, adapter: adapter.files, prFolder, open };
@@ -283,7 +294,7 @@ async function unchanged(run: PatchRun, plan: OpenedPlan): Promise<PatchOutcome 
   const { open, prHead, record } = plan;
   if (!open || !prHead || !sameRecord((await committedReport(prHead, payload.folder))?.record, record)) return null;
   const { repo, folder } = payload;
-  await refreshDescription(context, repo, open, prHead, plan.prFolder, files);
+  await refreshDescription(context, { repo, pr: open, head: prHead, prFolder: plan.prFolder, main: files });
   await run.reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
   await resolveNotices(context, { repo, folder, outcome: `Pull request #${open.num} now holds a Safe LoRA variant of ${code(folder)} (\`${record.selection}\`).` });
   return { outcome: "unchanged", pr: open.num, reason: "same record" };
@@ -320,18 +331,19 @@ async function publish(run: PatchRun, plan: OpenedPlan, patched: PatchedAdapter)
   if (open) {
     num = open.num;
     const title = plainLine(`Safe LoRA: ${formatSelection(plan.selection)} for ${folder}`);
-    ({ commit } = await pushWithRetry(context, repo, open, folder, record, await commitFiles(patched, plan.inputs, folder, plan.config, plan.prHead!, context.hub.hubUrl), title));
+    const changed = await commitFiles({ patched, inputs: plan.inputs, folder, config: plan.config, readmeFrom: plan.prHead!, hubUrl: context.hub.hubUrl });
+    ({ commit } = await pushWithRetry(context, { repo, pr: open, folder, record, files: changed, title }));
   } else {
     ({ num, commit } = await forge.openPullRequest({
       repo,
       baseSha: files.sha,
       title: pullRequestTitle(prFolder),
       description: pullRequestDescription({ folder: prFolder, commandHelp: commentCommandHelp(forge.bot.name), tryVariant: (variant) => forge.tryVariant({ repo, num: null, ...variant }), variants: [{ folder, report: patched.report }], changes: [] }),
-      files: await commitFiles(patched, plan.inputs, folder, plan.config, files, context.hub.hubUrl),
+      files: await commitFiles({ patched, inputs: plan.inputs, folder, config: plan.config, readmeFrom: files, hubUrl: context.hub.hubUrl }),
     }));
   }
   const head = await forge.open({ repo, revision: forge.pullRequestHead(repo, num) });
-  await refreshDescription(context, repo, { num, description: open?.description ?? "" }, head, prFolder, files);
+  await refreshDescription(context, { repo, pr: { num, description: open?.description ?? "" }, head, prFolder, main: files });
   const { projectedCount, moduleCount } = patched.report;
   const where = open ? "committed" : `opened pull request #${num} (${forge.pullRequestUrl(repo, num)}) with`;
   await run.reply(`Done: ${where} \`${commit.slice(0, 12)}\` — ${code(folder)} patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
@@ -362,12 +374,18 @@ async function refuse(run: PatchRun, error: unknown): Promise<PatchOutcome> {
 /** A reason not to open a pull request for these adapter files again, or null. */
 async function alreadyCovered(
   context: JobContext,
-  repo: string,
-  mine: BotPullRequest[],
-  main: PinnedRepo,
-  folder: string,
-  adapter: Record<string, string>,
+  params: {
+    readonly repo: string;
+    /** The bot's pull requests for the folder. */
+    readonly mine: readonly BotPullRequest[];
+    /** The repo at the commit the adapter is read at. */
+    readonly main: PinnedRepo;
+    readonly folder: string;
+    /** The adapter's files by path -> content key. */
+    readonly adapter: Record<string, string>;
+  },
 ): Promise<string | null> {
+  const { repo, mine, main, folder, adapter } = params;
   const sameAdapter = (report: SafeLoraReport | null) => report?.record !== undefined && JSON.stringify(Object.entries(report.record.adapter).sort()) === JSON.stringify(Object.entries(adapter).sort());
   if (sameAdapter(await committedReport(main, folder))) return "a variant of these adapter files is already on main";
   for (const pr of mine.filter((p) => p.status === "closed" || p.status === "merged")) {
@@ -380,7 +398,20 @@ async function alreadyCovered(
 }
 
 /** Commits to the pull request's head; on a stale head (412) looks again: maybe our commit is already there. */
-async function pushWithRetry(context: JobContext, repo: string, pr: BotPullRequest, folder: string, record: PatchRecord, files: FileToCommit[], title: string) {
+async function pushWithRetry(
+  context: JobContext,
+  params: {
+    readonly repo: string;
+    readonly pr: BotPullRequest;
+    /** The adapter folder, whose committed report says whether a retried commit is already there. */
+    readonly folder: string;
+    readonly record: PatchRecord;
+    readonly files: readonly FileToCommit[];
+    /** The commit's title. */
+    readonly title: string;
+  },
+) {
+  const { repo, pr, folder, record, files, title } = params;
   for (let attempt = 1; ; attempt++) {
     const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, pr.num) });
     if (attempt > 1 && sameRecord((await committedReport(head, folder))?.record, record)) return { commit: head.sha };
@@ -408,7 +439,21 @@ async function pullRequestChanges(head: PinnedRepo, main: PinnedRepo, folders: r
 }
 
 /** Rewrites the description from the reports committed at the pull request's head, when it changed. */
-async function refreshDescription(context: JobContext, repo: string, pr: { num: number; description: string }, head: PinnedRepo, prFolder: string, main: PinnedRepo): Promise<void> {
+async function refreshDescription(
+  context: JobContext,
+  params: {
+    readonly repo: string;
+    /** The pull request and its description as it stands. */
+    readonly pr: { readonly num: number; readonly description: string };
+    /** The pull request's head, whose committed reports it describes. */
+    readonly head: PinnedRepo;
+    /** The folder it covers, "*" for one per repo. */
+    readonly prFolder: string;
+    /** What it is compared with: the default branch at the commit the adapter was read at. */
+    readonly main: PinnedRepo;
+  },
+): Promise<void> {
+  const { repo, pr, head, prFolder, main } = params;
   const variants = await committedReports(head);
   if (variants.length === 0) return;
   const changes = await pullRequestChanges(head, main, variants.map((variant) => variant.folder));
