@@ -103,20 +103,61 @@ export function getDiscussion(access: HubAccess, repo: string, num: number): Pro
   return call(access, `${base(repo)}/${num}`, DiscussionDetails);
 }
 
-export async function createDiscussion(access: HubAccess, repo: string, title: string, description: string): Promise<number> {
+/** Opens a plain discussion (not a pull request) and returns its number. */
+export async function createDiscussion(
+  access: HubAccess,
+  params: {
+    readonly repo: string;
+    readonly title: string;
+    /** Its opening message. */
+    readonly description: string;
+  },
+): Promise<number> {
+  const { repo, title, description } = params;
   return (await call(access, base(repo), CreateResponse, { method: "POST", body: { title, description, pullRequest: false } })).num;
 }
 
 /** Posts a comment and returns its id. */
-export async function postComment(access: HubAccess, repo: string, num: number, comment: string): Promise<string> {
-  return (await call(access, `${base(repo)}/${num}/comment`, CommentResponse, { method: "POST", body: { comment } })).newMessage.id;
+export async function postComment(
+  access: HubAccess,
+  params: {
+    readonly repo: string;
+    /** The discussion's or pull request's number. */
+    readonly num: number;
+    readonly comment: string;
+  },
+): Promise<string> {
+  return (await call(access, `${base(params.repo)}/${params.num}/comment`, CommentResponse, { method: "POST", body: { comment: params.comment } })).newMessage.id;
 }
 
-export async function editComment(access: HubAccess, repo: string, num: number, commentId: string, content: string): Promise<void> {
+/** Replaces the text of a comment (the Hub lets its author only). */
+export async function editComment(
+  access: HubAccess,
+  params: {
+    readonly repo: string;
+    /** The discussion's or pull request's number. */
+    readonly num: number;
+    readonly commentId: string;
+    /** The new text. */
+    readonly content: string;
+  },
+): Promise<void> {
+  const { repo, num, commentId, content } = params;
   await call(access, `${base(repo)}/${num}/comment/${commentId}/edit`, z.unknown(), { method: "POST", body: { content } });
 }
 
-export async function changeDiscussionStatus(access: HubAccess, repo: string, num: number, status: "open" | "closed", comment?: string): Promise<void> {
+/** Opens or closes a discussion or pull request, with a comment posted along. */
+export async function changeDiscussionStatus(
+  access: HubAccess,
+  params: {
+    readonly repo: string;
+    /** The discussion's or pull request's number. */
+    readonly num: number;
+    readonly status: "open" | "closed";
+    readonly comment?: string;
+  },
+): Promise<void> {
+  const { repo, num, status, comment } = params;
   await call(access, `${base(repo)}/${num}/status`, z.unknown(), { method: "POST", body: { status, ...(comment ? { comment } : {}) } });
 }
 

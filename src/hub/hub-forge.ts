@@ -165,24 +165,24 @@ export class HubForge implements Forge {
     const { repo, num, text } = params;
     await this.call(repo, `edit the description of pull request #${num}`, async () => {
       const opening = await this.opening(repo, num);
-      if (opening) await editComment(this.access, repo, num, opening.id, text);
+      if (opening) await editComment(this.access, { repo, num, commentId: opening.id, content: text });
     });
   }
 
   comment(params: DiscussionText): Promise<string> {
-    return this.call(params.repo, `comment on #${params.discussion}`, () => postComment(this.access, params.repo, params.discussion, params.text));
+    return this.call(params.repo, `comment on #${params.discussion}`, () => postComment(this.access, { repo: params.repo, num: params.discussion, comment: params.text }));
   }
 
   editComment(params: EditCommentParams): Promise<void> {
-    return this.call(params.repo, `edit its comment on #${params.discussion}`, () => editComment(this.access, params.repo, params.discussion, params.commentId, params.text));
+    return this.call(params.repo, `edit its comment on #${params.discussion}`, () => editComment(this.access, { repo: params.repo, num: params.discussion, commentId: params.commentId, content: params.text }));
   }
 
   closePullRequest(params: CloseParams): Promise<void> {
-    return this.call(params.repo, `close pull request #${params.num}`, () => changeDiscussionStatus(this.access, params.repo, params.num, "closed", params.comment));
+    return this.call(params.repo, `close pull request #${params.num}`, () => changeDiscussionStatus(this.access, { repo: params.repo, num: params.num, status: "closed", comment: params.comment }));
   }
 
   openDiscussion(params: OpenDiscussionParams): Promise<number> {
-    return this.call(params.repo, "open a discussion", () => createDiscussion(this.access, params.repo, params.title, params.text));
+    return this.call(params.repo, "open a discussion", () => createDiscussion(this.access, { repo: params.repo, title: params.title, description: params.text }));
   }
 
   async botDiscussions(repo: string): Promise<BotDiscussion[]> {
@@ -226,7 +226,7 @@ export class HubForge implements Forge {
   }
 
   closeDiscussion(params: CloseDiscussionParams): Promise<void> {
-    return this.call(params.repo, `close discussion #${params.discussion}`, () => changeDiscussionStatus(this.access, params.repo, params.discussion, "closed", params.comment));
+    return this.call(params.repo, `close discussion #${params.discussion}`, () => changeDiscussionStatus(this.access, { repo: params.repo, num: params.discussion, status: "closed", comment: params.comment }));
   }
 
   async commentAuthor(params: CommentRef): Promise<string | null> {
