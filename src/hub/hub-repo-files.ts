@@ -1,7 +1,7 @@
 import { downloadFile, listFiles, modelInfo } from "@huggingface/hub";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
-import type { ByteSource } from "../safetensors/byte-source.js";
+import type { ByteSource } from "../storage/byte-source.js";
 import { checkTextSize, MAX_TEXT_BYTES, quotePath, repoPathProblem, type RepoFiles } from "../storage/repo-files.js";
 import { explainHubError, hubParams, type HubAccess } from "./hub-access.js";
 import type { RepoRef } from "./repo-ref.js";

@@ -14,7 +14,7 @@ import type { TensorInfo } from "../safetensors/header.js";
 import type { TensorToWrite } from "../safetensors/write.js";
 import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
 import { TOOL } from "../version.js";
-import { ScratchBuffer } from "./scratch-buffer.js";
+import { ScratchBuffer } from "../safetensors/scratch-buffer.js";
 
 /** A transformers model's config, hashed whole for local folders (it is small and says which model this is). */
 const MODEL_CONFIG = "config.json";

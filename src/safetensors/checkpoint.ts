@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import { inSubfolder, quotePath, repoPathProblem, type RepoFiles } from "../storage/repo-files.js";
-import { LazyByteSource } from "./byte-source.js";
+import { LazyByteSource } from "../storage/byte-source.js";
 import { parseHeader, type TensorInfo } from "./header.js";
 import { SafetensorsFile } from "./safetensors-file.js";
 import { ShardIndex } from "./schema.js";

@@ -1,5 +1,5 @@
 import { SafeLoraError } from "../errors.js";
-import type { ByteSource } from "./byte-source.js";
+import type { ByteSource } from "../storage/byte-source.js";
 import { DTYPE_BYTES, isDtype, type Dtype } from "./dtype.js";
 import { MetadataEntries, TensorEntry, type HeaderMetadata } from "./schema.js";
 

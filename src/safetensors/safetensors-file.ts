@@ -1,5 +1,5 @@
 import { SafeLoraError } from "../errors.js";
-import { FileByteSource, type ByteSource } from "./byte-source.js";
+import { FileByteSource, type ByteSource } from "../storage/byte-source.js";
 import { readHeader, type SafetensorsHeader, type TensorInfo } from "./header.js";
 
 /** One safetensors file opened for random access: its validated header and its byte source. */

@@ -1,7 +1,7 @@
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SafeLoraError } from "../errors.js";
-import { FileByteSource, type ByteSource } from "../safetensors/byte-source.js";
+import { FileByteSource, type ByteSource } from "./byte-source.js";
 import { checkRepoPath, checkTextSize, MAX_TEXT_BYTES, type RepoFiles } from "./repo-files.js";
 
 /** A model or adapter folder on the local disk. */

@@ -1,5 +1,5 @@
 import { SafeLoraError } from "../errors.js";
-import type { ByteSource } from "../safetensors/byte-source.js";
+import type { ByteSource } from "./byte-source.js";
 
 /**
  * The files of one model or adapter repo at one fixed state: a local folder, or (later) a Hub repo

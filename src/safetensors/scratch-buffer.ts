@@ -1,4 +1,4 @@
-import { DTYPE_BYTES, decodeToFloat32, type Dtype } from "../safetensors/dtype.js";
+import { DTYPE_BYTES, decodeToFloat32, type Dtype } from "./dtype.js";
 
 /**
  * Reusable read and decode buffers for one role (base or aligned weights). Every module of a run reuses
