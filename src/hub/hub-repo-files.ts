@@ -1,4 +1,4 @@
-import { downloadFile, listFiles, modelInfo } from "@huggingface/hub";
+import { downloadFile, HubApiError, listFiles, modelInfo } from "@huggingface/hub";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import type { ByteSource } from "../storage/byte-source.js";
@@ -54,37 +54,96 @@ export async function fetchModelInfo(access: HubAccess, ref: RepoRef): Promise<H
 /** An empty file needs no request (and a zero-length ranged read would be malformed). */
 const entry0 = (blob: Blob) => blob.size === 0;
 
+/**
+ * A tensor read is split into parts of this size, fetched by up to PARALLEL_PARTS range requests at once: one
+ * HTTP stream rarely fills the link (or the server's disk), several do. Each part streams straight into the
+ * caller's buffer, so memory stays at that buffer whatever the number of streams.
+ */
+export const PART_BYTES = 4 * 1024 * 1024;
+export const PARALLEL_PARTS = 4;
+
+/** Where and how one file is fetched: its resolve URL at the pinned commit, with the project's retrying fetch. */
+interface ResolvedFile {
+  readonly url: string;
+  readonly size: number;
+  readonly fetch: typeof fetch;
+  readonly accessToken?: string;
+}
+
+/** The Hub's error for a response that is not the range asked for, in the form explainHubError words. */
+async function rangeError(response: Response): Promise<HubApiError> {
+  const error = new HubApiError(response.url, response.status, response.headers.get("X-Request-Id") ?? undefined);
+  const text = await response.text().catch(() => "");
+  let detail = text.slice(0, 200);
+  try {
+    const json = JSON.parse(text) as { error?: unknown; message?: unknown };
+    if (typeof json.error === "string" || typeof json.message === "string") detail = String(json.error ?? json.message);
+  } catch {
+    // Not JSON: the text is the detail.
+  }
+  error.message = `${response.ok ? `expected a range (206), got ${response.status}` : detail || `Api error with status ${response.status}`}. URL: ${response.url}`;
+  return error;
+}
+
 /** One file of a Hub repo at a pinned commit, read by HTTP range requests on its resolve URL. */
 class HubByteSource implements ByteSource {
   bytesRead = 0;
 
   constructor(
     readonly description: string,
-    private readonly blob: Blob,
+    private readonly file: ResolvedFile,
     private readonly explain: (error: unknown) => unknown,
   ) {}
 
   get size(): number {
-    return this.blob.size;
+    return this.file.size;
   }
 
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new RangeError(`read of ${length} bytes at ${offset} is outside ${this.description} (${this.size} bytes)`);
     }
-    if (length === 0) return new Uint8Array(0);
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
-    } catch (error) {
-      throw this.explain(error);
-    }
-    if (bytes.byteLength !== length) throw new Error(`${this.description}: asked for ${length} bytes at ${offset}, got ${bytes.byteLength}`);
+    // A fresh buffer keeps byteOffset 0, so typed-array views of the result are always aligned.
+    const target = into ? into.subarray(0, length) : new Uint8Array(length);
+    if (length === 0) return target;
+    const parts: Array<{ at: number; length: number }> = [];
+    for (let at = 0; at < length; at += PART_BYTES) parts.push({ at, length: Math.min(PART_BYTES, length - at) });
+    // The first failure stops the other streams, and the read ends only once none of them writes into `target`.
+    const stop = new AbortController();
+    let failure: { error: unknown } | null = null;
+    let next = 0;
+    const stream = async () => {
+      while (!failure && next < parts.length) {
+        const part = parts[next++]!;
+        try {
+          await this.fetchInto(target.subarray(part.at, part.at + part.length), offset + part.at, stop.signal);
+        } catch (error) {
+          failure ??= { error };
+          stop.abort();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_PARTS, parts.length) }, stream));
+    if (failure) throw this.explain((failure as { error: unknown }).error);
     this.bytesRead += length;
-    if (!into) return bytes;
-    const target = into.subarray(0, length);
-    target.set(bytes);
     return target;
+  }
+
+  /** Fetches `target.byteLength` bytes at `offset` into `target`, as the body arrives. */
+  private async fetchInto(target: Uint8Array, offset: number, signal: AbortSignal): Promise<void> {
+    const { url, fetch, accessToken } = this.file;
+    const response = await fetch(url, {
+      headers: { Range: `bytes=${offset}-${offset + target.byteLength - 1}`, ...(accessToken ? { Authorization: `Bearer ${accessToken}` } : {}) },
+      signal,
+    });
+    if (response.status !== 206 || !response.body) throw await rangeError(response);
+    let filled = 0;
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      if (filled + chunk.byteLength > target.byteLength) throw new Error(`${this.description}: asked for ${target.byteLength} bytes at ${offset}, got more`);
+      target.set(chunk, filled);
+      filled += chunk.byteLength;
+    }
+    if (filled !== target.byteLength) throw new Error(`${this.description}: asked for ${target.byteLength} bytes at ${offset}, got ${filled}`);
   }
 
   async close(): Promise<void> {
@@ -162,23 +221,27 @@ export class HubRepoFiles implements RepoFiles {
   }
 
   /**
-   * A lazy blob over the file's resolve URL at the pinned commit. Size and ETag come from the tree listing,
-   * so opening a file sends no request; each slice read is one range request.
+   * The file's resolve URL at the pinned commit, and its size from the tree listing: opening a file sends no
+   * request. Every listed path was checked when the tree was read; the URL is still checked after the parser
+   * has normalised it, since this is where the bot's token is sent.
    */
-  private async blob(path: string): Promise<Blob> {
+  private resolve(path: string): { url: string; entry: TreeFile } {
     const entry = this.tree.get(path);
     if (!entry) throw new SafeLoraError(`${this.description} has no file ${path}`, "missing-file");
-    const params = hubParams(this.access);
-    // Every listed path was checked when the tree was read; the URL is still checked after the parser has
-    // normalised it, since this is where the bot's token is sent.
-    const root = `${params.hubUrl}/${this.id}/resolve/${encodeURIComponent(this.sha)}/`;
+    const root = `${hubParams(this.access).hubUrl}/${this.id}/resolve/${encodeURIComponent(this.sha)}/`;
     const url = `${root}${path.split("/").map(encodeURIComponent).join("/")}`;
     const [resolved, expected] = [new URL(url), new URL(root)];
     if (resolved.origin !== expected.origin || !resolved.pathname.startsWith(expected.pathname)) {
       throw new SafeLoraError(`${this.description}: the file ${quotePath(path)} does not resolve inside the repo; nothing was read`, "unsafe-path");
     }
+    return { url, entry };
+  }
+
+  /** A lazy blob over the file (@huggingface/hub's, with Xet off); reading it is one request. */
+  private async blob(path: string): Promise<Blob> {
+    const { url, entry } = this.resolve(path);
     const blob = await downloadFile({
-      ...params,
+      ...hubParams(this.access),
       repo: { type: "model", name: this.id },
       path,
       revision: this.sha,
@@ -205,7 +268,10 @@ export class HubRepoFiles implements RepoFiles {
   }
 
   async openBytes(path: string): Promise<ByteSource> {
-    const source = new HubByteSource(`${this.description}/${path}`, await this.blob(path), (error) => explainHubError(error, this.id, this.access));
+    const { url, entry } = this.resolve(path);
+    const { fetch, accessToken } = hubParams(this.access);
+    const file = { url, size: entry.size, fetch, ...(accessToken ? { accessToken } : {}) };
+    const source = new HubByteSource(`${this.description}/${path}`, file, (error) => explainHubError(error, this.id, this.access));
     this.sources.push(source);
     return source;
   }
