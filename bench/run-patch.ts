@@ -26,6 +26,8 @@ const patched = await patchAdapter({
   cache: process.env.BENCH_CACHE_DIR ? new AlignmentCache(process.env.BENCH_CACHE_DIR, 20e9) : null,
 }).finally(() => inputs.close());
 await writeVariant(out, variantFiles(patched, { alignedHubId: null, license: null, command: "bench" }));
+// Feature-detected, so that this script also runs against a checkout from before variants were staged on disk.
+await (patched as { release?: () => Promise<void> }).release?.();
 const wallMs = performance.now() - started;
 process.stdout.write(
   `${JSON.stringify({ wallMs, maxRssBytes: process.resourceUsage().maxRSS * 1024, bytesRead: patched.report.bytesRead, projected: patched.report.projectedCount, modules: patched.report.moduleCount })}\n`,

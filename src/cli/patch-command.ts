@@ -167,6 +167,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     if (warning) io.stderr(`safe-lora: warning: ${warning}\n`);
   }
   if (writeOptions === null) {
+    await patched.release();
     const report = { ...patched.report, dryRun: { alternatives: selectionAlternatives(patched.report, selection) } };
     if (values.json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
     else {
@@ -178,7 +179,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
   const command = reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: values["hub-url"] ?? env.HF_ENDPOINT });
   // A local aligned folder has no Hub id for the card's base_model; the licence is the adapter card's.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
-  await writeVariant(out, variantFiles(patched, { alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions);
+  await writeVariant(out, variantFiles(patched, { alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions).finally(() => patched.release());
 
   if (values.json) io.stdout(`${JSON.stringify(patched.report, null, 2)}\n`);
   else io.stdout(`${summaryTable(patched.report)}\nwrote ${out}/\n`);

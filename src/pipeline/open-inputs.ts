@@ -38,6 +38,9 @@ export interface OpenedInputs {
   readonly adapterCard: Record<string, unknown> | null;
   readonly base: WeightsInput;
   readonly aligned: WeightsInput;
+  /** Runs `cleanup` when the inputs are closed: e.g. a patched variant's `release`, once it is committed. */
+  onClose(cleanup: () => Promise<void>): void;
+  /** Closes the inputs' files, then runs what `onClose` registered. */
   close(): Promise<void>;
 }
 
@@ -90,7 +93,7 @@ async function architectureOf(files: RepoFiles): Promise<string | null> {
 
 /**
  * Opens the adapter and the base/aligned pair wherever they are (local folders or Hub repos pinned to a
- * commit), working out the pair when it is not given (DESIGN.md §1 step 2) and checking that the two models
+ * commit), working out the pair when it is not given (README, "Finding the base/aligned pair") and checking that the two models
  * declare the same architecture. Shapes and the distance between the two are checked while patching.
  */
 export async function openInputs(request: InputsRequest): Promise<OpenedInputs> {
@@ -99,8 +102,10 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
     opened.push(files);
     return files;
   };
+  const cleanups: Array<() => Promise<void>> = [];
   const close = async () => {
     await Promise.all(opened.map((files) => files.close()));
+    await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
   };
   try {
     const subfolder = request.subfolder ?? "";
@@ -163,6 +168,7 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
       adapter: { files: adapterFiles, location: locationOf(adapterFiles), revision: revisionOf(adapterFiles), subfolder, resolvedBy: "explicit" },
       base,
       aligned,
+      onClose: (cleanup) => void cleanups.push(cleanup),
       close,
     };
   } catch (error) {

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { renderModelCard, type ModelCardContext } from "../report/model-card.js";
 import { renderSimilarityChart } from "../report/similarity-chart.js";
-import { serializeSafetensors, writeChunks } from "../safetensors/write.js";
+import { writeChunks } from "../safetensors/write.js";
 import { writeDirAtomically, type WriteDirOptions } from "../storage/atomic-dir.js";
 import type { PatchedAdapter } from "./patch-adapter.js";
 
@@ -10,22 +10,22 @@ export const CHART_FILE = "similarity.svg";
 /** Every file a variant folder holds: a folder with anything else is not (only) this tool's output. */
 export const VARIANT_FILE_NAMES = ["adapter_model.safetensors", "adapter_config.json", "README.md", CHART_FILE, REPORT_FILE] as const;
 
-/** One file of a Safe LoRA variant folder, as chunks to write in order. */
+/** One file of a Safe LoRA variant folder, as chunks to write in order: bytes, or blobs (files staged on disk). */
 export interface VariantFile {
   readonly path: string;
-  readonly chunks: readonly Uint8Array[];
+  readonly chunks: readonly (Uint8Array | Blob)[];
 }
 
 const text = (content: string) => [new TextEncoder().encode(content)];
 
 /**
- * The files of a variant folder (DESIGN.md §4): the patched weights with the input's keys, dtypes and
+ * The files of a variant folder (README, "Usage": what `--out` receives): the patched weights with the input's keys, dtypes and
  * metadata, the unchanged config, the report card, the chart and the report JSON. The same list is
  * written to disk by the CLI and committed to a pull request by the bot.
  */
 export function variantFiles(patched: PatchedAdapter, card: ModelCardContext): VariantFile[] {
   return [
-    { path: "adapter_model.safetensors", chunks: serializeSafetensors(patched.metadata, patched.tensors) },
+    { path: "adapter_model.safetensors", chunks: [patched.weights] },
     { path: "adapter_config.json", chunks: text(patched.configText) },
     { path: "README.md", chunks: text(renderModelCard(patched.report, card)) },
     { path: CHART_FILE, chunks: text(renderSimilarityChart(patched.report)) },

@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** `--ep` / `SAFE_LORA_EP`. `auto` is the CPU for now; choosing among GPU providers comes with GPU workers. */
+/** `--ep` / `SAFE_LORA_EP`. `auto` is the CPU: a GPU provider is used only when named (README, "Known limits"). */
 export const ExecutionProviderChoice = z.enum(["auto", "cpu", "cuda", "webgpu"]);
 export type ExecutionProviderChoice = z.infer<typeof ExecutionProviderChoice>;
 

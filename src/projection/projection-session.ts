@@ -83,7 +83,10 @@ export class ProjectionSession {
     let session = this.sessions.get(key);
     if (!session) {
       const provider = this.executionProvider;
-      session = ort.InferenceSession.create(build(), { executionProviders: [provider], graphOptimizationLevel: "all", logSeverityLevel: 4 }).catch(
+      // No spinning: onnxruntime's pool threads would otherwise busy-wait between ops, taking the cores that the
+      // reads of the next module (and the main thread's event loop) need. Same threads, same arithmetic.
+      const options = { executionProviders: [provider], graphOptimizationLevel: "all", logSeverityLevel: 4, extra: { session: { intra_op: { allow_spinning: "0" } } } } as const;
+      session = ort.InferenceSession.create(build(), options).catch(
         (error: unknown) => {
           const detail = (error as Error).message.split("\n")[0]?.slice(0, 200);
           throw new SafeLoraError(

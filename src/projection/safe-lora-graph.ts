@@ -59,7 +59,7 @@ function alignmentNodes(v: string): OnnxNode[] {
 }
 
 /**
- * C·B and the cosine's traces from V and the LoRA factors, in the low-rank form of DESIGN.md §2: the
+ * C·B and the cosine's traces from V and the LoRA factors, in the low-rank form (README, "How it works"): the
  * d_out × d_out operator C = V Vᵀ / ‖V‖_F is never formed. The large products (Vᵀ B, V M) run in fp32 as the
  * reference does; the r × r Gram matrices and traces behind the cosine run in fp64.
  */

@@ -27,3 +27,37 @@ export class ScratchBuffer {
     return decodeToFloat32(bytes, dtype, this.values);
   }
 }
+
+/**
+ * Whole buffers handed to the projection thread and back, for the pipelined reads: a read takes one, the thread
+ * returns it with its result, and a later read of the same size reuses it. Every view it gives covers its whole
+ * buffer, so the buffer can be moved to the thread as it is (a run's modules come in a few sizes, so exact sizes
+ * are reused). At most `keep` idle buffers are kept, the most recent.
+ */
+export class BufferPool {
+  private idle: ArrayBuffer[] = [];
+
+  constructor(private readonly keep = 8) {}
+
+  /** A view of `byteLength` bytes over a buffer of its own. */
+  bytes(byteLength: number): Uint8Array {
+    return new Uint8Array(this.buffer(byteLength));
+  }
+
+  /** A view of `count` fp32 values over a buffer of its own. */
+  floats(count: number): Float32Array {
+    return new Float32Array(this.buffer(count * 4));
+  }
+
+  /** Takes back a buffer (one moved away, and so detached, is ignored). */
+  give(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === 0 || this.idle.includes(buffer)) return;
+    this.idle.push(buffer);
+    if (this.idle.length > this.keep) this.idle.shift();
+  }
+
+  private buffer(byteLength: number): ArrayBuffer {
+    const index = this.idle.findIndex((buffer) => buffer.byteLength === byteLength);
+    return index === -1 ? new ArrayBuffer(byteLength) : this.idle.splice(index, 1)[0]!;
+  }
+}

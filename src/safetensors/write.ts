@@ -1,4 +1,4 @@
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { DTYPE_BYTES, type Dtype } from "./dtype.js";
 import { elementCount, parseHeader } from "./header.js";
 import type { HeaderMetadata } from "./schema.js";
@@ -52,8 +52,8 @@ export function byteLengthOf(tensor: TensorLayout): number {
  * tensors in order and the same metadata. A name the format cannot hold (a second tensor of one name,
  * "__metadata__") fails here, before anything is written or committed.
  */
-function checkReadsBack(header: Uint8Array, metadata: HeaderMetadata, tensors: readonly TensorToWrite[]): void {
-  const dataSize = tensors.reduce((sum, tensor) => sum + tensor.data.byteLength, 0);
+function checkReadsBack(header: Uint8Array, metadata: HeaderMetadata, tensors: readonly TensorLayout[]): void {
+  const dataSize = tensors.reduce((sum, tensor) => sum + byteLengthOf(tensor), 0);
   let parsed;
   try {
     parsed = parseHeader("the safetensors file being written", new TextDecoder().decode(header.subarray(8)), header.byteLength - 8, header.byteLength + dataSize);
@@ -68,27 +68,62 @@ function checkReadsBack(header: Uint8Array, metadata: HeaderMetadata, tensors: r
   if (!sameTensors || !sameMetadata) throw new Error("the safetensors file being written reads back with other tensors or metadata than were written");
 }
 
-/** A safetensors file as the chunks to write in order (header, then each tensor's bytes), without copying. */
-export function serializeSafetensors(metadata: HeaderMetadata, tensors: readonly TensorToWrite[]): Uint8Array[] {
-  for (const tensor of tensors) {
-    if (byteLengthOf(tensor) !== tensor.data.byteLength) {
-      throw new RangeError(`tensor "${tensor.name}": shape [${tensor.shape}] of ${tensor.dtype} needs ${byteLengthOf(tensor)} bytes, got ${tensor.data.byteLength}`);
-    }
-  }
-  const header = encodeHeader(metadata, tensors);
-  checkReadsBack(header, metadata, tensors);
-  return [header, ...tensors.map((tensor) => tensor.data)];
+/** Writes all of `data` at the file's current position (a single write may take less than it was given). */
+async function writeAll(handle: FileHandle, data: Uint8Array): Promise<number> {
+  for (let done = 0; done < data.byteLength; ) done += (await handle.write(data, done, data.byteLength - done)).bytesWritten;
+  return data.byteLength;
 }
 
-/** Writes chunks to a new file (never over an existing one) and flushes it to disk. */
-export async function writeChunks(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
+function checkLength(tensor: TensorLayout, data: Uint8Array): Uint8Array {
+  if (byteLengthOf(tensor) !== data.byteLength) {
+    throw new RangeError(`tensor "${tensor.name}": shape [${tensor.shape}] of ${tensor.dtype} needs ${byteLengthOf(tensor)} bytes, got ${data.byteLength}`);
+  }
+  return data;
+}
+
+/** The header of a file holding `tensors`, checked to read back as exactly them (see checkReadsBack). */
+function checkedHeader(metadata: HeaderMetadata, tensors: readonly TensorLayout[]): Uint8Array {
+  const header = encodeHeader(metadata, tensors);
+  checkReadsBack(header, metadata, tensors);
+  return header;
+}
+
+/** A safetensors file as the chunks to write in order (header, then each tensor's bytes), without copying. */
+export function serializeSafetensors(metadata: HeaderMetadata, tensors: readonly TensorToWrite[]): Uint8Array[] {
+  for (const tensor of tensors) checkLength(tensor, tensor.data);
+  return [checkedHeader(metadata, tensors), ...tensors.map((tensor) => tensor.data)];
+}
+
+/** Writes chunks (bytes, or blobs such as files staged on disk, streamed) to a new file, never over an existing one, and flushes it to disk. */
+export async function writeChunks(path: string, chunks: Iterable<Uint8Array | Blob>): Promise<void> {
   const handle = await open(path, "wx");
   try {
-    for (const chunk of chunks) await handle.write(chunk);
+    for (const chunk of chunks) {
+      if (chunk instanceof Blob) for await (const part of chunk.stream()) await writeAll(handle, part);
+      else await writeAll(handle, chunk);
+    }
     await handle.sync();
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Writes a safetensors file tensor by tensor, asking `dataOf` for each tensor's bytes only when it is written,
+ * so a file of any size passes through memory one tensor at a time. The same bytes as serializeSafetensors.
+ */
+export async function writeSafetensorsFrom(path: string, metadata: HeaderMetadata, tensors: readonly TensorLayout[], dataOf: (tensor: TensorLayout) => Promise<Uint8Array>): Promise<number> {
+  const header = checkedHeader(metadata, tensors);
+  const handle = await open(path, "wx");
+  let size = header.byteLength;
+  try {
+    await writeAll(handle, header);
+    for (const tensor of tensors) size += await writeAll(handle, checkLength(tensor, await dataOf(tensor)));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return size;
 }
 
 /** Writes a complete safetensors file. Callers that need atomicity write into a staging folder. */

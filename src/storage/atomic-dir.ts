@@ -3,6 +3,8 @@ import { rmSync } from "node:fs";
 import { lstat, mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { SafeLoraError } from "../errors.js";
+import { cleanUpOnExit } from "./exit-cleanup.js";
+import { isRunning } from "./process-alive.js";
 
 export interface WriteDirOptions {
   /**
@@ -49,17 +51,6 @@ export async function checkTarget(target: string, options: WriteDirOptions = {})
 
 const stagingPattern = (name: string) => new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.(?:staging|old)-(\\d+)-[0-9a-f]{8}$`);
 
-function isRunning(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but is another user's.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Removes staging folders that a killed run (SIGKILL, power loss) left next to `target`. Only names this
  * function's own pattern produces, of processes that are gone, are touched: a concurrent run keeps its own.
@@ -70,30 +61,6 @@ async function removeStaleStaging(parent: string, name: string): Promise<void> {
     const match = pattern.exec(entry);
     if (match && !isRunning(Number(match[1]))) await rm(join(parent, entry), { recursive: true, force: true });
   }
-}
-
-const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-const inProgress = new Set<string>();
-
-/**
- * Ctrl-C while a folder is being staged must not leave it behind. The handler removes every staging folder in
- * progress; when nothing else listens for the signal it then dies of it as it would have (exit status 130 for
- * Ctrl-C), and otherwise leaves the decision to the process's own handler (the bot drains on SIGTERM).
- */
-function onSignal(signal: NodeJS.Signals): void {
-  for (const path of inProgress) rmSync(path, { recursive: true, force: true });
-  inProgress.clear();
-  for (const name of SIGNALS) process.removeListener(name, onSignal);
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function removeOnSignal(path: string): () => void {
-  if (inProgress.size === 0) for (const name of SIGNALS) process.on(name, onSignal);
-  inProgress.add(path);
-  return () => {
-    inProgress.delete(path);
-    if (inProgress.size === 0) for (const name of SIGNALS) process.removeListener(name, onSignal);
-  };
 }
 
 /**
@@ -111,8 +78,8 @@ async function replaceFiles(staging: string, target: string, old: readonly strin
 
 /**
  * Fills a hidden staging folder next to `target`, then moves it into place. A new or empty `target` appears
- * complete in one rename; an existing one that `mayReplace` accepts is replaced file by file. On failure, and on
- * SIGINT/SIGTERM/SIGHUP, the staging folder is removed; ones left by killed runs are removed on the next run.
+ * complete in one rename; an existing one that `mayReplace` accepts is replaced file by file. On failure, on
+ * SIGINT/SIGTERM/SIGHUP and at exit, the staging folder is removed; ones left by killed runs are removed on the next run.
  */
 export async function writeDirAtomically(target: string, fill: (staging: string) => Promise<void>, options: WriteDirOptions = {}): Promise<void> {
   const absolute = resolve(target);
@@ -123,7 +90,7 @@ export async function writeDirAtomically(target: string, fill: (staging: string)
   const replacing = existing !== null && existing.length > 0;
   const staging = join(parent, `.${basename(absolute)}.staging-${process.pid}-${randomBytes(4).toString("hex")}`);
   await mkdir(staging);
-  const release = removeOnSignal(staging);
+  const release = cleanUpOnExit(() => rmSync(staging, { recursive: true, force: true }));
   try {
     await fill(staging);
     if (replacing) {

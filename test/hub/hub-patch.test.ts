@@ -10,6 +10,8 @@ import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
 import { openInputs } from "../../src/pipeline/open-inputs.js";
 import { AlignmentCache } from "../../src/projection/alignment-cache.js";
 import { patchAdapter } from "../../src/pipeline/patch-adapter.js";
+import { SafeLoraError } from "../../src/errors.js";
+import { HubRepoFiles, PARALLEL_PARTS, PART_BYTES } from "../../src/hub/hub-repo-files.js";
 
 /** Bytes that any reader must fetch: every header (8-byte prefix + JSON), the index, and the target tensors. */
 function minimumBytes(report: SafeLoraReport, caseName: string, role: "base" | "chat", fixture: GoldenHub): number {
@@ -105,7 +107,8 @@ describe("the alignment cache", () => {
     const notices: string[] = [];
     const cache = new AlignmentCache(join(fixture.work, "small-cache"), 1e9);
     fixture.hub.resetCounters();
-    await patchAdapter({ ...inputs, selection: { mode: "top-k", value: 3 }, executionProvider: "cpu", cache, limits: { maxCacheBytes: 1000 }, onNotice: (m) => notices.push(m) }).finally(() => inputs.close());
+    const patched = await patchAdapter({ ...inputs, selection: { mode: "top-k", value: 3 }, executionProvider: "cpu", cache, limits: { maxCacheBytes: 1000 }, onNotice: (m) => notices.push(m) }).finally(() => inputs.close());
+    await patched.release();
     expect(notices).toEqual([expect.stringMatching(/^not caching this pair: its alignment data would take 0\.0 GB of disk, more than the 0\.0 GB one job may use \(limits\.maxDiskGB\)$/)]);
     // Headers and indexes (a few KB) are still cached; no alignment entry is.
     expect(existsSync(join(fixture.work, "small-cache", "v1", "v"))).toBe(false);
@@ -151,5 +154,63 @@ describe("repos holding several adapters, and pinned revisions", () => {
     expect(patched.report.inputs.aligned.revision).toBe(pinned);
     expect(fixture.hub.store.repos.get(fixture.ids.chat)!.refs.get("refs/heads/main")).not.toBe(pinned);
     expectGoldenSelection(patched.report, loadExpected("llama-gqa-qv").runs.find((r) => r.expected_dir === "expected-threshold-0.33")!);
+    await patched.release();
+  });
+});
+
+describe("range reads of a large tensor", () => {
+  let fixture: GoldenHub;
+  const size = 2 * PART_BYTES + 12345;
+  const data = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7919) % 251));
+  beforeAll(async () => {
+    fixture = await goldenHub("llama-gqa-qv");
+    await seedRepo(fixture.hub, "acme/big-file", [{ path: "weights.bin", data }]);
+  });
+  afterAll(() => fixture.close());
+
+  /** A fetch that counts the range requests in flight at once, and can fail one of them. */
+  function watchedFetch(fail?: (range: string) => boolean) {
+    const seen = { ranges: [] as string[], inFlight: 0, most: 0 };
+    const watched: typeof fetch = async (input, init) => {
+      const range = new Headers(init?.headers).get("range");
+      if (range) {
+        seen.ranges.push(range);
+        if (fail?.(range)) return new Response(JSON.stringify({ error: "Entry not found" }), { status: 404, headers: { "Content-Type": "application/json" } });
+      }
+      seen.inFlight += 1;
+      seen.most = Math.max(seen.most, seen.inFlight);
+      try {
+        const response = await fetch(input, init);
+        return new Response(await response.arrayBuffer(), { status: response.status, headers: response.headers });
+      } finally {
+        seen.inFlight -= 1;
+      }
+    };
+    return { seen, watched };
+  }
+
+  it("are split into parts fetched side by side, each straight into the caller's buffer", async () => {
+    const { seen, watched } = watchedFetch();
+    const files = await HubRepoFiles.open({ hubUrl: fixture.hub.url, accessToken: fixture.user.token, fetch: watched }, { id: "acme/big-file", revision: "main" });
+    const source = await files.openBytes("weights.bin");
+    const into = new Uint8Array(size);
+    const bytes = await source.read(5, size - 10, into);
+    expect(bytes.buffer).toBe(into.buffer);
+    expect(Buffer.from(bytes).equals(data.subarray(5, size - 5))).toBe(true);
+    expect(seen.ranges).toEqual([`bytes=5-${PART_BYTES + 4}`, `bytes=${PART_BYTES + 5}-${2 * PART_BYTES + 4}`, `bytes=${2 * PART_BYTES + 5}-${size - 6}`]);
+    expect(seen.most).toBeGreaterThan(1);
+    expect(seen.most).toBeLessThanOrEqual(PARALLEL_PARTS);
+    expect(source.bytesRead).toBe(size - 10);
+  });
+
+  it("fail as the Hub's error says, once every part has stopped", async () => {
+    const { seen, watched } = watchedFetch((range) => range.startsWith(`bytes=${PART_BYTES}-`));
+    const files = await HubRepoFiles.open({ hubUrl: fixture.hub.url, accessToken: fixture.user.token, fetch: watched }, { id: "acme/big-file", revision: "main" });
+    const source = await files.openBytes("weights.bin");
+    const error = await source.read(0, size).catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(SafeLoraError);
+    expect((error as SafeLoraError).code).toBe("hub-not-found");
+    expect(seen.inFlight).toBe(0);
+    expect(source.bytesRead).toBe(0);
   });
 });

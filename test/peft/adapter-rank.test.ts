@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { SafeLoraError } from "../../src/errors.js";
 import { patchAdapter, type PatchRequest } from "../../src/pipeline/patch-adapter.js";
-import { ProjectionSession } from "../../src/projection/projection-session.js";
+import { ProjectionThread } from "../../src/projection/projection-thread.js";
 import { LocalFolder } from "../../src/storage/local-folder.js";
 import { copyGolden, rewriteSafetensors, type CaseCopy } from "../helpers/fixture-copy.js";
 
@@ -37,7 +37,7 @@ const request = (limits?: PatchRequest["limits"]): PatchRequest => ({
 
 async function refusal(patch: PatchRequest): Promise<SafeLoraError> {
   // Refused from the headers: no projection session (the memory that grows with r²) is ever created.
-  const created = vi.spyOn(ProjectionSession, "create");
+  const created = vi.spyOn(ProjectionThread.prototype, "open");
   const error = await patchAdapter(patch).then(
     () => new Error("expected a refusal"),
     (thrown: unknown) => thrown,

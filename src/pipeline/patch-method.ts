@@ -1,0 +1,34 @@
+import type { ModuleReport } from "../report/schema.js";
+import type { ModuleSteps } from "./module-loop.js";
+
+/** What a method hands to the report and the variant once every module is done. */
+export interface AssembledVariant {
+  readonly modules: readonly ModuleReport[];
+  /** The effective threshold the selection came to (null when no module has a cosine). */
+  readonly threshold: number | null;
+  /** `__metadata__` of the variant's weights: the input's, plus provenance under `safe_lora.*`. */
+  readonly metadata: Record<string, string>;
+  /** The variant's weights file, written in the run's staging folder. */
+  readonly weightsPath: string;
+  readonly executionProvider: "cpu" | "cuda" | "webgpu";
+  /** Hits and misses of the alignment cache, when it was used. */
+  readonly alignmentCache: { readonly hits: number; readonly misses: number } | null;
+}
+
+/**
+ * One way of patching weights, in the four steps every method shares: a plan from headers alone, then per module
+ * a read and a compute (pipelined by runModules: module i + 1 is read while module i is computed), then the
+ * assembly of the variant from every module's outcome. LoRA adapters are the first method (lora-method.ts);
+ * full fine-tunes are meant to be a second one behind the same steps.
+ */
+export interface PatchMethod<Plan, Input, Outcome> extends ModuleSteps<Plan, Input, Outcome> {
+  /**
+   * Checks everything that can be checked before a weight byte is read (names, shapes, dtypes, the job's limits),
+   * opens the compute (an unavailable execution provider fails here) and returns one plan per module.
+   */
+  plan(): Promise<Plan[]>;
+  /** Decides from every outcome what the variant holds and writes its weights into the staging folder. */
+  assemble(outcomes: readonly Outcome[]): Promise<AssembledVariant>;
+  /** Releases what the method holds open (its staged intermediate files), whether the run succeeded or not. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,78 @@
+import { SafeLoraError, type ErrorFix, type SafeLoraErrorCode } from "../errors.js";
+import type { Dtype } from "../safetensors/dtype.js";
+import type { ModuleProjection } from "./projection-session.js";
+
+/**
+ * What the main thread and the projection thread say to each other. Tensors travel as their stored bytes and
+ * dtype, in transferred buffers: the thread decodes them, so neither decoding nor compute runs on the main thread.
+ */
+export interface RawTensor {
+  readonly bytes: Uint8Array;
+  /** As stored; one that is not a float dtype is refused where it is decoded, with the usual error. */
+  readonly dtype: Dtype;
+}
+
+export interface LoraBytes {
+  readonly name: string;
+  readonly dOut: number;
+  readonly dIn: number;
+  readonly rank: number;
+  readonly loraA: RawTensor;
+  readonly loraB: RawTensor;
+}
+
+export interface PairBytes {
+  readonly wBase: RawTensor;
+  readonly wAligned: RawTensor;
+}
+
+export type ExecutionProvider = "cpu" | "cuda" | "webgpu";
+
+export type ProjectionRequest =
+  /** Creates (or finds) the thread's session for a provider, so an unavailable one fails before any read. */
+  | { readonly op: "open"; readonly provider: ExecutionProvider }
+  /**
+   * One module from the pair's weights. `alignmentInto`: also return V (copied into this buffer, fp32
+   * [d_out, d_in]) and the weights' norms, for the cache, computed by the alignment half and then projected by the
+   * projection half, as a cache hit would be. A buffer of the caller's, so that every V of a run travels in the same
+   * few buffers: onnxruntime's own outputs, moved to the main thread, were never collected there in time.
+   */
+  | { readonly op: "project"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly pair: PairBytes; readonly alignmentInto: Float32Array | null }
+  /** One module from a known V (a cache hit), fp32 [d_out, d_in]. */
+  | { readonly op: "projectWith"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number };
+
+export interface ProjectionReply {
+  readonly projection: ModuleProjection;
+  /** V (in `alignmentInto`) and the pair's norms, when asked for. */
+  readonly alignment?: { readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number };
+  /** The input buffers, handed back for reuse by the next reads. */
+  readonly buffers: readonly ArrayBuffer[];
+}
+
+/** An error as it crosses the thread boundary: a SafeLoraError keeps its message, code and fix. */
+export type ThreadError =
+  | { readonly kind: "safe-lora"; readonly message: string; readonly code: SafeLoraErrorCode; readonly fix: ErrorFix | null; readonly cause?: string }
+  | { readonly kind: "bug"; readonly name: string; readonly message: string; readonly stack?: string };
+
+export type ThreadMessage = { readonly id: number; readonly ok: unknown } | { readonly id: number; readonly error: ThreadError };
+
+const describe = (cause: unknown) => (cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause));
+
+export function toThreadError(error: unknown): ThreadError {
+  if (error instanceof SafeLoraError) {
+    return { kind: "safe-lora", message: error.message, code: error.code, fix: error.fix, ...(error.cause !== undefined ? { cause: describe(error.cause) } : {}) };
+  }
+  const { name, message, stack } = error instanceof Error ? error : { name: "Error", message: String(error), stack: undefined };
+  return { kind: "bug", name, message, ...(stack ? { stack } : {}) };
+}
+
+/** The error the main thread throws for one that happened in the projection thread: the same SafeLoraError. */
+export function fromThreadError(error: ThreadError): Error {
+  if (error.kind === "safe-lora") {
+    return new SafeLoraError(error.message, error.code, { ...(error.cause !== undefined ? { cause: new Error(error.cause) } : {}), ...(error.fix ? { fix: error.fix } : {}) });
+  }
+  const bug = new Error(error.message);
+  bug.name = error.name;
+  if (error.stack) bug.stack = `${error.stack}\n    (in the projection thread)`;
+  return bug;
+}

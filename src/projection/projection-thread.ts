@@ -1,0 +1,117 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import { resolveExecutionProvider, type ExecutionProviderChoice } from "./execution-provider.js";
+import { fromThreadError, type ExecutionProvider, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage } from "./projection-messages.js";
+
+/**
+ * The worker's script: the compiled `.js` beside this module (dist/, the installed CLI), or, when running from
+ * source (tsx, vitest), the `.ts` through tsx's loader, which is registered in the worker before it is imported.
+ */
+function spawn(): Worker {
+  const compiled = new URL("./projection-worker.js", import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled);
+  const source = new URL("./projection-worker.ts", import.meta.url);
+  // tsx's ESM API, resolved from here; its `import` entry sits beside the `require` one that createRequire finds.
+  const api = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve("tsx/esm/api")), "index.mjs")).href;
+  return new Worker(`import(${JSON.stringify(api)}).then(({ register }) => { register(); return import(${JSON.stringify(source.href)}); });`, { eval: true });
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The process's projection thread (src/projection/projection-worker.ts), started on first use and kept for the
+ * process's lifetime with its onnxruntime sessions, so a bot creates each session once, not once per job. It
+ * keeps the process alive only while a request is in flight. Errors come back as the SafeLoraError (code, fix)
+ * the thread threw; a thread that dies fails what was in flight and is started afresh by the next request.
+ */
+export class ProjectionThread {
+  private static current: ProjectionThread | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  private constructor(private readonly worker: Worker) {
+    worker.unref();
+    worker.on("message", (message: ThreadMessage) => this.settle(message));
+    worker.on("error", (error) => this.fail(error));
+    worker.on("exit", (code) => this.fail(new Error(`the projection thread stopped (exit code ${code})`)));
+  }
+
+  static shared(): ProjectionThread {
+    ProjectionThread.current ??= new ProjectionThread(spawn());
+    return ProjectionThread.current;
+  }
+
+  /** Stops the thread (tests, shutdown); the next request starts a new one. */
+  static async stop(): Promise<void> {
+    const thread = ProjectionThread.current;
+    ProjectionThread.current = null;
+    await thread?.worker.terminate();
+  }
+
+  private settle(message: ThreadMessage): void {
+    const pending = this.pending.get(message.id);
+    if (!pending) return;
+    this.pending.delete(message.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if ("error" in message) pending.reject(fromThreadError(message.error));
+    else pending.resolve(message.ok);
+  }
+
+  private fail(error: Error): void {
+    if (ProjectionThread.current === this) ProjectionThread.current = null;
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+  }
+
+  private call<T>(request: ProjectionRequest, transfer: ArrayBuffer[] = []): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.worker.ref();
+      this.worker.postMessage({ id, request }, transfer);
+    });
+  }
+
+  /** Opens the session for `choice` (an unavailable provider fails here, before any read) and names its provider. */
+  open(choice: ExecutionProviderChoice): Promise<ExecutionProvider> {
+    return this.call({ op: "open", provider: resolveExecutionProvider(choice) });
+  }
+
+  /**
+   * One module from the pair's weights, and V into `alignmentInto` when given (for the cache). Every buffer is
+   * moved to the thread, not copied: the caller must not use them afterwards. The weights' buffers come back in
+   * `buffers` for reuse, and `alignmentInto` as the reply's `alignment.v`.
+   */
+  project(provider: ExecutionProvider, lora: LoraBytes, pair: PairBytes, alignmentInto: Float32Array | null = null): Promise<ProjectionReply> {
+    const moved = { lora: ownLora(lora), pair: { wBase: ownTensor(pair.wBase), wAligned: ownTensor(pair.wAligned) }, alignmentInto: alignmentInto && own(alignmentInto) };
+    const views = [moved.lora.loraA, moved.lora.loraB, moved.pair.wBase, moved.pair.wAligned].map((t): ArrayBufferView => t.bytes);
+    return this.call({ op: "project", provider, ...moved }, buffersOf(moved.alignmentInto ? [...views, moved.alignmentInto] : views));
+  }
+
+  /** One module from a known V; moved like `project`'s buffers, V's comes back in `buffers`. */
+  projectWith(provider: ExecutionProvider, lora: LoraBytes, alignment: { v: Float32Array; wBaseNormSq: number; wAlignedNormSq: number }): Promise<ProjectionReply> {
+    const moved = { lora: ownLora(lora), v: own(alignment.v) };
+    return this.call({ op: "projectWith", provider, ...alignment, ...moved }, buffersOf([moved.lora.loraA.bytes, moved.lora.loraB.bytes, moved.v]));
+  }
+}
+
+/**
+ * A view that is its buffer's only one, so that moving the buffer moves just it: as it is when it already is (the
+ * reads of a run make such views), else a copy. Posting a view of a larger buffer would copy, or move, all of it.
+ */
+function own<T extends Uint8Array | Float32Array>(view: T): T {
+  return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : (view.slice() as T);
+}
+
+const ownTensor = (tensor: RawTensor): RawTensor => ({ ...tensor, bytes: own(tensor.bytes) });
+const ownLora = (lora: LoraBytes): LoraBytes => ({ ...lora, loraA: ownTensor(lora.loraA), loraB: ownTensor(lora.loraB) });
+
+function buffersOf(views: ReadonlyArray<ArrayBufferView>): ArrayBuffer[] {
+  return [...new Set(views.map((view) => view.buffer as ArrayBuffer))];
+}
