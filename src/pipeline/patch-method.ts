@@ -1,3 +1,4 @@
+import type { ExecutionProvider } from "../projection/execution-provider.js";
 import type { ModuleReport } from "../report/schema.js";
 import type { ModuleSteps } from "./module-loop.js";
 
@@ -10,7 +11,7 @@ export interface AssembledVariant {
   readonly metadata: Record<string, string>;
   /** The variant's weights file, written in the run's staging folder. */
   readonly weightsPath: string;
-  readonly executionProvider: "cpu" | "cuda" | "webgpu";
+  readonly executionProvider: ExecutionProvider;
   /** Hits and misses of the alignment cache, when it was used. */
   readonly alignmentCache: { readonly hits: number; readonly misses: number } | null;
 }

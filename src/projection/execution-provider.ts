@@ -4,7 +4,10 @@ import { z } from "zod";
 export const ExecutionProviderChoice = z.enum(["auto", "cpu", "cuda", "webgpu"]);
 export type ExecutionProviderChoice = z.infer<typeof ExecutionProviderChoice>;
 
+/** An onnxruntime execution provider's name, as a choice resolves to it. */
+export type ExecutionProvider = "cpu" | "cuda" | "webgpu";
+
 /** The onnxruntime execution provider name a choice resolves to. */
-export function resolveExecutionProvider(choice: ExecutionProviderChoice): "cpu" | "cuda" | "webgpu" {
+export function resolveExecutionProvider(choice: ExecutionProviderChoice): ExecutionProvider {
   return choice === "auto" ? "cpu" : choice;
 }

@@ -1,5 +1,6 @@
 import { SafeLoraError, type ErrorFix, type SafeLoraErrorCode } from "../errors.js";
 import type { Dtype } from "../safetensors/dtype.js";
+import type { ExecutionProvider } from "./execution-provider.js";
 import type { ModuleProjection } from "./projection-session.js";
 
 /**
@@ -25,8 +26,6 @@ export interface PairBytes {
   readonly wBase: RawTensor;
   readonly wAligned: RawTensor;
 }
-
-export type ExecutionProvider = "cpu" | "cuda" | "webgpu";
 
 export type ProjectionRequest =
   /** Creates (or finds) the thread's session for a provider, so an unavailable one fails before any read. */

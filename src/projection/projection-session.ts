@@ -1,6 +1,7 @@
 import * as ort from "onnxruntime-node";
 import { SafeLoraError } from "../errors.js";
-import { resolveExecutionProvider, type ExecutionProviderChoice } from "./execution-provider.js";
+// Types only: the projection thread loads this module, and the choice's schema (zod) has no business there.
+import type { ExecutionProvider } from "./execution-provider.js";
 import { GraphInput, GraphOutput, buildAlignmentModel, buildProjectionModel, buildSafeLoraModel } from "./safe-lora-graph.js";
 
 /** One module's LoRA factors, fp32 row-major. */
@@ -69,12 +70,12 @@ export class ProjectionSession {
 
   private constructor(
     /** The onnxruntime execution provider the sessions run on. */
-    readonly executionProvider: "cpu" | "cuda" | "webgpu",
+    readonly executionProvider: ExecutionProvider,
   ) {}
 
   /** Creates the fused session at once, so an unavailable execution provider fails before any work. */
-  static async create(choice: ExecutionProviderChoice): Promise<ProjectionSession> {
-    const session = new ProjectionSession(resolveExecutionProvider(choice));
+  static async create(provider: ExecutionProvider): Promise<ProjectionSession> {
+    const session = new ProjectionSession(provider);
     await session.session("fused", buildSafeLoraModel);
     return session;
   }

@@ -3,8 +3,8 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import { resolveExecutionProvider, type ExecutionProviderChoice } from "./execution-provider.js";
-import { fromThreadError, type ExecutionProvider, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage } from "./projection-messages.js";
+import { resolveExecutionProvider, type ExecutionProvider, type ExecutionProviderChoice } from "./execution-provider.js";
+import { fromThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage } from "./projection-messages.js";
 
 /**
  * The worker's script: the compiled `.js` beside this module (dist/, the installed CLI), or, when running from

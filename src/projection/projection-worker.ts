@@ -4,7 +4,8 @@
 import { parentPort } from "node:worker_threads";
 import { decodeToFloat32 } from "../safetensors/dtype.js";
 import { ScratchBuffer } from "../safetensors/scratch-buffer.js";
-import { toThreadError, type ExecutionProvider, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor } from "./projection-messages.js";
+import type { ExecutionProvider } from "./execution-provider.js";
+import { toThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor } from "./projection-messages.js";
 import { ProjectionSession, type LoraFactors, type ModuleProjection } from "./projection-session.js";
 
 const sessions = new Map<ExecutionProvider, Promise<ProjectionSession>>();
