@@ -4,7 +4,7 @@ import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { cliCacheDir, loadPatchEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
-import type { HubAccess } from "../hub/hub-access.js";
+import { nonDefaultHubUrl, type HubAccess } from "../hub/hub-access.js";
 import { findHubToken } from "../hub/token.js";
 import { isFolder, openInputs } from "../pipeline/open-inputs.js";
 import { parseRepoRef } from "../hub/repo-ref.js";
@@ -176,7 +176,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     }
     return 0;
   }
-  const command = reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: values["hub-url"] ?? env.HF_ENDPOINT });
+  const command = reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) });
   // A local aligned folder has no Hub id for the card's base_model; the licence is the adapter card's.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
   await writeVariant(out, variantFiles(patched, { alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions).finally(() => patched.release());

@@ -2,7 +2,7 @@ import { SafeLoraError } from "../errors.js";
 import type { ByteSource } from "./byte-source.js";
 
 /**
- * The files of one model or adapter repo at one fixed state: a local folder, or (later) a Hub repo
+ * The files of one model or adapter repo at one fixed state: a local folder, or a Hub (or other forge's) repo
  * pinned to a commit. Everything that reads a model goes through this, so it never knows where files live.
  */
 export interface RepoFiles {
@@ -77,18 +77,22 @@ export function checkRepoPath(path: string, what: string): string {
   return path;
 }
 
+/** The one spelling of a repo's root folder (as `posix.dirname` gives it for a file at the root). */
+export const REPO_ROOT = ".";
+
 /**
- * A folder inside a repo as people write it (`./adapters/x/`, `.` for the root) in the one form paths use:
- * "" for the root, else a safe relative path. Only a leading `./` and trailing slashes are forgiven.
+ * A folder inside a repo as people write it (`./adapters/x/`, `.` or nothing for the root) in the one form
+ * paths use: REPO_ROOT for the root, else a safe relative path. Only a leading `./` and trailing slashes are
+ * forgiven. Where a folder comes in from outside (a flag, a comment), this is applied once.
  */
 export function repoFolder(folder: string, what: string): string {
   const trimmed = folder.replace(/^\.\/+/, "").replace(/\/+$/, "");
-  return trimmed === "" || trimmed === "." ? "" : checkRepoPath(trimmed, what);
+  return trimmed === "" || trimmed === REPO_ROOT ? REPO_ROOT : checkRepoPath(trimmed, what);
 }
 
-/** A file's path inside a repo, given the subfolder that holds it ("" or "." for the root). Repo paths use `/`. */
+/** A file's path inside a repo, given the subfolder that holds it (REPO_ROOT, or as repoFolder takes it). Repo paths use `/`. */
 export function inSubfolder(subfolder: string, name: string): string {
   const folder = repoFolder(subfolder, "the folder");
   // Concatenated, not path.join'ed: joining would normalise `a/../..` into something that looks harmless.
-  return checkRepoPath(folder ? `${folder}/${name}` : name, "the file");
+  return checkRepoPath(folder === REPO_ROOT ? name : `${folder}/${name}`, "the file");
 }
