@@ -284,11 +284,13 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
     const { cosineExact, skipped } = cosineOf(reply.projection);
     let stagedB: ModuleOutcome["stagedB"] = null;
     if (cosineExact !== null) {
+      // Closed: the run failed or stopped while this module was computing, and its outcome is not wanted.
+      if (!this.projectedB) throw new Error("the run ended while this module was computing");
       const bytes = encodeFromFloat32(projectedB, plan.b.dtype as FloatDtype);
       // Its place is taken before the write, which the next module's may overtake.
       stagedB = { offset: this.stagedBytes, length: bytes.byteLength };
       this.stagedBytes += bytes.byteLength;
-      await writeAt(this.projectedB!, bytes, stagedB.offset);
+      await writeAt(this.projectedB, bytes, stagedB.offset);
     }
     return { plan, projection: figures, cosineExact, skipped, stagedB };
   }

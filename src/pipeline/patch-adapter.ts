@@ -75,10 +75,10 @@ export interface PatchedAdapter {
 
 /**
  * Safe LoRA on one adapter: for every LoRA module, V = W_aligned − W_base, the cosine between CΔW and ΔW,
- * and C·B; then the selection decides which `lora_B` tensors are replaced by C·B. Weights are read one
- * module at a time, by byte range, into reused buffers, while the previous module is computed in the
- * projection thread: memory does not grow with the number of modules, and the event loop is never blocked
- * by compute. The variant's weights are written to a staging folder as they are made, never held whole.
+ * and C·B; then the selection decides which `lora_B` tensors are replaced by C·B. Weights are read module by
+ * module, by byte range, into reused buffers, a few modules ahead of the one the projection thread computes:
+ * memory does not grow with the number of modules, and the event loop is never blocked by compute. The
+ * variant's weights are written to a staging folder as they are made, never held whole.
  */
 export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapter> {
   const started = performance.now();
