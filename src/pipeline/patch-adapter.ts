@@ -85,6 +85,8 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
   // The same repo at the same commit (or the same folder named twice) needs no weight read to be refused.
   const where = (input: WeightsInput) => `${input.location ?? input.files.description}@${input.revision ?? ""}/${input.subfolder ?? ""}`;
   if (where(request.base) === where(request.aligned)) throw identicalPair(request.base.files, request.aligned.files);
+  // Started now, the thread loads its modules and onnxruntime while the headers are read (its session is made later).
+  const thread = ProjectionThread.shared();
   const adapter = await openAdapter(request.adapter.files, request.adapter.subfolder);
   const base = await Checkpoint.open(request.base.files, request.base.subfolder, request.cache ?? null);
   const aligned = await Checkpoint.open(request.aligned.files, request.aligned.subfolder, request.cache ?? null);
@@ -99,7 +101,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     minWeightCosine: request.minWeightCosine ?? DEFAULT_MIN_WEIGHT_COSINE,
     limits: request.limits,
     onNotice: request.onNotice,
-    thread: ProjectionThread.shared(),
+    thread,
     pool: new BufferPool(),
     staging,
   });
