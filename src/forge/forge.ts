@@ -266,16 +266,11 @@ export function readBotMarker(text: string, name: string): Record<string, unknow
 
 /** The hidden marker in a bot pull request's description that says which folder it covers. */
 export function pullRequestMarker(folder: string): string {
-  return `<!-- safe-lora-bot:pull-request ${commentJson({ folder })} -->`;
+  return botMarker("pull-request", { folder });
 }
 
+/** The folder a pull request marker names, or null when the text has none. */
 export function readPullRequestMarker(text: string): string | null {
-  const match = /<!-- safe-lora-bot:pull-request (\{.*?\}) -->/.exec(text);
-  if (!match) return null;
-  try {
-    const folder = (JSON.parse(match[1]!) as { folder?: unknown }).folder;
-    return typeof folder === "string" ? folder : null;
-  } catch {
-    return null;
-  }
+  const folder = readBotMarker(text, "pull-request")?.folder;
+  return typeof folder === "string" ? folder : null;
 }
