@@ -9,7 +9,7 @@ export interface HubAccess {
   readonly fetch?: typeof fetch;
 }
 
-export const DEFAULT_HUB_URL = "https://huggingface.co";
+const DEFAULT_HUB_URL = "https://huggingface.co";
 
 /** `hubUrl` as a command must name it (`--hub-url`): without trailing slashes, and undefined for the default Hub. */
 export function nonDefaultHubUrl(hubUrl: string | undefined): string | undefined {
@@ -35,7 +35,7 @@ export function hubParams(access: HubAccess) {
 }
 
 /** fetch() rejects with a TypeError when no answer came at all: connection refused or reset, DNS, TLS. */
-export function isNetworkError(error: unknown): error is TypeError {
+function isNetworkError(error: unknown): error is TypeError {
   return error instanceof TypeError && /fetch failed|network|ECONN|ENOTFOUND|EAI_AGAIN|socket|certificate/i.test(`${error.message} ${String(error.cause ?? "")}`);
 }
 
