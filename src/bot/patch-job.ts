@@ -247,8 +247,8 @@ async function decide(run: PatchRun): Promise<PatchPlan | PatchOutcome> {
 }
 
 /**
- * Opens the plan's inputs under the repo's own time limit and runs `step` with them. The runner enforces the
- * operator's maxRunMinutes; a repo's own (lower) value is known only from the plan on.
+ * Opens the plan's inputs under the repo's own time limit and runs `step` with them. The job handler (run-job.ts)
+ * enforces the operator's maxRunMinutes; a repo's own (lower) value is known only from the plan on.
  */
 async function withInputs<T>(run: PatchRun, plan: PatchPlan, jobSignal: AbortSignal | undefined, step: (opened: OpenedPlan) => Promise<T>): Promise<T> {
   const { context, payload, files } = run;
