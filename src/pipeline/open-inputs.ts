@@ -104,8 +104,12 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
   };
   const cleanups: Array<() => Promise<void>> = [];
   const close = async () => {
-    await Promise.all(opened.map((files) => files.close()));
-    await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
+    try {
+      await Promise.all(opened.map((files) => files.close()));
+    } finally {
+      // Even when a file fails to close: a staged variant must not outlive its run.
+      await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
+    }
   };
   try {
     const subfolder = request.subfolder ?? "";
