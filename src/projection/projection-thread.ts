@@ -74,7 +74,14 @@ export class ProjectionThread {
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       this.worker.ref();
-      this.worker.postMessage({ id, request }, transfer);
+      try {
+        this.worker.postMessage({ id, request }, transfer);
+      } catch (error) {
+        // Not sent (e.g. a buffer that cannot be moved): nothing will answer it, so it must not keep the process alive.
+        this.pending.delete(id);
+        if (this.pending.size === 0) this.worker.unref();
+        reject(error);
+      }
     });
   }
 
