@@ -76,4 +76,5 @@ await Promise.all(
   }),
 );
 const wallMs = performance.now() - started;
-process.stdout.write(`${JSON.stringify({ wallMs, bytes, ranges: ordered.length, streams, maxRssBytes: process.resourceUsage().maxRSS * 1024 })}\n`);
+const usage = process.resourceUsage();
+process.stdout.write(`${JSON.stringify({ wallMs, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, bytes, ranges: ordered.length, streams, maxRssBytes: usage.maxRSS * 1024 })}\n`);

@@ -9,7 +9,7 @@
 // byte ranges from the same Hub with no compute (bench/fetch-only.ts); peak RSS < 1 GiB.
 import { execFile, execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { formatBytes } from "../src/report/format-bytes.js";
@@ -49,27 +49,43 @@ function numpyFloor(): number {
 
 interface PatchRun {
   wallMs: number;
+  /** The child's CPU time, user + system, all its threads (absent from a checkout older than this line's). */
+  cpuMs?: number;
+  /** This process's CPU time while the child ran: the local Hub's share, in hub mode. */
+  hubCpuMs: number;
   maxRssBytes: number;
   bytesRead: { base: number; aligned: number; adapter: number };
   projected: number;
   modules: number;
 }
 /** Runs one bench script in its own process and returns its last line's JSON. */
-async function child<T>(script: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<T> {
+async function child<T>(script: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<T & { hubCpuMs: number }> {
   dropCaches();
+  const cpu = process.cpuUsage();
   // Asynchronous, so that this process can serve the local Hub while the child runs.
   const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join("bench", script), ...args], {
     encoding: "utf8",
     env: { ...process.env, ...env },
     maxBuffer: 1 << 20,
   });
-  return JSON.parse(stdout.trim().split("\n").at(-1)!) as T;
+  const { user, system } = process.cpuUsage(cpu);
+  return { ...(JSON.parse(stdout.trim().split("\n").at(-1)!) as T), hubCpuMs: (user + system) / 1000 };
+}
+
+/** Where a run's time went: CPU seconds of the child and of the local Hub (this process), and the cores they kept busy. */
+function cpuRow(what: string, run: { wallMs: number; cpuMs?: number; hubCpuMs: number }): string {
+  // Runs of a checkout from before the bench read CPU time report none.
+  if (run.cpuMs === undefined) return `${what}: not measured`;
+  const total = run.cpuMs + run.hubCpuMs;
+  return `${what} ${(run.cpuMs / 1000).toFixed(1)} + local Hub ${(run.hubCpuMs / 1000).toFixed(1)} = ${(total / 1000).toFixed(1)} CPU-s in ${seconds(run.wallMs)} (${(total / run.wallMs).toFixed(2)} cores busy)`;
 }
 
 const patchRun = (inputs: [string, string, string], env: NodeJS.ProcessEnv = {}) => child<PatchRun>("run-patch.ts", [...inputs, paths.out], env);
 
 interface FetchRun {
   wallMs: number;
+  cpuMs?: number;
+  hubCpuMs: number;
   bytes: number;
   ranges: number;
   streams: number;
@@ -173,6 +189,7 @@ if (!hubMode) {
       ["fetch-only", `${seconds(fetchOnly.wallMs)} (runs: ${fetches.map((run) => `${seconds(run.wallMs)} × ${run.streams} stream${run.streams === 1 ? "" : "s"}`).join(", ")}): the same ${fetchOnly.ranges} ranges + headers, ${formatBytes(fetchOnly.bytes)}, no compute`],
       ["wall time, no cache", `${seconds(uncached.wallMs)} over HTTP (runs: ${uncachedRuns.map((run) => seconds(run.wallMs)).join(", ")}; ratio to the numpy floor ${(uncached.wallMs / 1000 / floor).toFixed(2)}×)`],
       ["Hub / max(local, fetch)", `${ratio.toFixed(2)}× of ${seconds(bound)} (target ≤ 1.3×: ${ratio <= 1.3 ? "met" : "NOT met"})`],
+      ["CPU time", `${cpuRow("Hub run", uncached)}; ${cpuRow("local patch", bestLocal)}; ${cpuRow("fetch-only", fetchOnly)} — on ${availableParallelism()} cores`],
       ["peak RSS, no cache", rssTarget(peak)],
       ["filling the cache", `${seconds(filling.wallMs)}; cache holds ${formatBytes(cacheSize)}; peak RSS ${mib(filling.maxRssBytes)}`],
       ["warm cache", `${seconds(cached.wallMs)}; fetched base ${cachedServed.base} + aligned ${cachedServed.aligned} bytes; peak RSS ${mib(cached.maxRssBytes)}`],

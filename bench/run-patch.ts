@@ -29,6 +29,7 @@ await writeVariant(out, variantFiles(patched, { alignedHubId: null, license: nul
 // Feature-detected, so that this script also runs against a checkout from before variants were staged on disk.
 await (patched as { release?: () => Promise<void> }).release?.();
 const wallMs = performance.now() - started;
+const usage = process.resourceUsage();
 process.stdout.write(
-  `${JSON.stringify({ wallMs, maxRssBytes: process.resourceUsage().maxRSS * 1024, bytesRead: patched.report.bytesRead, projected: patched.report.projectedCount, modules: patched.report.moduleCount })}\n`,
+  `${JSON.stringify({ wallMs, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, maxRssBytes: usage.maxRSS * 1024, bytesRead: patched.report.bytesRead, projected: patched.report.projectedCount, modules: patched.report.moduleCount })}\n`,
 );
