@@ -96,7 +96,7 @@ export function renderStatusPage(jobs: Job[], options: StatusPageOptions): strin
     const detail = hidden ? (outcome === "committed" ? escapeHtml(detailOf(job, outcome)) : code ? `code: ${escapeHtml(code)}` : "") : escapeHtml(detailOf(job, outcome));
     const when = new Date(job.createdAt).toISOString().replace("T", " ").slice(0, 19);
     const label = outcome ? OUTCOME_LABEL[outcome] : job.state;
-    return `<tr><td>${job.id}</td><td>${when}</td><td>${job.kind}</td><td><span class="badge ${status}">${label}</span></td><td>${repo}</td><td>${hidden ? "" : escapeHtml(folderOf(job))}</td><td>${link}</td><td class="detail">${detail}</td></tr>`;
+    return `<tr><td>${escapeHtml(job.id)}</td><td>${when}</td><td>${escapeHtml(job.kind)}</td><td><span class="badge ${status}">${label}</span></td><td>${repo}</td><td>${hidden ? "" : escapeHtml(folderOf(job))}</td><td>${link}</td><td class="detail">${detail}</td></tr>`;
   });
   const totals = (["committed", "unchanged", "skipped", "refused", "failed", "done"] as const)
     .filter((outcome) => (options.totals[outcome] ?? 0) > 0)
