@@ -34,6 +34,8 @@ export class ProjectionThread {
   private static current: ProjectionThread | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Why the thread is gone, once it is: a message posted to an exited worker is dropped without a word. */
+  private ended: Error | null = null;
 
   private constructor(private readonly worker: Worker) {
     worker.unref();
@@ -64,12 +66,15 @@ export class ProjectionThread {
   }
 
   private fail(error: Error): void {
+    this.ended ??= error;
     if (ProjectionThread.current === this) ProjectionThread.current = null;
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
   }
 
   private call<T>(request: ProjectionRequest, transfer: ArrayBuffer[] = []): Promise<T> {
+    // A run holds on to its thread: asked after the thread died, it must fail, not wait for an answer forever.
+    if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });

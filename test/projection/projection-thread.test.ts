@@ -97,6 +97,8 @@ describe("the projection thread", () => {
     const inFlight = before.project("cpu", lora, { wBase: raw(w), wAligned: raw(w.map((v) => v * 1.01)) });
     await ProjectionThread.stop();
     await expect(inFlight).rejects.toThrow(/the projection thread stopped/);
+    // A run that still holds the stopped thread is failed at once, not left waiting for an answer.
+    await expect(before.project("cpu", module(8).lora, module(8).pair)).rejects.toThrow(/the projection thread stopped/);
     const after = ProjectionThread.shared();
     expect(after).not.toBe(before);
     await expect(after.project("cpu", module(7).lora, module(7).pair)).resolves.toHaveProperty("projection");
