@@ -2,6 +2,7 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
+import { DEFAULT_HUB_URL } from "../hub/hub-access.js";
 import { ExecutionProviderChoice } from "../projection/execution-provider.js";
 
 /**
@@ -13,7 +14,7 @@ export const Env = z.object({
   /** Execution provider for the projection graph: auto, cpu, cuda or webgpu. */
   SAFE_LORA_EP: ExecutionProviderChoice.default("auto"),
   /** The Hub's base URL, as in the Python client. */
-  HF_ENDPOINT: z.url({ protocol: /^https?$/ }).default("https://huggingface.co"),
+  HF_ENDPOINT: z.url({ protocol: /^https?$/ }).default(DEFAULT_HUB_URL),
   /** Where the bot keeps state: the job queue, its memory, the alignment cache. Not read by `patch`. */
   DATA_DIR: z.string().default("./.safe-lora"),
   /** The CLI's alignment cache folder; unset: $XDG_CACHE_HOME/safe-lora, else ~/.cache/safe-lora (cliCacheDir). */

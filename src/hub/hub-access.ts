@@ -9,7 +9,7 @@ export interface HubAccess {
   readonly fetch?: typeof fetch;
 }
 
-const DEFAULT_HUB_URL = "https://huggingface.co";
+export const DEFAULT_HUB_URL = "https://huggingface.co";
 
 /** `hubUrl` as a command must name it (`--hub-url`): without trailing slashes, and undefined for the default Hub. */
 export function nonDefaultHubUrl(hubUrl: string | undefined): string | undefined {

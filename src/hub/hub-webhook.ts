@@ -8,7 +8,7 @@ const MAIN_REF = "refs/heads/main";
  * A checked Hub webhook as the bot's normalised event. Only model repos count; a push counts when it moved
  * main; a discussion or comment when it was created (edits, status changes and the like are ignored).
  */
-export function hubEvent(webhook: HubWebhook): ForgeEvent {
+function hubEvent(webhook: HubWebhook): ForgeEvent {
   const { repo } = webhook.payload;
   if (repo.type !== "model") return { kind: "ignored", forge: "hub", reason: `not a model repo (${repo.type})` };
   const about = { forge: "hub" as const, repo: repo.name, private: repo.private };

@@ -15,12 +15,12 @@ import { statusRoute } from "./routes/status.js";
  * The bot's own routes: POST /webhooks/hub, GET /healthz, GET /metrics, GET / (status page) and POST /request
  * (the status page's form).
  */
-export function botRoutes(deps: RouteDeps): Route[] {
+function botRoutes(deps: RouteDeps): Route[] {
   return [hubWebhookRoute(deps), healthzRoute(deps), metricsRoute(deps), statusRoute(deps), requestRoute(deps)];
 }
 
 /** A server that answers each request by the route of its method and path, 404 when none matches. */
-export function routedServer({ routes, log }: { readonly routes: readonly Route[]; readonly log: Logger }): Server {
+function routedServer({ routes, log }: { readonly routes: readonly Route[]; readonly log: Logger }): Server {
   const byKey = new Map<string, Route>();
   for (const route of routes) {
     const key = `${route.method} ${route.path}`;

@@ -254,7 +254,8 @@ export function describeForgeContract(name: string, makeFixture: () => Promise<F
 
       it("lists its own comments on any discussion, as they stand after edits", async () => {
         const num = await f.openDiscussionAs({ repo, author: f.member, title: "Question", text: "@bot help" });
-        await f.commentAs({ repo, discussion: num, author: f.outsider, text: "me too" });
+        // An outsider's comment carrying the bot's hidden markers is still not the bot's: it could otherwise pass for a posted notice or answer.
+        await f.commentAs({ repo, discussion: num, author: f.outsider, text: '<!-- safe-lora-bot:ack {"comment":"x"} --> <!-- safe-lora-bot:notice {"key":"k","folder":"."} -->' });
         const id = await forge.comment({ repo, discussion: num, text: "On it." });
         await forge.editComment({ repo, discussion: num, commentId: id, text: "Done." });
         expect(await forge.listBotComments({ repo, discussion: num })).toEqual([{ id, text: "Done." }]);
