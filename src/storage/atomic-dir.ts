@@ -4,7 +4,7 @@ import { lstat, mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { SafeLoraError } from "../errors.js";
 import { cleanUpOnExit } from "./exit-cleanup.js";
-import { isRunning } from "./process-alive.js";
+import { removeFoldersOfGoneProcesses } from "./process-alive.js";
 
 export interface WriteDirOptions {
   /**
@@ -56,11 +56,7 @@ const stagingPattern = (name: string) => new RegExp(`^\\.${name.replace(/[.*+?^$
  * function's own pattern produces, of processes that are gone, are touched: a concurrent run keeps its own.
  */
 async function removeStaleStaging(parent: string, name: string): Promise<void> {
-  const pattern = stagingPattern(name);
-  for (const entry of await readdir(parent)) {
-    const match = pattern.exec(entry);
-    if (match && !isRunning(Number(match[1]))) await rm(join(parent, entry), { recursive: true, force: true });
-  }
+  await removeFoldersOfGoneProcesses(parent, await readdir(parent), stagingPattern(name));
 }
 
 /**

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { rmdirSync, unlinkSync } from "node:fs";
-import { mkdir, readdir, rm, rmdir, unlink } from "node:fs/promises";
+import { mkdir, readdir, rmdir, unlink } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanUpOnExit } from "./exit-cleanup.js";
-import { isRunning } from "./process-alive.js";
+import { removeFoldersOfGoneProcesses } from "./process-alive.js";
 
 /**
  * `safe-lora-staging-<host>-<pid>-<random>`: a folder is known stale only when this host made it and its process
@@ -85,8 +85,5 @@ function ignoreMissing(error: NodeJS.ErrnoException): void {
 
 /** Staging folders of processes that are gone (killed before they could clean up), by this class's names only. */
 async function removeStale(parent: string): Promise<void> {
-  for (const entry of await readdir(parent).catch(() => [] as string[])) {
-    const match = NAME.exec(entry);
-    if (match && !isRunning(Number(match[1]))) await rm(join(parent, entry), { recursive: true, force: true });
-  }
+  await removeFoldersOfGoneProcesses(parent, await readdir(parent).catch(() => [] as string[]), NAME);
 }
