@@ -31,8 +31,13 @@ export const Env = z.object({
   STATUS_TOKEN: z.string().optional(),
   /** Path of the bot-wide defaults (YAML). */
   BOT_CONFIG: z.string().optional(),
-  /** Unset: the embedded SQLite queue in DATA_DIR. */
-  QUEUE_URL: z.string().optional(),
+  /**
+   * Unset: the embedded SQLite queue in DATA_DIR. `redis://…` or `rediss://…`: BullMQ on that Redis server, shared
+   * by the web process and every worker. Not REDIS_URL: Probot reads that one for itself.
+   */
+  QUEUE_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL (or unset, for the embedded queue)" }).optional(),
+  /** The prefix of every key the bot keeps in QUEUE_URL's Redis, so that several bots (or tests) share one server. */
+  SAFE_LORA_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9][\w.-]{0,63}$/, "letters, digits, '.', '_' or '-', at most 64").default("safe-lora"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** A worker's hold on a job without a heartbeat; a crashed worker's job is taken again after it. */
   SAFE_LORA_JOB_LEASE_SECONDS: z.coerce.number().positive().default(30),
