@@ -2,11 +2,12 @@ import { open, type FileHandle } from "node:fs/promises";
 import { SafeLoraError } from "../errors.js";
 import type { OpenedAdapter } from "../peft/open-adapter.js";
 import { baseWeightCandidates, checkRank, DEFAULT_MAX_RANK, type LoraModule } from "../peft/lora-modules.js";
-import type { AlignmentCache } from "../projection/alignment-cache.js";
-import type { ExecutionProvider, ExecutionProviderChoice } from "../projection/execution-provider.js";
+import { alignmentKeyId, type AlignmentCache, type AlignmentKey } from "../projection/alignment-cache.js";
+import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import type { LoraBytes, PairBytes, ProjectionReply } from "../projection/projection-messages.js";
 import type { Alignment, ModuleProjection } from "../projection/projection-session.js";
 import type { ProjectionThread } from "../projection/projection-thread.js";
+import type { OpenedProvider } from "../projection/provider-loading.js";
 import { effectiveThreshold, formatSelection, isSelected, roundCosine, type Selection } from "../projection/selection.js";
 import type { ModuleReport, SkipReason } from "../report/schema.js";
 import type { Checkpoint } from "../safetensors/checkpoint.js";
@@ -29,6 +30,8 @@ export interface LoraRun {
   readonly selection: Selection;
   readonly executionProvider: ExecutionProviderChoice;
   readonly cache: AlignmentCache | null;
+  /** The projection thread's warm pairs, within this budget (bytes of V); null: not used by this run. */
+  readonly warmPairs: { readonly maxBytes: number } | null;
   readonly minWeightCosine: number;
   readonly limits?: { readonly maxModules?: number; readonly maxRank?: number; readonly maxFetchBytes?: number; readonly maxCacheBytes?: number } | undefined;
   readonly onNotice?: ((message: string) => void) | undefined;
@@ -47,13 +50,36 @@ export interface ModulePlan {
   readonly rank: number;
 }
 
-type AlignmentKey = { baseFile: string; alignedFile: string; tensor: string };
+/** Where one module's V comes from: its keys (when its files have content keys), and whether it is warm. */
+interface AlignmentSlot {
+  readonly key: AlignmentKey;
+  /** The warm pairs' id of the key (alignmentKeyId); null when the run does not use them. */
+  readonly warmId: string | null;
+  /** Held warm by the projection thread, and leased for this run. */
+  readonly warm: boolean;
+}
 
-/** One module's inputs as read: the LoRA factors, and V from the cache or the pair's two weights. */
-export type ModuleInput = { readonly lora: LoraBytes; readonly key: AlignmentKey | null } & (
-  | { readonly cached: Alignment; readonly pair?: undefined }
-  | { readonly cached?: undefined; readonly pair: PairBytes }
+/**
+ * One module's inputs as read: the LoRA factors, and V held warm by the projection thread, V from the disk cache,
+ * or the pair's two weights. `slot`: the module's cache keys, when it has them.
+ */
+export type ModuleInput = { readonly lora: LoraBytes; readonly slot: AlignmentSlot | null } & (
+  | { readonly from: "warm" }
+  | { readonly from: "cache"; readonly cached: Alignment }
+  | { readonly from: "weights"; readonly pair: PairBytes }
 );
+
+/** Modules by where their V came from in a run. */
+export interface AlignmentSources {
+  /** Held by this process's projection thread: nothing read, decoded or moved for the pair. */
+  readonly warm: number;
+  /** Read from the disk cache. */
+  readonly cache: number;
+  /** Computed from the pair's weights, read from their files. */
+  readonly weights: number;
+  /** Of those read from the cache or the weights, how many the thread kept warm for later runs. */
+  readonly keptWarm: number;
+}
 
 /** What is kept of one module: its figures (C·B itself waits on disk, in the staging folder). */
 export interface ModuleOutcome {
@@ -216,9 +242,13 @@ function cosineOf(projection: ModuleProjection): { cosineExact: number | null; s
  * in the projection thread; then the selection decides which `lora_B` tensors are replaced by C·B.
  */
 export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOutcome> {
-  private provider: ExecutionProvider = "cpu";
+  private opened: OpenedProvider = { provider: "cpu", fallbacks: [] };
   private cache: AlignmentCache | null;
+  private readonly slots = new Map<ModulePlan, AlignmentSlot>();
+  /** The run's lease on the warm entries it planned with; released when the run closes. */
+  private warmLease: number | null = null;
   private readonly cacheUse = { hits: 0, misses: 0 };
+  private readonly sources = { warm: 0, cache: 0, weights: 0, keptWarm: 0 };
   private projectedB: FileHandle | null = null;
   private stagedBytes = 0;
 
@@ -230,7 +260,7 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
     const { adapter, base, aligned, limits, onNotice } = this.run;
     const plans = await planModules(adapter, base, aligned, limits?.maxRank ?? DEFAULT_MAX_RANK);
     await checkLimits(plans, base, aligned, limits);
-    this.provider = await this.run.thread.open(this.run.executionProvider);
+    this.opened = await this.run.thread.open(this.run.executionProvider);
     const cacheBytes = plans.reduce((sum, plan) => sum + plan.dOut * plan.dIn * 4, 0);
     if (this.cache && limits?.maxCacheBytes !== undefined && cacheBytes > limits.maxCacheBytes) {
       onNotice?.(
@@ -238,8 +268,33 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
       );
       this.cache = null;
     }
+    await this.planAlignments(plans);
     this.projectedB = await open(this.run.staging.file(PROJECTED_B), "wx");
     return plans;
+  }
+
+  /**
+   * Each module's cache keys, when a cache tier is in use and its files have content keys, and which of them the
+   * projection thread holds warm: those are leased for the run, so that they are still there when computed.
+   */
+  private async planAlignments(plans: readonly ModulePlan[]): Promise<void> {
+    const { base, aligned, thread } = this.run;
+    const warmPairs = this.run.warmPairs && this.run.warmPairs.maxBytes > 0 ? this.run.warmPairs : null;
+    if (!this.cache && !warmPairs) return;
+    const keys = await Promise.all(plans.map((plan) => alignmentKey(plan, base, aligned)));
+    const ids = keys.map((key) => (key && warmPairs ? alignmentKeyId(key) : null));
+    let resident: readonly boolean[] = [];
+    if (warmPairs) {
+      const asked = ids.filter((id): id is string => id !== null);
+      const lease = await thread.leaseWarm(warmPairs.maxBytes, asked);
+      this.warmLease = lease.lease;
+      const held = new Set(asked.filter((_, index) => lease.resident[index]));
+      resident = ids.map((id) => id !== null && held.has(id));
+    }
+    plans.forEach((plan, index) => {
+      const key = keys[index];
+      if (key) this.slots.set(plan, { key, warmId: ids[index]!, warm: resident[index] ?? false });
+    });
   }
 
   async read(plan: ModulePlan): Promise<ModuleInput> {
@@ -247,11 +302,12 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
     const [aBytes, bBytes] = await Promise.all([adapter.weights.readBytes(plan.module.loraAKey), adapter.weights.readBytes(plan.module.loraBKey)]);
     const { name } = plan.module;
     const lora: LoraBytes = { name, dOut: plan.dOut, dIn: plan.dIn, rank: plan.rank, loraA: { bytes: aBytes, dtype: plan.a.dtype }, loraB: { bytes: bBytes, dtype: plan.b.dtype } };
-    const key = this.cache ? await alignmentKey(plan, base, aligned) : null;
-    if (key) {
+    const slot = this.slots.get(plan) ?? null;
+    if (slot?.warm) return { lora, slot, from: "warm" };
+    if (slot && this.cache) {
       const into = pool.floats(plan.dOut * plan.dIn);
-      const cached = await this.cache!.getAlignment(key, [plan.dOut, plan.dIn], into);
-      if (cached) return { lora, key, cached };
+      const cached = await this.cache.getAlignment(slot.key, [plan.dOut, plan.dIn], into);
+      if (cached) return { lora, slot, from: "cache", cached };
       pool.give(into.buffer as ArrayBuffer);
     }
     const [baseInfo, alignedInfo] = await Promise.all([base.info(plan.baseKey), aligned.info(plan.baseKey)]);
@@ -259,25 +315,36 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
       base.readBytes(plan.baseKey, pool.bytes(baseInfo.end - baseInfo.begin)),
       aligned.readBytes(plan.baseKey, pool.bytes(alignedInfo.end - alignedInfo.begin)),
     ]);
-    return { lora, key, pair: { wBase: { bytes: wBase, dtype: baseInfo.dtype }, wAligned: { bytes: wAligned, dtype: alignedInfo.dtype } } };
+    return { lora, slot, from: "weights", pair: { wBase: { bytes: wBase, dtype: baseInfo.dtype }, wAligned: { bytes: wAligned, dtype: alignedInfo.dtype } } };
   }
 
   discard(input: ModuleInput): void {
-    const views = input.cached ? [input.cached.v] : [input.pair.wBase.bytes, input.pair.wAligned.bytes];
+    const views = input.from === "cache" ? [input.cached.v] : input.from === "weights" ? [input.pair.wBase.bytes, input.pair.wAligned.bytes] : [];
     for (const view of views) this.run.pool.give(view.buffer as ArrayBuffer);
   }
 
   async computeModule(plan: ModulePlan, input: ModuleInput): Promise<ModuleOutcome> {
     const { thread, pool, base, aligned, minWeightCosine } = this.run;
+    const { provider } = this.opened;
+    const { slot } = input;
     let reply: ProjectionReply;
-    if (input.cached) {
+    // A warm hit counts as a cache hit in the report: V came from a cache tier, not from the pair's weights.
+    if (input.from === "warm") {
       this.cacheUse.hits += 1;
-      reply = await thread.projectWith(this.provider, input.lora, input.cached);
+      this.sources.warm += 1;
+      reply = await thread.projectWarm(provider, input.lora, slot!.warmId!);
+    } else if (input.from === "cache") {
+      this.cacheUse.hits += 1;
+      this.sources.cache += 1;
+      reply = await thread.projectWith(provider, input.lora, input.cached, slot!.warmId);
     } else {
-      if (input.key) this.cacheUse.misses += 1;
-      reply = await thread.project(this.provider, input.lora, input.pair, input.key ? pool.floats(plan.dOut * plan.dIn) : null);
-      if (input.key) await this.cache!.putAlignment(input.key, [plan.dOut, plan.dIn], reply.alignment!);
+      const toDisk = slot && this.cache ? slot.key : null;
+      if (slot) this.cacheUse.misses += 1;
+      this.sources.weights += 1;
+      reply = await thread.project(provider, input.lora, input.pair, toDisk ? pool.floats(plan.dOut * plan.dIn) : null, slot?.warmId ?? null);
+      if (toDisk) await this.cache!.putAlignment(toDisk, [plan.dOut, plan.dIn], reply.alignment!);
     }
+    if (reply.kept) this.sources.keptWarm += 1;
     for (const buffer of [...reply.buffers, ...(reply.alignment ? [reply.alignment.v.buffer as ArrayBuffer] : [])]) pool.give(buffer);
     const { projectedB, ...figures } = reply.projection;
     checkPair(plan, reply.projection, base, aligned, minWeightCosine);
@@ -350,15 +417,23 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
       threshold,
       metadata,
       weightsPath,
-      executionProvider: this.provider,
+      provider: this.opened,
       alignmentCache: this.cacheUse.hits + this.cacheUse.misses > 0 ? this.cacheUse : null,
+      alignmentSources: { ...this.sources },
     };
   }
 
   async close(): Promise<void> {
     const handle = this.projectedB;
     this.projectedB = null;
-    await handle?.close();
+    const lease = this.warmLease;
+    this.warmLease = null;
+    try {
+      await handle?.close();
+    } finally {
+      // A thread that has stopped took its warm pairs (and the lease) with it: nothing left to release.
+      if (lease !== null) await this.run.thread.releaseWarm(lease).catch(() => undefined);
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import type { SafeLoraReport } from "../report/schema.js";
 import { Checkpoint } from "../safetensors/checkpoint.js";
 import { BufferPool } from "../safetensors/scratch-buffer.js";
 import { StagingDir } from "../storage/staging-dir.js";
-import { DEFAULT_MIN_WEIGHT_COSINE, identicalPair, LoraMethod } from "./lora-method.js";
+import { DEFAULT_MIN_WEIGHT_COSINE, identicalPair, LoraMethod, type AlignmentSources } from "./lora-method.js";
 import { runModules } from "./module-loop.js";
 import { buildReport, type WeightsInput } from "./patch-report.js";
 
@@ -24,6 +24,13 @@ export interface PatchRequest {
   readonly executionProvider: ExecutionProviderChoice;
   /** Where V of pairs seen before is kept; null or absent: no cache. Used only for files with content keys. */
   readonly cache?: AlignmentCache | null;
+  /**
+   * Keep V of the pair's modules in this process's projection thread for the next runs, within `maxBytes` for all
+   * pairs together (least recently used out), so that a second adapter on a warm pair reads only its own tensors.
+   * For a process that patches many adapters (the bot's worker; SAFE_LORA_WARM_PAIRS_MB); null or absent: off, as
+   * a one-off patch gains nothing from it. Used only for files with content keys, like the cache.
+   */
+  readonly warmPairs?: { readonly maxBytes: number } | null;
   /**
    * Below this cosine between W_base and W_aligned in any module, the two are taken for unrelated weights
    * rather than a model and its fine-tune, and the run is refused. Fine-tunes are near 1, unrelated ≈ 0.
@@ -69,6 +76,8 @@ export interface PatchedAdapter {
   readonly weights: Blob;
   /** `adapter_config.json`, byte for byte as the input had it. */
   readonly configText: string;
+  /** Modules by where their V came from: warm in this process, the disk cache, or the pair's weights. */
+  readonly alignmentSources: AlignmentSources;
   /** Removes the staged weights (and their folder); `weights` cannot be read afterwards. Safe to call twice. */
   release(): Promise<void>;
 }
@@ -98,6 +107,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     selection: request.selection,
     executionProvider: request.executionProvider,
     cache: request.cache ?? null,
+    warmPairs: request.warmPairs ?? null,
     minWeightCosine: request.minWeightCosine ?? DEFAULT_MIN_WEIGHT_COSINE,
     limits: request.limits,
     onNotice: request.onNotice,
@@ -115,7 +125,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     const variant = await method.assemble(outcomes);
     const report = await buildReport({ request, adapter, base, aligned, variant, started });
     const weights = await openAsBlob(variant.weightsPath);
-    return { report, metadata: variant.metadata, weights, configText: adapter.configText, release: () => staging.remove() };
+    return { report, metadata: variant.metadata, weights, configText: adapter.configText, alignmentSources: variant.alignmentSources, release: () => staging.remove() };
   } catch (error) {
     await staging.remove();
     throw error;

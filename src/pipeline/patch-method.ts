@@ -1,5 +1,6 @@
-import type { ExecutionProvider } from "../projection/execution-provider.js";
+import type { OpenedProvider } from "../projection/provider-loading.js";
 import type { ModuleReport } from "../report/schema.js";
+import type { AlignmentSources } from "./lora-method.js";
 import type { ModuleSteps } from "./module-loop.js";
 
 /** What a method hands to the report and the variant once every module is done. */
@@ -11,9 +12,12 @@ export interface AssembledVariant {
   readonly metadata: Record<string, string>;
   /** The variant's weights file, written in the run's staging folder. */
   readonly weightsPath: string;
-  readonly executionProvider: ExecutionProvider;
-  /** Hits and misses of the alignment cache, when it was used. */
+  /** The provider the projection ran on, and why better ones did not load (`auto`). */
+  readonly provider: OpenedProvider;
+  /** Hits (warm pairs or disk) and misses of the alignment cache, when a tier of it was used. */
   readonly alignmentCache: { readonly hits: number; readonly misses: number } | null;
+  /** Modules by where their V came from. */
+  readonly alignmentSources: AlignmentSources;
 }
 
 /**

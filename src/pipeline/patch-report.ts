@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, type OpenedAdapter } from "../peft/open-adapter.js";
+import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import type { PatchRecord } from "../report/record.js";
 import type { FileDigest, HeaderDigest, SafeLoraReport } from "../report/schema.js";
 import { projectsMostModules, type Selection } from "../projection/selection.js";
@@ -66,7 +67,14 @@ async function localIdentity(checkpoint: Checkpoint, subfolder: string): Promise
 }
 
 export interface ReportInputs {
-  readonly request: { readonly adapter: WeightsInput; readonly base: WeightsInput; readonly aligned: WeightsInput; readonly selection: Selection; readonly record?: PatchRecord | undefined };
+  readonly request: {
+    readonly adapter: WeightsInput;
+    readonly base: WeightsInput;
+    readonly aligned: WeightsInput;
+    readonly selection: Selection;
+    readonly executionProvider: ExecutionProviderChoice;
+    readonly record?: PatchRecord | undefined;
+  };
   readonly adapter: OpenedAdapter;
   readonly base: Checkpoint;
   readonly aligned: Checkpoint;
@@ -92,7 +100,12 @@ export async function buildReport({ request, adapter, base, aligned, variant, st
     tool: TOOL,
     createdAt: new Date().toISOString(),
     selection: { mode: request.selection.mode, value: request.selection.value, threshold: variant.threshold },
-    operator: { formula: OPERATOR_FORMULA, executionProvider: variant.executionProvider },
+    operator: {
+      formula: OPERATOR_FORMULA,
+      executionProvider: variant.provider.provider,
+      requestedProvider: request.executionProvider,
+      ...(variant.provider.fallbacks.length > 0 ? { providerFallbacks: [...variant.provider.fallbacks] } : {}),
+    },
     modules: [...modules],
     projectedCount,
     moduleCount: modules.length,

@@ -31,6 +31,11 @@ function digest(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
 }
 
+/** The id of one module's V: its entry's name on disk, and its key in the projection thread's warm pairs. */
+export function alignmentKeyId(key: AlignmentKey): string {
+  return digest(key);
+}
+
 /**
  * The checksum of a V entry: its norms, tensor name and shape as stored, then V's bytes. A flipped bit
  * anywhere (disk, a manual edit, a torn copy) changes it, so damaged data is never used. CRC-32, not a
@@ -107,7 +112,7 @@ export class AlignmentCache {
    * does not match — makes it a miss, and the entry (which this cache wrote) is removed so the next put replaces it.
    */
   async getAlignment(key: AlignmentKey, shape: readonly [number, number], into?: Float32Array): Promise<Alignment | null> {
-    const path = this.pathOf("v", digest(key));
+    const path = this.pathOf("v", alignmentKeyId(key));
     let file: SafetensorsFile;
     try {
       file = await SafetensorsFile.openPath(path);
@@ -140,7 +145,7 @@ export class AlignmentCache {
   }
 
   async putAlignment(key: AlignmentKey, shape: readonly [number, number], alignment: Alignment): Promise<void> {
-    const path = this.pathOf("v", digest(key));
+    const path = this.pathOf("v", alignmentKeyId(key));
     const data = new Uint8Array(alignment.v.buffer, alignment.v.byteOffset, alignment.v.byteLength);
     const metadata = { wBaseNormSq: String(alignment.wBaseNormSq), wAlignedNormSq: String(alignment.wAlignedNormSq), tensor: key.tensor };
     await this.writeAtomically(path, (temporary) =>

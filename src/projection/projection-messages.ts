@@ -1,6 +1,6 @@
 import { SafeLoraError, type ErrorFix, type SafeLoraErrorCode } from "../errors.js";
 import type { Dtype } from "../safetensors/dtype.js";
-import type { ExecutionProvider } from "./execution-provider.js";
+import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
 import type { ModuleProjection } from "./projection-session.js";
 
 /**
@@ -28,17 +28,40 @@ export interface PairBytes {
 }
 
 export type ProjectionRequest =
-  /** Creates (or finds) the thread's session for a provider, so an unavailable one fails before any read. */
-  | { readonly op: "open"; readonly provider: ExecutionProvider }
+  /**
+   * Creates (or finds) the thread's session for a choice, so an unavailable provider fails before any read; `auto`
+   * tries cuda, webgpu and cpu in turn. Answered with an OpenedProvider.
+   */
+  | { readonly op: "open"; readonly choice: ExecutionProviderChoice }
   /**
    * One module from the pair's weights. `alignmentInto`: also return V (copied into this buffer, fp32
    * [d_out, d_in]) and the weights' norms, for the cache, computed by the alignment half and then projected by the
    * projection half, as a cache hit would be. A buffer of the caller's, so that every V of a run travels in the same
    * few buffers: onnxruntime's own outputs, moved to the main thread, were never collected there in time.
+   * `keep`: keep V in the thread's warm pairs under this id (alignmentKeyId), computed the same two-half way.
    */
-  | { readonly op: "project"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly pair: PairBytes; readonly alignmentInto: Float32Array | null }
-  /** One module from a known V (a cache hit), fp32 [d_out, d_in]. */
-  | { readonly op: "projectWith"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number };
+  | { readonly op: "project"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly pair: PairBytes; readonly alignmentInto: Float32Array | null; readonly keep: string | null }
+  /** One module from a known V (a cache hit), fp32 [d_out, d_in]; `keep`: the thread keeps that V warm (it is not handed back). */
+  | { readonly op: "projectWith"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number; readonly keep: string | null }
+  /** One module from the V the thread holds warm under `warm`, which the run's lease keeps there. */
+  | { readonly op: "projectWarm"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly warm: string }
+  /** Sets the warm pairs' budget and leases those of `ids` that are held, for one run. Answered with a WarmLease. */
+  | { readonly op: "leaseWarm"; readonly maxBytes: number; readonly ids: readonly string[] }
+  | { readonly op: "releaseWarm"; readonly lease: number }
+  /** What the warm pairs hold (bench, tests). Answered with a WarmStatus. */
+  | { readonly op: "warmStatus" };
+
+export interface WarmLease {
+  readonly lease: number;
+  /** Per id asked, whether its V is held (and leased). */
+  readonly resident: readonly boolean[];
+}
+
+export interface WarmStatus {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly maxBytes: number;
+}
 
 export interface ProjectionReply {
   readonly projection: ModuleProjection;
@@ -46,6 +69,8 @@ export interface ProjectionReply {
   readonly alignment?: { readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number };
   /** The input buffers, handed back for reuse by the next reads. */
   readonly buffers: readonly ArrayBuffer[];
+  /** Whether V was kept warm, when asked to. */
+  readonly kept?: boolean;
 }
 
 /** An error as it crosses the thread boundary: a SafeLoraError keeps its message, code and fix. */

@@ -2,6 +2,7 @@ import * as ort from "onnxruntime-node";
 import { SafeLoraError } from "../errors.js";
 // Types only: the projection thread loads this module, and the choice's schema (zod) has no business there.
 import type { ExecutionProvider } from "./execution-provider.js";
+import { knownMissing, loadFailure, ProviderUnavailable } from "./provider-loading.js";
 import { GraphInput, GraphOutput, buildAlignmentModel, buildProjectionModel, buildSafeLoraModel } from "./safe-lora-graph.js";
 
 /** One module's LoRA factors, fp32 row-major. */
@@ -73,8 +74,13 @@ export class ProjectionSession {
     readonly executionProvider: ExecutionProvider,
   ) {}
 
-  /** Creates the fused session at once, so an unavailable execution provider fails before any work. */
+  /**
+   * Creates the fused session at once, so an unavailable execution provider fails before any work, with
+   * ProviderUnavailable: what is missing and how to install it. A provider known to lack its library is not tried.
+   */
   static async create(provider: ExecutionProvider): Promise<ProjectionSession> {
+    const missing = knownMissing(provider);
+    if (missing) throw new ProviderUnavailable(provider, missing);
     const session = new ProjectionSession(provider);
     await session.session("fused", buildSafeLoraModel);
     return session;
@@ -87,16 +93,9 @@ export class ProjectionSession {
       // No spinning: onnxruntime's pool threads would otherwise busy-wait between ops, taking the cores that the
       // reads of the next module (and the main thread's event loop) need. Same threads, same arithmetic.
       const options = { executionProviders: [provider], graphOptimizationLevel: "all", logSeverityLevel: 4, extra: { session: { intra_op: { allow_spinning: "0" } } } } as const;
-      session = ort.InferenceSession.create(build(), options).catch(
-        (error: unknown) => {
-          const detail = (error as Error).message.split("\n")[0]?.slice(0, 200);
-          throw new SafeLoraError(
-            `execution provider "${provider}" is not available here (${detail}); use --ep cpu (or SAFE_LORA_EP=cpu)`,
-            "execution-provider-unavailable",
-            { cause: error },
-          );
-        },
-      );
+      session = ort.InferenceSession.create(build(), options).catch((error: unknown) => {
+        throw new ProviderUnavailable(provider, loadFailure(provider, error), error);
+      });
       this.sessions.set(key, session);
     }
     return session;

@@ -3,8 +3,9 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import { resolveExecutionProvider, type ExecutionProvider, type ExecutionProviderChoice } from "./execution-provider.js";
-import { fromThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage } from "./projection-messages.js";
+import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
+import { fromThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage, type WarmLease, type WarmStatus } from "./projection-messages.js";
+import type { OpenedProvider } from "./provider-loading.js";
 
 /**
  * The worker's script: the compiled `.js` beside this module (dist/, the installed CLI), or, when running from
@@ -90,26 +91,53 @@ export class ProjectionThread {
     });
   }
 
-  /** Opens the session for `choice` (an unavailable provider fails here, before any read) and names its provider. */
-  open(choice: ExecutionProviderChoice): Promise<ExecutionProvider> {
-    return this.call({ op: "open", provider: resolveExecutionProvider(choice) });
+  /**
+   * Opens the session for `choice` (an unavailable provider fails here, before any read) and names the provider it
+   * runs on; for `auto`, the first of cuda, webgpu, cpu that loads, and why the better ones did not.
+   */
+  open(choice: ExecutionProviderChoice): Promise<OpenedProvider> {
+    return this.call({ op: "open", choice });
   }
 
   /**
-   * One module from the pair's weights, and V into `alignmentInto` when given (for the cache). Every buffer is
-   * moved to the thread, not copied: the caller must not use them afterwards. The weights' buffers come back in
-   * `buffers` for reuse, and `alignmentInto` as the reply's `alignment.v`.
+   * One module from the pair's weights, and V into `alignmentInto` when given (for the cache); `keep`: the thread
+   * keeps V warm under this id (reply.kept says whether it fitted). Every buffer is moved to the thread, not copied:
+   * the caller must not use them afterwards. The weights' buffers come back in `buffers` for reuse, and
+   * `alignmentInto` as the reply's `alignment.v`.
    */
-  project(provider: ExecutionProvider, lora: LoraBytes, pair: PairBytes, alignmentInto: Float32Array | null = null): Promise<ProjectionReply> {
+  project(provider: ExecutionProvider, lora: LoraBytes, pair: PairBytes, alignmentInto: Float32Array | null = null, keep: string | null = null): Promise<ProjectionReply> {
     const moved = { lora: ownLora(lora), pair: { wBase: ownTensor(pair.wBase), wAligned: ownTensor(pair.wAligned) }, alignmentInto: alignmentInto && own(alignmentInto) };
     const views = [moved.lora.loraA, moved.lora.loraB, moved.pair.wBase, moved.pair.wAligned].map((t): ArrayBufferView => t.bytes);
-    return this.call({ op: "project", provider, ...moved }, buffersOf(moved.alignmentInto ? [...views, moved.alignmentInto] : views));
+    return this.call({ op: "project", provider, ...moved, keep }, buffersOf(moved.alignmentInto ? [...views, moved.alignmentInto] : views));
   }
 
-  /** One module from a known V; moved like `project`'s buffers, V's comes back in `buffers`. */
-  projectWith(provider: ExecutionProvider, lora: LoraBytes, alignment: { v: Float32Array; wBaseNormSq: number; wAlignedNormSq: number }): Promise<ProjectionReply> {
+  /** One module from a known V; moved like `project`'s buffers. V's comes back in `buffers`, unless it was kept warm. */
+  projectWith(provider: ExecutionProvider, lora: LoraBytes, alignment: { v: Float32Array; wBaseNormSq: number; wAlignedNormSq: number }, keep: string | null = null): Promise<ProjectionReply> {
     const moved = { lora: ownLora(lora), v: own(alignment.v) };
-    return this.call({ op: "projectWith", provider, ...alignment, ...moved }, buffersOf([moved.lora.loraA.bytes, moved.lora.loraB.bytes, moved.v]));
+    return this.call({ op: "projectWith", provider, ...alignment, ...moved, keep }, buffersOf([moved.lora.loraA.bytes, moved.lora.loraB.bytes, moved.v]));
+  }
+
+  /** One module from the V the thread holds warm under `warm` (leased by leaseWarm): only the LoRA factors travel. */
+  projectWarm(provider: ExecutionProvider, lora: LoraBytes, warm: string): Promise<ProjectionReply> {
+    const moved = ownLora(lora);
+    return this.call({ op: "projectWarm", provider, lora: moved, warm }, buffersOf([moved.loraA.bytes, moved.loraB.bytes]));
+  }
+
+  /**
+   * Sets the warm pairs' budget to `maxBytes` and leases, for one run, those of `ids` that the thread holds: they
+   * stay until releaseWarm, so the run may plan them as warm.
+   */
+  leaseWarm(maxBytes: number, ids: readonly string[]): Promise<WarmLease> {
+    return this.call({ op: "leaseWarm", maxBytes, ids });
+  }
+
+  releaseWarm(lease: number): Promise<void> {
+    return this.call({ op: "releaseWarm", lease });
+  }
+
+  /** How many modules' V the thread holds warm, their bytes and the budget. */
+  warmStatus(): Promise<WarmStatus> {
+    return this.call({ op: "warmStatus" });
   }
 }
 

@@ -4,11 +4,17 @@
 import { parentPort } from "node:worker_threads";
 import { decodeToFloat32 } from "../safetensors/dtype.js";
 import { ScratchBuffer } from "../safetensors/scratch-buffer.js";
-import type { ExecutionProvider } from "./execution-provider.js";
-import { toThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor } from "./projection-messages.js";
-import { ProjectionSession, type LoraFactors, type ModuleProjection } from "./projection-session.js";
+import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
+import { toThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type WarmStatus } from "./projection-messages.js";
+import { ProjectionSession, type Alignment, type LoraFactors, type ModuleProjection } from "./projection-session.js";
+import { openFirstAvailable, type OpenedProvider } from "./provider-loading.js";
+import { WarmPairs } from "./warm-pairs.js";
 
 const sessions = new Map<ExecutionProvider, Promise<ProjectionSession>>();
+/** What `auto` came to, found once: which providers load does not change while the process runs. */
+let auto: Promise<OpenedProvider> | null = null;
+/** V of recently used pairs, for the process's runs; its budget comes with each run (0 until one asks). */
+const warm = new WarmPairs();
 /** Decode buffers for the pair's weights, reused by every module: the thread's memory is one module's worth. */
 const scratch = { base: new ScratchBuffer(), aligned: new ScratchBuffer() };
 
@@ -21,6 +27,15 @@ function session(provider: ExecutionProvider): Promise<ProjectionSession> {
     sessions.set(provider, opened);
   }
   return opened;
+}
+
+function open(choice: ExecutionProviderChoice): Promise<OpenedProvider> {
+  const opened = () => openFirstAvailable(choice, session).then(({ provider, fallbacks }) => ({ provider, fallbacks }));
+  if (choice !== "auto") return opened();
+  auto ??= opened();
+  // Only the CPU failing makes auto fail; that is retried like a named provider.
+  auto.catch(() => (auto = null));
+  return auto;
 }
 
 function factors(lora: LoraBytes): LoraFactors {
@@ -48,27 +63,49 @@ function ownedProjection(projection: ModuleProjection): ModuleProjection {
   return { ...projection, projectedB: owned(projection.projectedB) };
 }
 
+/** V of a module in a buffer of its own (onnxruntime's output may share one), so that keeping it keeps no more. */
+function ownAlignment(alignment: Alignment): Alignment {
+  return { ...alignment, v: owned(alignment.v) };
+}
+
 async function handle(request: ProjectionRequest): Promise<{ value: unknown; transfer: ArrayBuffer[] }> {
-  if (request.op === "open") {
-    return { value: (await session(request.provider)).executionProvider, transfer: [] };
+  switch (request.op) {
+    case "open":
+      return { value: await open(request.choice), transfer: [] };
+    case "leaseWarm":
+      warm.setBudget(request.maxBytes);
+      return { value: warm.lease(request.ids), transfer: [] };
+    case "releaseWarm":
+      warm.release(request.lease);
+      return { value: null, transfer: [] };
+    case "warmStatus":
+      return { value: { entries: warm.size, bytes: warm.bytes, maxBytes: warm.maxBytes } satisfies WarmStatus, transfer: [] };
   }
   const projector = await session(request.provider);
   const lora = factors(request.lora);
   let reply: ProjectionReply;
-  if (request.op === "projectWith") {
-    const { v, wBaseNormSq, wAlignedNormSq } = request;
+  if (request.op === "projectWarm") {
+    const alignment = warm.get(request.warm);
+    // A lease keeps it: missing means the main thread planned from a lease this thread never gave (a bug).
+    if (!alignment) throw new Error(`warm pair entry ${request.warm} is not held; it was leased for this run`);
+    reply = { projection: ownedProjection(await projector.projectWith(alignment, lora)), buffers: [] };
+  } else if (request.op === "projectWith") {
+    const { v, wBaseNormSq, wAlignedNormSq, keep } = request;
     const projection = ownedProjection(await projector.projectWith({ v, wBaseNormSq, wAlignedNormSq }, lora));
-    reply = { projection, buffers: [v.buffer as ArrayBuffer] };
+    const kept = keep !== null && warm.keep(keep, { v, wBaseNormSq, wAlignedNormSq });
+    // A V kept warm stays here; any other goes back to the caller's pool.
+    reply = { projection, buffers: kept ? [] : [v.buffer as ArrayBuffer], ...(keep !== null ? { kept } : {}) };
   } else {
-    const { pair } = request;
+    const { pair, keep } = request;
     const module = { ...lora, ...weights(pair) };
     const buffers = [pair.wBase.bytes.buffer as ArrayBuffer, pair.wAligned.bytes.buffer as ArrayBuffer];
-    if (request.alignmentInto) {
-      const alignment = await projector.alignment(module);
-      const v = request.alignmentInto;
-      v.set(alignment.v);
-      const projection = ownedProjection(await projector.projectWith({ ...alignment, v }, lora));
-      reply = { projection, alignment: { ...alignment, v }, buffers };
+    if (request.alignmentInto || keep !== null) {
+      const alignment = ownAlignment(await projector.alignment(module));
+      const projection = ownedProjection(await projector.projectWith(alignment, lora));
+      const kept = keep !== null && warm.keep(keep, alignment);
+      const into = request.alignmentInto;
+      if (into) into.set(alignment.v);
+      reply = { projection, buffers, ...(into ? { alignment: { ...alignment, v: into } } : {}), ...(keep !== null ? { kept } : {}) };
     } else {
       reply = { projection: ownedProjection(await projector.project(module)), buffers };
     }

@@ -93,7 +93,12 @@ export const SafeLoraReport = z.object({
   }),
   operator: z.object({
     formula: z.string(),
+    /** The onnxruntime execution provider the projection ran on: what `requestedProvider` resolved to. */
     executionProvider: z.string(),
+    /** What was asked (`--ep`, SAFE_LORA_EP): auto, cpu, cuda, webgpu. Absent from reports made before auto chose. */
+    requestedProvider: z.string().optional(),
+    /** With auto: the better providers passed over, and why each did not load. Absent when none was. */
+    providerFallbacks: z.array(z.object({ provider: z.string(), reason: z.string() })).optional(),
   }),
   modules: z.array(ModuleReport),
   projectedCount: z.number().int(),

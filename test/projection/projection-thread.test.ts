@@ -42,8 +42,9 @@ describe("the projection thread", () => {
       wAligned: decodeToFloat32(pair.wAligned.bytes, "BF16"),
     });
     const thread = ProjectionThread.shared();
-    const provider = await thread.open("auto");
+    const { provider, fallbacks } = await thread.open("cpu");
     expect(provider).toBe("cpu");
+    expect(fallbacks).toEqual([]);
     const sizes = [pair.wBase.bytes.byteLength, pair.wAligned.bytes.byteLength];
     const reply = await thread.project(provider, lora, pair);
     expect(reply.projection).toEqual(expected);
@@ -109,7 +110,7 @@ describe("the projection thread", () => {
     try {
       const script = join(dir, "open-and-return.mts");
       const source = new URL("../../src/projection/projection-thread.ts", import.meta.url).pathname;
-      writeFileSync(script, `import { ProjectionThread } from ${JSON.stringify(source)};\nprocess.stdout.write(await ProjectionThread.shared().open("cpu"));\n`);
+      writeFileSync(script, `import { ProjectionThread } from ${JSON.stringify(source)};\nprocess.stdout.write((await ProjectionThread.shared().open("cpu")).provider);\n`);
       const result = await spawnSource(script, [], { cwd: dir });
       expect(result).toMatchObject({ code: 0, stdout: "cpu" });
     } finally {
