@@ -101,6 +101,8 @@ const ERROR_RULES = {
   "hub-unavailable": { exitCode: ExitCode.environment, retry: true, fault: "forge" },
   // The machine's, not the repo's: retried, since the operator may fix it meanwhile.
   "execution-provider-unavailable": { exitCode: ExitCode.environment, retry: true, fault: "operator" },
+  // The queue's Redis (QUEUE_URL) does not answer: the operator's to start; a supervisor restarts the process.
+  "queue-unavailable": { exitCode: ExitCode.environment, retry: true, fault: "operator" },
   // The bot's own database: no repo owner can fix it, and a retry reads the same damage.
   "damaged-state": { exitCode: ExitCode.input, retry: false, fault: "operator" },
 } as const satisfies Record<string, ErrorRule>;

@@ -29,6 +29,7 @@ const EXPECTED: Record<SafeLoraErrorCode, ErrorRule> = {
   "unsafe-path": user(3),
   "hub-unavailable": { exitCode: 4, retry: true, fault: "forge" },
   "execution-provider-unavailable": { exitCode: 4, retry: true, fault: "operator" },
+  "queue-unavailable": { exitCode: 4, retry: true, fault: "operator" },
   "damaged-state": { exitCode: 3, retry: false, fault: "operator" },
 };
 

@@ -9,6 +9,8 @@ import { forgeRegistry } from "../forge/forge.js";
 import { HubForge } from "../hub/hub-forge.js";
 import { findHubToken } from "../hub/token.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
+import { BullMqJobQueue } from "../queue/bullmq-queue.js";
+import { RedisBotMemory } from "../queue/redis-bot-memory.js";
 import { SqliteBotMemory } from "../queue/sqlite-bot-memory.js";
 import { SqliteJobQueue } from "../queue/sqlite-queue.js";
 import { legacyJobKey } from "../bot/legacy-job-keys.js";
@@ -31,13 +33,11 @@ export const queuePath = (env: Env) => join(env.DATA_DIR, "safe-lora.db");
  * runner is the queue's own (`queue.createRunner`), started by startBot.
  */
 export async function createBotContext(env: Env, overrides: BotContextOverrides = {}): Promise<BotContext> {
-  if (env.QUEUE_URL && !overrides.queue) {
-    throw new SafeLoraError(`QUEUE_URL=${env.QUEUE_URL.replace(/\/\/[^@]*@/, "//…@")}: only the embedded SQLite queue is available in this version; unset QUEUE_URL`, "usage");
-  }
   const config = overrides.config ?? loadBotConfig(env.BOT_CONFIG);
   const hub = overrides.hub ?? hubAccess(env, overrides.tokenEnv ?? process.env);
   const forges = overrides.forges ?? forgeRegistry([await HubForge.connect(hub)]);
-  const { queue, memory } = overrides.queue && overrides.memory ? { queue: overrides.queue, memory: overrides.memory } : sqliteQueue(env, overrides);
+  const { queue, memory } =
+    overrides.queue && overrides.memory ? { queue: overrides.queue, memory: overrides.memory } : env.QUEUE_URL ? await redisQueue(env, env.QUEUE_URL, overrides) : sqliteQueue(env, overrides);
   return {
     forges,
     hub,
@@ -54,6 +54,22 @@ export async function createBotContext(env: Env, overrides: BotContextOverrides 
 function hubAccess(env: Env, tokenEnv: NodeJS.ProcessEnv) {
   const accessToken = findHubToken(tokenEnv);
   return { hubUrl: env.HF_ENDPOINT, ...(accessToken ? { accessToken } : {}) };
+}
+
+/**
+ * BullMQ on QUEUE_URL's Redis, and the bot's memory beside it: what every process of a deployment shares, so
+ * that web and workers on different machines need nothing else in common (each keeps its own DATA_DIR cache).
+ */
+async function redisQueue(env: Env, url: string, overrides: BotContextOverrides) {
+  if (overrides.queue) throw new Error("createBotContext: a queue was given without the bot's memory; give both, or neither");
+  let queue: BullMqJobQueue;
+  try {
+    queue = await BullMqJobQueue.connect({ url, prefix: env.SAFE_LORA_QUEUE_PREFIX });
+  } catch (error) {
+    // The message names the server without its password (redis-connection.ts).
+    throw new SafeLoraError(`QUEUE_URL: ${error instanceof Error ? error.message : String(error)}; start Redis there, or unset QUEUE_URL for the embedded queue`, "queue-unavailable");
+  }
+  return { queue, memory: overrides.memory ?? new RedisBotMemory(queue.redis, queue.key("memory")) };
 }
 
 /** The embedded queue in DATA_DIR, and the bot's memory on the same file (one of them may be given). */

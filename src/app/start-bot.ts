@@ -3,6 +3,7 @@ import { onForge } from "../bot/context.js";
 import { queueScans } from "../bot/reconcile.js";
 import { jobHandler } from "../bot/run-job.js";
 import type { JobRunner } from "../queue/job-queue.js";
+import { redactedUrl } from "../queue/redis-connection.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import { createBotServer, listen } from "../server/http-server.js";
@@ -56,7 +57,8 @@ export async function startBot({ env, server: serve, worker: work, overrides }: 
   const timer = serve && watch.length > 0 && reconcileMinutes > 0 ? setInterval(() => void reconcile(), reconcileMinutes * 60_000) : null;
   if (timer) void reconcile();
 
-  context.log.info({ port, worker: worker?.id ?? null, hub: env.HF_ENDPOINT, dataDir: env.DATA_DIR }, "safe-lora bot started");
+  const queue = env.QUEUE_URL ? { queue: "bullmq", queueUrl: redactedUrl(env.QUEUE_URL), queuePrefix: env.SAFE_LORA_QUEUE_PREFIX } : { queue: "sqlite" };
+  context.log.info({ port, worker: worker?.id ?? null, hub: env.HF_ENDPOINT, dataDir: env.DATA_DIR, ...queue }, "safe-lora bot started");
   return {
     context,
     port,

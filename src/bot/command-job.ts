@@ -8,7 +8,7 @@ import { findAdapterFolders } from "./adapters.js";
 import { onForge, type JobContext } from "./context.js";
 import { answerComment } from "./acknowledgement.js";
 import type { JobKindDefinition } from "./job-kinds.js";
-import { commandPatchKey, committedReport } from "./patch-job.js";
+import { commandPatchKey, committedReport, repatchGroup } from "./patch-job.js";
 import { loadRepoConfig } from "./repo-config.js";
 import { scanJobFor } from "./scan-job.js";
 
@@ -83,6 +83,7 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
       case "repatch": {
         await context.queue.enqueue({
           key: commandPatchKey({ forge: context.forge.name, repo, folder, commentId }),
+          supersedes: repatchGroup({ forge: context.forge.name, repo, folder }),
           kind: "patch",
           forge: context.forge.name,
           repo,

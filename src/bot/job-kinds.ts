@@ -15,6 +15,8 @@ export interface RunnableJob<P> {
   /** 1 on the first run, more on retries. */
   readonly attempts: number;
   readonly payload: P;
+  /** A newer job of the same supersedes group (a later re-patch of the same folder) stored before this one started. */
+  readonly supersededBy: string | null;
   /** Aborted when the job must stop: its lease was lost, or it ran past the operator's time limit. */
   readonly signal: AbortSignal;
 }

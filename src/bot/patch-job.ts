@@ -461,8 +461,32 @@ async function refreshDescription(
   if (description.trim() !== pr.description.trim()) await context.forge.updateDescription({ repo, num: pr.num, text: description });
 }
 
+/**
+ * The supersedes group of a folder's re-patches: a re-patch asked for while an older one still waits makes the
+ * older one step aside (the queue tells it, `supersededBy`), so that only the newest request runs.
+ */
+export function repatchGroup(params: { forge: ForgeName; repo: string; folder: string }): string {
+  return jobKey("repatch", params.forge, params.repo, params.folder);
+}
+
+/** A re-patch that a newer one replaced before it started: its acknowledgement says so, and nothing runs. */
+async function stepAside(context: JobContext, payload: PatchPayload & { command: NonNullable<PatchPayload["command"]> }): Promise<PatchOutcome> {
+  const { repo, command } = payload;
+  await context.forge.editComment({
+    repo,
+    discussion: command.discussion,
+    commentId: command.ackId,
+    text: "Skipped: a newer re-patch request for this folder came in before I started this one, so I am running that one instead.",
+  });
+  return { outcome: "skipped", reason: "superseded by a newer re-patch" };
+}
+
 export const patchJob: JobKindDefinition<PatchPayload> = {
   kind: "patch",
   payload: PatchPayload,
-  run: (context, job) => runPatch(onForge(context, job.forge), job.payload, job.signal),
+  run: (context, job) => {
+    const { command } = job.payload;
+    if (job.supersededBy !== null && command) return stepAside(onForge(context, job.forge), { ...job.payload, command });
+    return runPatch(onForge(context, job.forge), job.payload, job.signal);
+  },
 };

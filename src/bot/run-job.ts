@@ -58,6 +58,7 @@ export function jobHandler(context: BotContext): JobHandler {
         repo: job.repo,
         private: job.private,
         attempts: job.attempts,
+        supersededBy: job.supersededBy,
         payload: parsed.data,
         signal: AbortSignal.any([signal, overTime.signal]),
       });

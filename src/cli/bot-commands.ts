@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { createBotContext } from "../app/create-bot-context.js";
 import { startBot } from "../app/start-bot.js";
 import { onForge } from "../bot/context.js";
@@ -7,11 +7,12 @@ import { loadEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import type { CliIo } from "./io.js";
 
-export const SERVE_HELP = `Usage: safe-lora serve        (same as npm start)
-       safe-lora worker       (same as npm run worker)
+export const SERVE_HELP = `Usage: safe-lora serve [--web-only]   (same as npm start)
+       safe-lora worker               (same as npm run worker)
 
-serve: the Hub bot — POST /webhooks/hub, GET /healthz, GET /metrics, GET / — with an in-process worker.
-worker: a worker only, taking jobs from the same queue (DATA_DIR/safe-lora.db).
+serve: the Hub bot — POST /webhooks/hub, GET /healthz, GET /metrics, GET / — with an in-process worker;
+       --web-only: no worker in this process (jobs wait for \`safe-lora worker\` processes).
+worker: a worker only, taking jobs from the same queue: QUEUE_URL's Redis, else DATA_DIR/safe-lora.db.
 
 Required:
   HF_TOKEN            the bot account's Hub token (write: it opens pull requests); or the token file
@@ -19,22 +20,28 @@ Required:
   HF_WEBHOOK_SECRET   the secret set on the Hub webhook that points at the bot (serve only)
 Often set:
   DATA_DIR            the queue, the bot's memory and the alignment cache; persistent storage (default ./.safe-lora)
+  QUEUE_URL           redis://… : BullMQ on that Redis, shared by web and workers on any machines (each its own
+                      DATA_DIR); unset: the embedded queue in DATA_DIR (one machine)
   BOT_CONFIG          the bot-wide defaults (YAML): select, limits, watch, trustedModels, …
   PORT                HTTP port (default 7860); STATUS_TOKEN shows private repos on / and the database's errors
   HF_ENDPOINT         the Hub (default https://huggingface.co)
 Every variable: README.md, "Environment". SIGTERM drains: the running job finishes.`;
 
-function noArguments(args: string[], help: string, io: CliIo): boolean {
+/** The flags of serve and worker (`webOnly`: serve's only one); null after --help was answered. */
+function botFlags(args: string[], help: string, io: CliIo, accepts: { webOnly: boolean }): { webOnly: boolean } | null {
+  let values: { help?: boolean; "web-only"?: boolean };
   try {
-    const { values } = parseArgs({ args, strict: true, allowPositionals: false, options: { help: { type: "boolean", short: "h" } } });
-    if (values.help) {
-      io.stdout(`${help}\n`);
-      return false;
-    }
-    return true;
+    const options: ParseArgsConfig["options"] = { help: { type: "boolean", short: "h" } };
+    if (accepts.webOnly) options["web-only"] = { type: "boolean" };
+    ({ values } = parseArgs({ args, strict: true, allowPositionals: false, options }));
   } catch (error) {
     throw new SafeLoraError(`${(error as Error).message}; see --help`, "usage");
   }
+  if (values.help) {
+    io.stdout(`${help}\n`);
+    return null;
+  }
+  return { webOnly: values["web-only"] === true };
 }
 
 /** Runs until SIGTERM or SIGINT, then drains and returns 0. */
@@ -49,12 +56,13 @@ async function runUntilSignal(parts: { server: boolean; worker: boolean }, io: C
 }
 
 export async function serveCommand(args: string[], io: CliIo): Promise<number> {
-  if (!noArguments(args, SERVE_HELP, io)) return 0;
-  return runUntilSignal({ server: true, worker: true }, io);
+  const flags = botFlags(args, SERVE_HELP, io, { webOnly: true });
+  if (!flags) return 0;
+  return runUntilSignal({ server: true, worker: !flags.webOnly }, io);
 }
 
 export async function workerCommand(args: string[], io: CliIo): Promise<number> {
-  if (!noArguments(args, SERVE_HELP, io)) return 0;
+  if (!botFlags(args, SERVE_HELP, io, { webOnly: false })) return 0;
   return runUntilSignal({ server: false, worker: true }, io);
 }
 

@@ -1,3 +1,4 @@
+import { totalmem } from "node:os";
 import type { ForgeName } from "../forge/forge.js";
 
 export type JobState = "queued" | "running" | "done" | "failed";
@@ -16,7 +17,16 @@ export interface NewJob {
   readonly payload: unknown;
   /** Earliest start, epoch ms (default: now). */
   readonly runAfter?: number;
+  /**
+   * A group of jobs where only the newest matters (a pull request's re-patches): a job of the group that starts
+   * after a newer one was stored runs with `supersededBy` set, so that its handler can step aside.
+   */
+  readonly supersedes?: string;
+  /** What the job needs of a worker: "gpu" waits for a runner that has one (a CPU runner never takes it). */
+  readonly needs?: JobNeeds;
 }
+
+export type JobNeeds = "gpu";
 
 export interface Job {
   readonly id: string;
@@ -26,6 +36,8 @@ export interface Job {
   readonly repo: string;
   readonly private: boolean;
   readonly payload: unknown;
+  readonly supersedes: string | null;
+  readonly needs: JobNeeds | null;
   readonly state: JobState;
   /** Runs started so far, the one running included. */
   readonly attempts: number;
@@ -53,6 +65,8 @@ export interface JobQueue {
   counts(): Promise<Record<JobState, number>>;
   /** Done jobs by the `outcome` field of their result (`""` for results without one), e.g. how many were refused. */
   doneOutcomes(): Promise<Record<string, number>>;
+  /** The runners that took part recently (each says what it can run), newest heartbeat first. */
+  workers(): Promise<WorkerInfo[]>;
   /** Unhealthy while taking jobs fails (a damaged database, a full disk), so that a supervisor can replace the process. */
   health(): QueueHealth;
   /** The consumer's side for this queue's jobs, on the same backend (a `worker` process makes one, `serve` too). */
@@ -75,12 +89,43 @@ export interface RunnerOptions {
   /** Runs of one job, the first included, before it fails for good (default 5). */
   readonly maxAttempts?: number;
   readonly log?: RunnerLog;
+  /** What this runner can run, advertised to the others (default: a CPU runner). Only a GPU runner takes `needs: "gpu"` jobs. */
+  readonly capabilities?: WorkerCapabilities;
 }
+
+/** What a worker advertises about itself. */
+export interface WorkerCapabilities {
+  /** The execution provider its projections run on (cpu, cuda, webgpu). */
+  readonly executionProvider: string;
+  /** Whether it takes jobs that need a GPU. */
+  readonly gpu: boolean;
+  /** Memory it may use, bytes (the machine's, or its budget). */
+  readonly memoryBytes: number;
+  /** Why better providers did not load ("cuda: libonnxruntime_providers_cuda.so not found"), for operators. */
+  readonly notes?: readonly string[];
+}
+
+export interface WorkerInfo extends WorkerCapabilities {
+  /** The runner's id: host, process and a random part. */
+  readonly id: string;
+  readonly startedAt: number;
+  /** Its last heartbeat, epoch ms: a worker that stopped sending one is listed until it ages out. */
+  readonly seenAt: number;
+}
+
+/** What a runner advertises when it is told nothing: the CPU, and the machine's memory. */
+export const cpuWorker = (): WorkerCapabilities => ({ executionProvider: "cpu", gpu: false, memoryBytes: totalmem() });
+
+/** How often a runner says it is alive, and how long a silent one stays listed. */
+export const WORKER_HEARTBEAT_MS = 10_000;
+export const WORKER_LISTED_MS = 5 * 60_000;
 
 /** A job handed to the runner's handler: taken under a lease that the runner keeps renewing. */
 export interface RunningJob extends Job {
   /** How long the job waits before its next attempt should this one end in `retry`; null: this is its last attempt. */
   readonly retryInMs: number | null;
+  /** The id of a newer job of the same `supersedes` group, stored before this one started; null when there is none. */
+  readonly supersededBy: string | null;
 }
 
 /** What the handler says became of a job; the runner stores it. */

@@ -10,6 +10,8 @@ export interface JobRow {
   repo: string;
   private: number;
   payload: string;
+  supersedes: string | null;
+  needs: string | null;
   state: JobState;
   attempts: number;
   run_after: number;
@@ -38,6 +40,8 @@ export const jobOfRow = (row: JobRow): Job => ({
   repo: row.repo,
   private: row.private === 1,
   payload: storedJson(row.payload),
+  supersedes: row.supersedes,
+  needs: row.needs === "gpu" ? "gpu" : null,
   state: row.state,
   attempts: row.attempts,
   runAfter: row.run_after,

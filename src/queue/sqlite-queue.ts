@@ -1,7 +1,18 @@
 import type Database from "better-sqlite3";
-import { JOB_STATES, type Job, type JobQueue, type JobRunner, type JobState, type NewJob, type QueueHealth } from "./job-queue.js";
+import {
+  JOB_STATES,
+  WORKER_LISTED_MS,
+  type Job,
+  type JobQueue,
+  type JobRunner,
+  type JobState,
+  type NewJob,
+  type QueueHealth,
+  type WorkerCapabilities,
+  type WorkerInfo,
+} from "./job-queue.js";
 import { openBotDatabase } from "./sqlite-database.js";
-import { jobOfRow, rowIdOf, type JobRow } from "./sqlite-job-row.js";
+import { jobOfRow, rowIdOf, storedJson, type JobRow } from "./sqlite-job-row.js";
 import { SqliteJobRunner, type SqliteRunnerOptions } from "./sqlite-runner.js";
 import type { LegacyJobKey } from "./job-key.js";
 
@@ -48,10 +59,10 @@ export class SqliteJobQueue implements JobQueue {
     const now = this.now();
     const inserted = this.db
       .prepare(
-        `INSERT INTO jobs (key, kind, forge, repo, private, payload, state, run_after, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT(key) DO NOTHING`,
+        `INSERT INTO jobs (key, kind, forge, repo, private, payload, supersedes, needs, state, run_after, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT(key) DO NOTHING`,
       )
-      .run(job.key, job.kind, job.forge, job.repo, job.private ? 1 : 0, JSON.stringify(job.payload), job.runAfter ?? now, now);
+      .run(job.key, job.kind, job.forge, job.repo, job.private ? 1 : 0, JSON.stringify(job.payload), job.supersedes ?? null, job.needs ?? null, job.runAfter ?? now, now);
     const row = this.db.prepare("SELECT * FROM jobs WHERE key = ?").get(job.key) as JobRow;
     return { job: jobOfRow(row), created: inserted.changes === 1 };
   }
@@ -81,6 +92,32 @@ export class SqliteJobQueue implements JobQueue {
       outcomes[name] = (outcomes[name] ?? 0) + n;
     }
     return outcomes;
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    const rows = this.db.prepare("SELECT id, info, started_at, seen_at FROM workers WHERE seen_at >= ? ORDER BY seen_at DESC").all(this.now() - WORKER_LISTED_MS) as Array<{
+      id: string;
+      info: string;
+      started_at: number;
+      seen_at: number;
+    }>;
+    return rows.flatMap((row) => {
+      const info = storedJson(row.info) as WorkerCapabilities | undefined;
+      return info && typeof info === "object" ? [{ ...info, id: row.id, startedAt: row.started_at, seenAt: row.seen_at }] : [];
+    });
+  }
+
+  /** A runner's heartbeat: what it can run, now. */
+  noteWorker(id: string, capabilities: WorkerCapabilities, startedAt: number): void {
+    this.db
+      .prepare("INSERT INTO workers (id, info, started_at, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET info = excluded.info, seen_at = excluded.seen_at")
+      .run(id, JSON.stringify(capabilities), startedAt, this.now());
+    this.db.prepare("DELETE FROM workers WHERE seen_at < ?").run(this.now() - WORKER_LISTED_MS);
+  }
+
+  /** A runner that stopped gracefully is no longer listed. */
+  forgetWorker(id: string): void {
+    if (this.db.open) this.db.prepare("DELETE FROM workers WHERE id = ?").run(id);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Job, JobHandler, JobRunner, JobVerdict, RepoLocks, RunnerOptions, RunningJob } from "./job-queue.js";
+import { cpuWorker, WORKER_HEARTBEAT_MS, type Job, type JobHandler, type JobRunner, type JobVerdict, type RepoLocks, type RunnerOptions, type RunningJob, type WorkerCapabilities } from "./job-queue.js";
+import { runHandler } from "./handler-run.js";
 import { SqliteRepoLocks } from "./sqlite-repo-locks.js";
 import { jobOfRow, storedJson, type JobRow } from "./sqlite-job-row.js";
 import type { SqliteJobQueue } from "./sqlite-queue.js";
@@ -24,12 +25,15 @@ export class SqliteJobRunner implements JobRunner {
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private current: AbortController | null = null;
+  private readonly capabilities: WorkerCapabilities;
+  private advertising: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly queue: SqliteJobQueue,
     private readonly options: SqliteRunnerOptions,
   ) {
     this.locks = options.locks ?? new SqliteRepoLocks(queue.db, queue.now);
+    this.capabilities = options.capabilities ?? cpuWorker();
   }
 
   private get maxAttempts(): number {
@@ -37,7 +41,19 @@ export class SqliteJobRunner implements JobRunner {
   }
 
   start(handler: JobHandler): void {
-    this.loop ??= this.run(handler).catch((error: unknown) => {
+    if (this.loop) return;
+    const startedAt = this.queue.now();
+    const advertise = () => {
+      try {
+        this.queue.noteWorker(this.id, this.capabilities, startedAt);
+      } catch (error) {
+        this.options.log?.error({ err: error }, "could not advertise this worker");
+      }
+    };
+    advertise();
+    this.advertising = setInterval(advertise, WORKER_HEARTBEAT_MS);
+    this.advertising.unref();
+    this.loop = this.run(handler).catch((error: unknown) => {
       // Only after `stop({ abandon })`, when the file may be closed under a job that is left to its lease.
       if (!this.abandoned) throw error;
     });
@@ -49,12 +65,16 @@ export class SqliteJobRunner implements JobRunner {
 
   async stop(options: { abandon?: boolean } = {}): Promise<void> {
     this.stopping = true;
+    if (this.advertising) clearInterval(this.advertising);
     if (options.abandon) {
       this.abandoned = true;
       this.current?.abort(new Error("the runner was abandoned; the job is left to its lease"));
     }
     this.wake?.();
-    if (!options.abandon) await this.loop;
+    if (!options.abandon) {
+      await this.loop;
+      this.queue.forgetWorker(this.id);
+    }
   }
 
   private async run(handler: JobHandler): Promise<void> {
@@ -94,28 +114,27 @@ export class SqliteJobRunner implements JobRunner {
     const controller = new AbortController();
     this.current = controller;
     const lock = { forge: job.forge, repo: job.repo, owner: this.id };
-    const heartbeat = setInterval(() => {
-      void this.renew(job)
-        .then((ours) => {
-          // Another runner has the job now: stop, and leave its outcome to that one.
-          if (!ours) controller.abort(new Error("the job's lease was lost to another worker"));
-        })
-        .catch((error: unknown) => this.options.log?.error({ err: error, job: job.id }, "could not renew a job's lease"));
-    }, Math.max(100, this.options.leaseMs / 3));
-    const running: RunningJob = { ...job, retryInMs: job.attempts >= this.maxAttempts ? null : this.options.retryBaseMs * 2 ** (job.attempts - 1) };
+    const running: RunningJob = {
+      ...job,
+      retryInMs: job.attempts >= this.maxAttempts ? null : this.options.retryBaseMs * 2 ** (job.attempts - 1),
+      supersededBy: this.newerOfGroup(job),
+    };
     let verdict: JobVerdict;
     try {
-      verdict = await handler(running, controller.signal);
-    } catch (error) {
-      // A handler that throws is a bug, which may have been a fluke: retried like any other failure.
-      verdict = { verdict: "retry", error: error instanceof Error ? error.message : String(error) };
+      verdict = await runHandler({ handler, job: running, controller, renew: () => this.renew(job), everyMs: this.options.leaseMs / 3, log: this.options.log });
     } finally {
-      clearInterval(heartbeat);
       this.current = null;
     }
     if (this.abandoned) return;
     this.settle(running, verdict);
     await this.locks.release(lock);
+  }
+
+  /** The newest job stored after `job` in its `supersedes` group, if any. */
+  private newerOfGroup(job: Job): string | null {
+    if (job.supersedes === null) return null;
+    const newer = this.queue.db.prepare("SELECT MAX(id) AS id FROM jobs WHERE supersedes = ? AND id > ?").get(job.supersedes, Number(job.id)) as { id: number | null };
+    return newer.id === null ? null : String(newer.id);
   }
 
   /** Renews the job's lease and its repo's lock; false when either is no longer this runner's. */
@@ -163,10 +182,10 @@ export class SqliteJobRunner implements JobRunner {
       const now = this.queue.now();
       const candidates = this.queue.db
         .prepare(
-          `SELECT id, forge, repo FROM jobs WHERE (state = 'queued' AND run_after <= @now) OR (state = 'running' AND lease_until < @now)
+          `SELECT id, forge, repo, needs FROM jobs WHERE (state = 'queued' AND run_after <= @now) OR (state = 'running' AND lease_until < @now)
            ORDER BY run_after, id`,
         )
-        .all({ now }) as Array<Pick<JobRow, "id" | "forge" | "repo">>;
+        .all({ now }) as Array<Pick<JobRow, "id" | "forge" | "repo" | "needs">>;
       const tried = new Set<string>();
       let settledOne = false;
       for (const candidate of candidates) {
@@ -174,6 +193,8 @@ export class SqliteJobRunner implements JobRunner {
         // Only a repo's oldest runnable job may start: the others wait their turn.
         if (tried.has(repo)) continue;
         tried.add(repo);
+        // A job that needs a GPU waits for a runner that has one; its repo's later jobs wait behind it.
+        if (candidate.needs === "gpu" && !this.capabilities.gpu) continue;
         const lock = { forge: candidate.forge, repo: candidate.repo, owner: this.id };
         if (!(await this.locks.acquire({ ...lock, ttlMs: this.options.leaseMs }))) continue;
         const taken = this.leaseRow(candidate.id);

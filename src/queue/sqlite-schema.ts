@@ -7,9 +7,12 @@ import { jobKey, type LegacyJobKey } from "./job-key.js";
  * 0 — the first release (up to 3588d4f): jobs without a forge, keys with ":", the bot's memory in
  *     `stopped`, `notices`, `acks` and `covered_owners`, every repo on the Hub;
  * 1 — jobs name their forge and have Redis-safe keys (job-key.ts), the runner's per-repo locks, the bot's
- *     memory keyed by forge (notices and acknowledgements are read back from the forge itself now).
+ *     memory keyed by forge (notices and acknowledgements are read back from the forge itself now);
+ * 2 — jobs may name a `supersedes` group and what they `needs` of a worker; runners advertise themselves in `workers`.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+const WORKERS_TABLE = "CREATE TABLE workers (id TEXT PRIMARY KEY, info TEXT NOT NULL, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL);";
 
 const CURRENT_TABLES = `
   CREATE TABLE jobs (
@@ -20,6 +23,8 @@ const CURRENT_TABLES = `
     repo TEXT NOT NULL,
     private INTEGER NOT NULL,
     payload TEXT NOT NULL,
+    supersedes TEXT,
+    needs TEXT,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     run_after INTEGER NOT NULL,
@@ -33,10 +38,12 @@ const CURRENT_TABLES = `
   );
   CREATE INDEX jobs_runnable ON jobs (state, run_after);
   CREATE INDEX jobs_repo ON jobs (forge, repo, state);
+  CREATE INDEX jobs_supersedes ON jobs (supersedes) WHERE supersedes IS NOT NULL;
   CREATE TABLE repo_locks (forge TEXT NOT NULL, repo TEXT NOT NULL, owner TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (forge, repo));
   CREATE TABLE stopped_adapters (forge TEXT NOT NULL, repo TEXT NOT NULL, folder TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (forge, repo, folder));
   CREATE TABLE covered_owners (forge TEXT NOT NULL, owner TEXT NOT NULL, first_seen INTEGER NOT NULL, PRIMARY KEY (forge, owner));
   CREATE TABLE legacy_acks (forge TEXT NOT NULL, repo TEXT NOT NULL, comment_id TEXT NOT NULL, discussion INTEGER NOT NULL, ack_id TEXT NOT NULL, PRIMARY KEY (forge, repo, comment_id));
+  ${WORKERS_TABLE}
 `;
 
 const tableExists = (db: Database.Database, name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
@@ -56,10 +63,17 @@ export function migrateSchema(db: Database.Database, path: string, options: { le
       );
     }
     if (!tableExists(db, "jobs")) db.exec(CURRENT_TABLES);
-    else fromVersion0(db, path, options.legacyJobKey);
+    else if (version === 0) fromVersion0(db, path, options.legacyJobKey);
+    else fromVersion1(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   });
   migrate.immediate();
+}
+
+/** Version 1's file: two nullable job columns and the workers table, nothing else changes. */
+function fromVersion1(db: Database.Database): void {
+  db.exec(`ALTER TABLE jobs ADD COLUMN supersedes TEXT; ALTER TABLE jobs ADD COLUMN needs TEXT;
+    CREATE INDEX jobs_supersedes ON jobs (supersedes) WHERE supersedes IS NOT NULL; ${WORKERS_TABLE}`);
 }
 
 interface Version0Job {

@@ -1,5 +1,6 @@
 import { jobOutcome, type JobOutcome } from "../bot/job-outcome.js";
-import type { Job } from "../queue/job-queue.js";
+import type { Job, WorkerInfo } from "../queue/job-queue.js";
+import { formatBytes } from "../report/format-bytes.js";
 
 export const escapeHtml = (text: string) => text.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[c]!);
 
@@ -15,6 +16,27 @@ export interface StatusPageOptions {
   readonly prUrl: (repo: string, num: number) => string;
   /** Finished jobs of all time by outcome (no repo names): the line above the table. */
   readonly totals: Partial<Record<JobOutcome, number>>;
+  /** The workers that took part recently: counted by provider for everyone, listed (host names) for the operator. */
+  readonly workers: readonly WorkerInfo[];
+}
+
+/** "2 workers: cpu × 1, webgpu (GPU) × 1", and for the operator one line per worker. */
+function workersSection(workers: readonly WorkerInfo[], authorized: boolean): string {
+  if (workers.length === 0) return `<p class="workers">No worker has checked in during the last few minutes: jobs wait until one does (<code>npm run worker</code>, or <code>serve</code>).</p>`;
+  const kinds = new Map<string, number>();
+  for (const worker of workers) {
+    const kind = `${worker.executionProvider}${worker.gpu ? " (GPU)" : ""}`;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  const summary = `${workers.length} worker${workers.length === 1 ? "" : "s"}: ${[...kinds].map(([kind, n]) => `${escapeHtml(kind)} × ${n}`).join(", ")}`;
+  if (!authorized) return `<p class="workers">${summary}.</p>`;
+  // Host names and the reasons a provider did not load are the operator's, not the public's.
+  const items = workers.map((worker) => {
+    const notes = worker.notes && worker.notes.length > 0 ? ` — ${escapeHtml(worker.notes.join("; "))}` : "";
+    const seen = new Date(worker.seenAt).toISOString().replace("T", " ").slice(11, 19);
+    return `<li><code>${escapeHtml(worker.id)}</code>: ${escapeHtml(worker.executionProvider)}${worker.gpu ? " (GPU)" : ""}, ${escapeHtml(formatBytes(worker.memoryBytes))}, seen ${seen} UTC${notes}</li>`;
+  });
+  return `<details class="workers"><summary>${summary}</summary><ul>${items.join("")}</ul></details>`;
 }
 
 function folderOf(job: Job): string {
@@ -137,6 +159,7 @@ td.detail { color: var(--muted); white-space: normal; overflow-wrap: anywhere; m
 </form>
 <p>${options.authorized ? "Showing all repos." : "Private repos are not named here; present STATUS_TOKEN to see them."}</p>
 ${totals.length > 0 ? `<p class="totals">All jobs so far: ${totals.join(" ")}</p>` : ""}
+${workersSection(options.workers, options.authorized)}
 <div class="jobs"><table><thead><tr><th>job</th><th>created (UTC)</th><th>kind</th><th>outcome</th><th>repo</th><th>folder</th><th>PR / notice</th><th>details</th></tr></thead>
 <tbody>
 ${rows.join("\n")}

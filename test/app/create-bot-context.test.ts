@@ -7,6 +7,8 @@ import { loadBotConfig } from "../../src/config/bot-config.js";
 import { loadEnv } from "../../src/config/env.js";
 import { forgeRegistry, type Forge } from "../../src/forge/forge.js";
 import type { HubAccess } from "../../src/hub/hub-access.js";
+import { BullMqJobQueue } from "../../src/queue/bullmq-queue.js";
+import { deleteRedisPrefix, testRedisPrefix, testRedisUrl } from "../helpers/redis.js";
 
 let work: string;
 beforeEach(() => {
@@ -51,11 +53,41 @@ describe("createBotContext", () => {
     }
   });
 
-  it("refuses QUEUE_URL clearly, without printing its password", async () => {
-    const env = loadEnv({ DATA_DIR: join(work, "data"), QUEUE_URL: "redis://user:secret@redis:6379" });
-    await expect(createBotContext(env, { forges: forgeRegistry([fakeForge]), hub: silentHub })).rejects.toMatchObject({
-      code: "usage",
-      message: "QUEUE_URL=redis://…@redis:6379: only the embedded SQLite queue is available in this version; unset QUEUE_URL",
-    });
+  it("says clearly when QUEUE_URL's Redis does not answer, without printing its password", async () => {
+    // A port nothing listens on: the connection is refused at once.
+    const env = loadEnv({ DATA_DIR: join(work, "data"), QUEUE_URL: "redis://user:secret@127.0.0.1:1" });
+    const refused = createBotContext(env, { forges: forgeRegistry([fakeForge]), hub: silentHub });
+    await expect(refused).rejects.toMatchObject({ code: "queue-unavailable" });
+    await expect(refused).rejects.toThrow(/^QUEUE_URL: could not connect to the queue's Redis at redis:\/\/…@127\.0\.0\.1:1: .*; start Redis there, or unset QUEUE_URL for the embedded queue$/);
+    await expect(refused).rejects.not.toThrow(/secret/);
+  });
+
+  it("refuses a QUEUE_URL that is not a Redis URL before connecting anywhere", () => {
+    expect(() => loadEnv({ QUEUE_URL: "postgres://user:secret@db/queue" })).toThrow(
+      "environment variable QUEUE_URL: must be a redis:// or rediss:// URL (or unset, for the embedded queue)",
+    );
+  });
+
+  it("opens BullMQ and keeps the bot's memory in the same Redis when QUEUE_URL is set; nothing in DATA_DIR", async () => {
+    const prefix = testRedisPrefix("context");
+    const env = loadEnv({ DATA_DIR: join(work, "data"), QUEUE_URL: testRedisUrl(), SAFE_LORA_QUEUE_PREFIX: prefix, LOG_LEVEL: "silent" });
+    const first = await createBotContext(env, { forges: forgeRegistry([fakeForge]), hub: silentHub, cache: null });
+    const second = await createBotContext(env, { forges: forgeRegistry([fakeForge]), hub: silentHub, cache: null });
+    try {
+      expect(first.queue).toBeInstanceOf(BullMqJobQueue);
+      await first.memory.stop({ forge: "hub", repo: "acme/x", folder: "." });
+      await first.memory.noteCoveredOwner({ forge: "hub", owner: "Acme" });
+      const { job } = await first.queue.enqueue({ key: "k", kind: "scan", forge: "hub", repo: "acme/x", private: false, payload: {} });
+      // Another process (another machine) sees the same jobs and the same memory.
+      expect(await second.queue.get(job.id)).toMatchObject({ key: "k", state: "queued" });
+      expect(await second.memory.isStopped({ forge: "hub", repo: "acme/x", folder: "." })).toBe(true);
+      expect(await second.memory.isStopped({ forge: "github", repo: "acme/x", folder: "." })).toBe(false);
+      expect(await second.memory.hasCoveredOwner({ forge: "hub", owner: "acme" })).toBe(true);
+      expect(existsSync(join(work, "data", "safe-lora.db"))).toBe(false);
+    } finally {
+      await first.queue.close();
+      await second.queue.close();
+      await deleteRedisPrefix(prefix);
+    }
   });
 });

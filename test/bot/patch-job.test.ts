@@ -1,10 +1,13 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runPatch, type PatchPayload } from "../../src/bot/patch-job.js";
+import { runCommand } from "../../src/bot/command-job.js";
+import { repatchGroup, runPatch, type PatchPayload } from "../../src/bot/patch-job.js";
+import { jobHandler } from "../../src/bot/run-job.js";
 import { SafeLoraError } from "../../src/errors.js";
 import { readPullRequestMarker } from "../../src/forge/forge.js";
 import { LocalHub } from "../../src/local-hub/server.js";
 import { seedReferencePair, seedRepo } from "../../src/local-hub/seed.js";
 import { GOLDEN_DIR } from "../helpers/golden.js";
+import { until } from "../helpers/until.js";
 import { botTest, goldenAdapter, MEMBER, REPO, type BotTest } from "./bot-test.js";
 
 /** The base and aligned models live on a (local) Hub; the adapter repo on the in-memory forge. */
@@ -188,5 +191,34 @@ describe("the patch job: refusals and failures", () => {
     await expect(patch()).rejects.toMatchObject({ code: "hub-unavailable" });
     expect(t.forge.repoOf(REPO).discussions).toEqual([]);
     expect(await patch()).toMatchObject({ outcome: "committed", pr: 1 });
+  });
+});
+
+describe("the patch job: re-patches that a newer one replaced", () => {
+  it("steps aside when a newer re-patch of the folder was queued before it started: only the newest runs, both comments are answered", async () => {
+    commit(goldenAdapter());
+    await patch();
+    // Two members' re-patch comments on the pull request, each queued by its command job before any patch ran.
+    const asked = [];
+    for (const text of ["@safe-lora-bot repatch top-k=2", "@safe-lora-bot repatch top-k=3"]) {
+      const commentId = t.forge.commentAs({ repo: REPO, discussion: 1, author: MEMBER, text });
+      expect(await runCommand(t.job, { repo: REPO, discussion: 1, isPullRequest: true, commentId, content: text })).toEqual({ queued: "repatch", folder: "." });
+      asked.push(commentId);
+    }
+    const jobs = (await t.jobs()).filter((job) => job.kind === "patch");
+    expect(jobs.map((job) => job.supersedes)).toEqual([repatchGroup({ forge: "hub", repo: REPO, folder: "." }), repatchGroup({ forge: "hub", repo: REPO, folder: "." })]);
+    const runner = t.context.queue.createRunner({ leaseMs: 60_000, pollMs: 10, retryBaseMs: 10 });
+    runner.start(jobHandler(t.context));
+    try {
+      await until(() => t.context.queue.counts(), (counts) => counts.done === 2);
+    } finally {
+      await runner.stop();
+    }
+    expect((await t.context.queue.get(jobs[0]!.id))!.result).toEqual({ outcome: "skipped", reason: "superseded by a newer re-patch" });
+    expect((await t.context.queue.get(jobs[1]!.id))!.result).toMatchObject({ outcome: "committed", projected: 3 });
+    const answers = t.forge.botComments(REPO, 1).map((c) => c.text);
+    expect(answers.filter((text) => text.startsWith("Skipped: a newer re-patch request for this folder came in before I started this one"))).toHaveLength(1);
+    expect(answers.filter((text) => /^Done: committed `[0-9a-f]{12}` — `\.` patched with `top-k:3`/.test(text))).toHaveLength(1);
+    expect(botCommits(1)).toHaveLength(2);
   });
 });

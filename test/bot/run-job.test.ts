@@ -49,6 +49,8 @@ function queued(overrides: Partial<RunningJob> = {}): RunningJob {
     repo: "acme/x",
     private: false,
     payload: { repo: "acme/x", sha: "abc", reason: "push" },
+    supersedes: null,
+    needs: null,
     state: "running",
     attempts: 1,
     runAfter: 0,
@@ -58,6 +60,7 @@ function queued(overrides: Partial<RunningJob> = {}): RunningJob {
     startedAt: 0,
     finishedAt: null,
     retryInMs: 1000,
+    supersededBy: null,
     ...overrides,
   };
 }

@@ -10,3 +10,17 @@ describe("safe-lora serve --help", () => {
     expect(stdout).toMatch(/DATA_DIR[\s\S]*persistent storage/);
   });
 });
+
+describe("safe-lora serve and worker flags", () => {
+  it("says how to run web and workers apart, and on which queue", async () => {
+    const { stdout } = await runCli(["serve", "--help"]);
+    expect(stdout).toMatch(/--web-only: no worker in this process/);
+    expect(stdout).toMatch(/QUEUE_URL\s+redis:\/\/… : BullMQ on that Redis/);
+  });
+
+  it("refuses --web-only for a worker, which is nothing but a worker", async () => {
+    const { code, stderr } = await runCli(["worker", "--web-only"]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/Unknown option '--web-only'.*; see --help/);
+  });
+});

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
@@ -51,6 +52,9 @@ describe("the status page and metrics", () => {
     expect(page).toContain(world.adapterRepo);
     expect(page).not.toContain("secret-project");
     expect(page).toContain("a private repo");
+    // The worker in this process is counted, by what it runs; its host name is not shown.
+    expect(page).toContain('<p class="workers">1 worker: cpu × 1.</p>');
+    expect(page).not.toContain(hostname());
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/safe_lora_jobs\{state="done"\} \d+/);
     expect(metrics).toMatch(/safe_lora_webhooks_total\{outcome="accepted"\} \d+/);
@@ -92,6 +96,8 @@ describe("the status page and metrics", () => {
   it("show it with STATUS_TOKEN", async () => {
     const page = await (await fetch(`http://127.0.0.1:${world.bot!.port}/?token=let-me-see`)).text();
     expect(page).toContain("acme/secret-project-lora");
+    // The operator sees which worker it is.
+    expect(page).toContain(`<code>${world.bot!.worker!.id}</code>: cpu, `);
     // The operator's form keeps the token, so that it may ask for any repo from the browser too.
     expect(page).toContain('action="/request?token=let-me-see"');
     expect(await (await fetch(`http://127.0.0.1:${world.bot!.port}/`)).text()).toContain('action="/request"');

@@ -185,3 +185,35 @@ describe("a DATA_DIR written by a newer version", () => {
     );
   });
 });
+
+describe("a DATA_DIR written at 572c605 (schema version 1)", () => {
+  const V1 = join(import.meta.dirname, "..", "fixtures", "data-dir-572c605");
+  beforeEach(() => {
+    for (const name of ["safe-lora.db", "safe-lora.db.created"]) copyFileSync(join(V1, name), join(dataDir, name));
+  });
+
+  it("is upgraded in place: every job and memory kept, the new columns empty, a worker listed once it runs", async () => {
+    const context = await upgraded();
+    const { queue, memory } = context;
+    expect((queue as SqliteJobQueue).db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    const jobs = (await queue.recent(10)).reverse();
+    expect(jobs.map((job) => [job.id, job.repo, job.state, job.attempts, job.supersedes, job.needs])).toEqual([
+      ["1", "acme/queued", "queued", 0, null, null],
+      ["2", "acme/done", "done", 1, null, null],
+      ["3", "acme/running", "running", 1, null, null],
+    ]);
+    expect(await memory.isStopped({ forge: "hub", repo: "acme/stopped", folder: "." })).toBe(true);
+    expect(await memory.hasCoveredOwner({ forge: "hub", owner: "acme" })).toBe(true);
+    expect(await queue.workers()).toEqual([]);
+    // The queued job and the dead worker's job both run (the repos are gone from this forge: the scans find nothing).
+    const runner = queue.createRunner({ leaseMs: 60_000, pollMs: 10, retryBaseMs: 10 });
+    runner.start(async () => ({ verdict: "done", result: null }));
+    try {
+      await until(() => queue.counts(), (counts) => counts.done === 3);
+      expect((await queue.workers()).map((worker) => worker.id)).toEqual([runner.id]);
+    } finally {
+      await runner.stop();
+    }
+    expect(await queue.get("3")).toMatchObject({ state: "done", attempts: 2 });
+  });
+});

@@ -8,7 +8,12 @@ import { until } from "../helpers/until.js";
  * runs it (sqlite-queue.test.ts), and a BullMQ backend must pass the same suite. `makeQueue` gives a fresh,
  * empty queue; the suite closes it.
  */
-export function describeJobQueueContract(name: string, makeQueue: () => Promise<JobQueue>): void {
+export function describeJobQueueContract(
+  name: string,
+  makeQueue: () => Promise<JobQueue>,
+  /** Opens the store of the queue `makeQueue` made last once more, as a restarted process would (where the backend has one). */
+  reopen?: () => Promise<JobQueue>,
+): void {
   describe(`JobQueue contract: ${name}`, () => {
     const cleanups: Array<() => Promise<void>> = [];
     afterEach(async () => {
@@ -199,6 +204,109 @@ export function describeJobQueueContract(name: string, makeQueue: () => Promise<
       expect(await q.get(first.id)).toMatchObject({ state: "done" });
       expect(await q.get(second.id)).toMatchObject({ state: "queued" });
     });
+
+    it("starts a job of a supersedes group with the newer job that was stored before it started", async () => {
+      const q = await queue();
+      const older = (await q.enqueue(newJob({ key: "repatch-1", supersedes: "pr-7" }))).job;
+      const newer = (await q.enqueue(newJob({ key: "repatch-2", supersedes: "pr-7" }))).job;
+      const other = (await q.enqueue(newJob({ key: "repatch-3", supersedes: "pr-8" }))).job;
+      const plain = (await q.enqueue(newJob({ key: "plain" }))).job;
+      expect(older).toMatchObject({ supersedes: "pr-7", needs: null });
+      const seen = new Map<string, string | null>();
+      runner(q, async (job) => {
+        seen.set(job.id, job.supersededBy);
+        return { verdict: "done", result: { outcome: job.supersededBy ? "superseded" : "committed" } };
+      });
+      await until(() => q.counts(), (counts) => counts.done === 4);
+      expect(Object.fromEntries(seen)).toEqual({ [older.id]: newer.id, [newer.id]: null, [other.id]: null, [plain.id]: null });
+      // Re-enqueueing the older key changes nothing: the group's newest is still the newer job.
+      expect((await q.enqueue(newJob({ key: "repatch-1", supersedes: "pr-7" }))).created).toBe(false);
+      expect(await q.doneOutcomes()).toEqual({ superseded: 1, committed: 3 });
+    });
+
+    it("keeps a job that needs a GPU for a GPU runner: a CPU runner passes over it", async () => {
+      const q = await queue();
+      const gpuJob = (await q.enqueue(newJob({ key: "full-finetune", repo: "acme/big", needs: "gpu" }))).job;
+      const cpuJob = (await q.enqueue(newJob({ key: "lora", repo: "acme/small" }))).job;
+      const ranOn: Record<string, string> = {};
+      const handler = (runnerName: string): JobHandler => async (job) => {
+        ranOn[job.id] = runnerName;
+        return { verdict: "done", result: null };
+      };
+      runner(q, handler("cpu"));
+      await until(() => q.get(cpuJob.id), (job) => job?.state === "done");
+      // A later job for the CPU is taken too, while the GPU job still waits untouched.
+      const later = (await q.enqueue(newJob({ key: "lora-2", repo: "acme/small-2" }))).job;
+      await until(() => q.get(later.id), (job) => job?.state === "done");
+      expect(await q.get(gpuJob.id)).toMatchObject({ state: "queued", attempts: 0, needs: "gpu" });
+      runner(q, handler("gpu"), { capabilities: { executionProvider: "cuda", gpu: true, memoryBytes: 80e9 } });
+      await until(() => q.get(gpuJob.id), (job) => job?.state === "done");
+      expect(ranOn).toEqual({ [cpuJob.id]: "cpu", [later.id]: "cpu", [gpuJob.id]: "gpu" });
+    });
+
+    it("lists the runners with what they advertise, and forgets one that stopped gracefully", async () => {
+      const q = await queue();
+      const cpu = runner(q, async () => ({ verdict: "done", result: null }), { capabilities: { executionProvider: "cpu", gpu: false, memoryBytes: 16e9 } });
+      const gpu = runner(q, async () => ({ verdict: "done", result: null }), { capabilities: { executionProvider: "webgpu", gpu: true, memoryBytes: 141e9, notes: ["cuda: not installed"] } });
+      const listed = await until(() => q.workers(), (workers) => workers.length === 2);
+      expect(listed.map(({ id, executionProvider, gpu, memoryBytes, notes }) => ({ id, executionProvider, gpu, memoryBytes, notes })).sort((a, b) => a.executionProvider.localeCompare(b.executionProvider))).toEqual([
+        { id: cpu.id, executionProvider: "cpu", gpu: false, memoryBytes: 16e9, notes: undefined },
+        { id: gpu.id, executionProvider: "webgpu", gpu: true, memoryBytes: 141e9, notes: ["cuda: not installed"] },
+      ]);
+      expect(cpu.id).not.toBe(gpu.id);
+      await cpu.stop();
+      expect((await q.workers()).map((worker) => worker.id)).toEqual([gpu.id]);
+    });
+
+    it("does not give a job that runs longer than its lease to a second runner while the first keeps renewing it", async () => {
+      const q = await queue();
+      const { job } = await q.enqueue(newJob({ key: "long" }));
+      let starts = 0;
+      const handler: JobHandler = async (_job, signal) => {
+        starts++;
+        // Six leases long, with the event loop free (as the projection thread leaves it).
+        await new Promise((resolve) => setTimeout(resolve, 1_800));
+        return signal.aborted ? { verdict: "retry", error: "aborted" } : { verdict: "done", result: { starts } };
+      };
+      runner(q, handler, { leaseMs: 300 });
+      runner(q, handler, { leaseMs: 300 });
+      expect(await until(() => q.get(job.id), (j) => j?.state === "done", 20_000)).toMatchObject({ attempts: 1, result: { starts: 1 } });
+      expect(starts).toBe(1);
+    });
+
+    if (reopen) {
+      it("loses nothing on a restart: queued, running and finished jobs are all there after reopening, and the running one is finished", async () => {
+        const q = await queue();
+        const done = (await q.enqueue(newJob({ key: "done", repo: "acme/a" }))).job;
+        // Every runner on one lease, as every worker of a deployment has (BullMQ throttles its stalled-job check
+        // across workers by the interval of whichever checked last).
+        const first = runner(q, async () => ({ verdict: "done", result: { outcome: "committed" } }), { leaseMs: 300 });
+        await until(() => q.get(done.id), (j) => j?.state === "done");
+        await first.stop();
+        const interrupted = (await q.enqueue(newJob({ key: "interrupted", repo: "acme/b" }))).job;
+        const started = deferred();
+        const crashing = runner(q, async (_job, signal) => {
+          started.resolve();
+          await new Promise((resolve) => signal.addEventListener("abort", resolve));
+          return { verdict: "done", result: null };
+        }, { leaseMs: 300 });
+        await started.promise;
+        await crashing.stop({ abandon: true });
+        const waiting = (await q.enqueue(newJob({ key: "waiting", repo: "acme/c", payload: { n: 3 } }))).job;
+        await q.close();
+
+        const again = await reopen();
+        cleanups.push(() => again.close());
+        expect(await again.get(done.id)).toMatchObject({ state: "done", result: { outcome: "committed" } });
+        expect(await again.get(interrupted.id)).toMatchObject({ state: "running", attempts: 1 });
+        expect(await again.get(waiting.id)).toMatchObject({ state: "queued", payload: { n: 3 } });
+        expect((await again.enqueue(newJob({ key: "waiting" }))).created).toBe(false);
+        runner(again, async () => ({ verdict: "done", result: { outcome: "committed" } }), { leaseMs: 300 });
+        await until(() => again.counts(), (counts) => counts.done === 3, 20_000);
+        expect(await again.get(interrupted.id)).toMatchObject({ state: "done", attempts: 2 });
+        expect(await again.doneOutcomes()).toEqual({ committed: 3 });
+      });
+    }
 
     it("takes no job after close", async () => {
       const q = await makeQueue();

@@ -16,7 +16,11 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-describeJobQueueContract("SQLite, a file in DATA_DIR", async () => new SqliteJobQueue(path));
+describeJobQueueContract(
+  "SQLite, a file in DATA_DIR",
+  async () => new SqliteJobQueue(path),
+  async () => new SqliteJobQueue(path),
+);
 describeJobQueueContract("SQLite, in memory", async () => new SqliteJobQueue(":memory:"));
 
 const job = (repo: string, key = repo) => ({ key, kind: "scan", forge: "hub" as const, repo, private: false, payload: { repo, sha: null, reason: "push" } });

@@ -31,6 +31,7 @@ export function statusRoute({ context, options, formToken, isOperator }: RouteDe
         botName: context.forges.get("hub").bot.name,
         prUrl: (repo, num) => context.forges.get("hub").pullRequestUrl(repo, num),
         totals: await outcomeTotals(context),
+        workers: await context.queue.workers(),
       });
       send(response, 200, page, HTML);
     },
