@@ -45,6 +45,7 @@ export async function createBotContext(env: Env, overrides: BotContextOverrides 
     memory,
     config,
     cache: overrides.cache !== undefined ? overrides.cache : new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9),
+    warmPairs: overrides.warmPairs !== undefined ? overrides.warmPairs : env.SAFE_LORA_WARM_PAIRS_MB > 0 ? { maxBytes: env.SAFE_LORA_WARM_PAIRS_MB * 1e6 } : null,
     executionProvider: overrides.executionProvider ?? env.SAFE_LORA_EP,
     log: overrides.log ?? pino({ level: env.LOG_LEVEL, base: { bot: forges.get("hub").bot.name } }),
     metrics: overrides.metrics ?? new BotMetrics(queue),

@@ -1,8 +1,10 @@
+import { totalmem } from "node:os";
 import type { BotContext } from "../bot/context.js";
 import { onForge } from "../bot/context.js";
 import { queueScans } from "../bot/reconcile.js";
 import { jobHandler } from "../bot/run-job.js";
-import type { JobRunner } from "../queue/job-queue.js";
+import { detectWorkerCapabilities } from "../projection/worker-capabilities.js";
+import type { JobRunner, WorkerCapabilities } from "../queue/job-queue.js";
 import { redactedUrl } from "../queue/redis-connection.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
@@ -29,6 +31,17 @@ export interface StartBotParams {
   readonly overrides?: BotContextOverrides;
 }
 
+/**
+ * What this process's worker advertises: the provider its projections run on, found by opening the projection
+ * session as a run would (a named provider that does not load stops the worker here, saying what is missing),
+ * and why better ones were passed over — logged, so that an operator sees a GPU worker that runs on the CPU.
+ */
+async function workerCapabilities(context: BotContext): Promise<WorkerCapabilities> {
+  const detected = await detectWorkerCapabilities(context.executionProvider);
+  for (const note of detected.fallbacks) context.log.warn({ asked: context.executionProvider, passedOver: note }, "execution provider not used");
+  return { executionProvider: detected.executionProvider, gpu: detected.gpu, memoryBytes: totalmem(), notes: detected.fallbacks };
+}
+
 /** Starts the bot: the HTTP server (serve), a worker, or both, and the reconciliation scans. */
 export async function startBot({ env, server: serve, worker: work, overrides }: StartBotParams): Promise<RunningBot> {
   if (serve && !env.HF_WEBHOOK_SECRET) {
@@ -36,7 +49,13 @@ export async function startBot({ env, server: serve, worker: work, overrides }: 
   }
   const context = await createBotContext(env, overrides);
   const worker = work
-    ? context.queue.createRunner({ leaseMs: env.SAFE_LORA_JOB_LEASE_SECONDS * 1000, pollMs: env.SAFE_LORA_POLL_MS, retryBaseMs: env.SAFE_LORA_RETRY_SECONDS * 1000, log: context.log })
+    ? context.queue.createRunner({
+        leaseMs: env.SAFE_LORA_JOB_LEASE_SECONDS * 1000,
+        pollMs: env.SAFE_LORA_POLL_MS,
+        retryBaseMs: env.SAFE_LORA_RETRY_SECONDS * 1000,
+        log: context.log,
+        capabilities: await workerCapabilities(context),
+      })
     : null;
   worker?.start(jobHandler(context));
 

@@ -19,6 +19,8 @@ export interface BotContext {
   readonly memory: BotMemory;
   readonly config: BotConfig;
   readonly cache: AlignmentCache | null;
+  /** V of recently used pairs kept in this process between jobs (SAFE_LORA_WARM_PAIRS_MB); null: off. */
+  readonly warmPairs: { readonly maxBytes: number } | null;
   readonly executionProvider: ExecutionProviderChoice;
   readonly log: Logger;
   readonly metrics: BotMetrics;

@@ -310,6 +310,7 @@ async function compute(run: PatchRun, plan: OpenedPlan): Promise<PatchedAdapter>
     selection: plan.selection,
     executionProvider: context.executionProvider,
     cache: context.cache,
+    warmPairs: context.warmPairs,
     record: plan.record,
     signal: plan.signal,
     limits: { maxModules: limits.maxModules, maxRank: limits.maxRank, maxFetchBytes: limits.maxFetchGB * 1e9, maxCacheBytes: limits.maxDiskGB * 1e9 },

@@ -23,6 +23,8 @@ export const Env = z.object({
   XDG_CACHE_HOME: z.string().optional(),
   /** Size limit of the alignment cache in GB (10^9 bytes). */
   SAFE_LORA_CACHE_GB: z.coerce.number().positive().default(20),
+  /** Memory for a worker's warm pairs in MB (10^6 bytes): V of recently used pairs kept between jobs; 0 turns them off. */
+  SAFE_LORA_WARM_PAIRS_MB: z.coerce.number().nonnegative().default(2048),
   /** The bot's HTTP port (7860, as on Docker Spaces). */
   PORT: z.coerce.number().int().min(0).max(65535).default(7860),
   /** The secret set in the Hub's webhook settings; required by `serve`. */

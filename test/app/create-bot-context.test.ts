@@ -53,6 +53,18 @@ describe("createBotContext", () => {
     }
   });
 
+  it("gives the worker warm pairs within SAFE_LORA_WARM_PAIRS_MB, and none at 0", async () => {
+    for (const [mb, expected] of [["512", { maxBytes: 512e6 }], ["0", null], [undefined, { maxBytes: 2048e6 }]] as const) {
+      const env = loadEnv({ DATA_DIR: join(work, `data-${mb}`), LOG_LEVEL: "silent", ...(mb === undefined ? {} : { SAFE_LORA_WARM_PAIRS_MB: mb }) });
+      const context = await createBotContext(env, { forges: forgeRegistry([fakeForge]), hub: silentHub, cache: null });
+      try {
+        expect(context.warmPairs).toEqual(expected);
+      } finally {
+        await context.queue.close();
+      }
+    }
+  });
+
   it("says clearly when QUEUE_URL's Redis does not answer, without printing its password", async () => {
     // A port nothing listens on: the connection is refused at once.
     const env = loadEnv({ DATA_DIR: join(work, "data"), QUEUE_URL: "redis://user:secret@127.0.0.1:1" });
