@@ -154,21 +154,25 @@ export class BullMqJobQueue implements JobQueue {
       backoff: { type: BACKOFF_TYPE },
     });
     // A second enqueue of a key finds the first job: BullMQ ignores an add with an id it holds.
-    const stored = await BullJob.fromId(this.queueOf(id), id);
+    const stored = await this.read(id);
     if (!stored) throw new Error(`job ${id} was added to Redis but cannot be read back`);
-    return { job: await this.view(stored), created: (stored.data as { token?: unknown } | undefined)?.token === data.token };
+    return { job: stored.job, created: (stored.bull.data as { token?: unknown } | undefined)?.token === data.token };
   }
 
   async get(id: string): Promise<Job | null> {
     if (!JOB_ID.test(id)) return null;
-    const bull = await BullJob.fromId(this.queueOf(id), id);
-    return bull ? this.view(bull) : null;
+    return (await this.read(id))?.job ?? null;
   }
 
-  /** The contract's view of a BullMQ job, with its state and the bot's meta hash read now. */
-  async view(bull: BullJob): Promise<Job> {
-    const [state, meta] = await Promise.all([bull.getState(), this.redis.hgetall(this.metaKey(bull.id!))]);
-    return jobOf(bull, state, meta);
+  /**
+   * A job as the contract shows it. The state is read before the job's hash: a job finishing in between then
+   * reads as still running with its result already there, never as done without its result.
+   */
+  private async read(id: string): Promise<{ job: Job; bull: BullJob } | null> {
+    const queue = this.queueOf(id);
+    const state = await queue.getJobState(id);
+    const [bull, meta] = await Promise.all([BullJob.fromId(queue, id), this.redis.hgetall(this.metaKey(id))]);
+    return bull ? { job: jobOf(bull, state, meta), bull } : null;
   }
 
   async recent(limit: number): Promise<Job[]> {
