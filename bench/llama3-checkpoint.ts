@@ -142,11 +142,11 @@ export async function writeCheckpoint(dir: string, aligned: boolean, shards = 1)
   return { size: size + Buffer.byteLength(index), targetBytes, files: [...files, "model.safetensors.index.json"] };
 }
 
-/** An r = 8 LoRA adapter on q_proj and v_proj of every layer, fp32, as PEFT saves it. */
-export async function writeAdapter(dir: string, rank = 8): Promise<void> {
+/** An r = 8 LoRA adapter on q_proj and v_proj of every layer, fp32, as PEFT saves it; `seed` picks its factors. */
+export async function writeAdapter(dir: string, rank = 8, seed = 12345): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const { hidden, layers, kv } = LLAMA3_8B;
-  const next = bits(12345);
+  const next = bits(seed);
   const random = (count: number, scale: number) =>
     encodeFromFloat32(Float32Array.from({ length: count }, () => ((next() / 2 ** 32) * 2 - 1) * scale), "F32");
   const tensors: TensorToWrite[] = [];

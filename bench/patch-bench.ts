@@ -1,4 +1,4 @@
-// npm run bench [-- --cold] [-- --hub]
+// npm run bench [-- --cold] [-- --hub] [-- --warm-pairs [--warm-mb N] [--adapters N]]
 //
 // Patches a Llama-3-8B-shaped bf16 pair (q_proj + v_proj, 32 layers, r = 8) and prints wall time, peak RSS
 // and bytes read next to an independent floor: numpy reading the same tensors and converting them to
@@ -7,9 +7,12 @@
 // next to the checkpoints' full size, then the same with a warm alignment cache. Target (issue 9): the Hub run
 // within 1.3× of the larger of the local patch of the same sharded pair and the time to merely fetch the same
 // byte ranges from the same Hub with no compute (bench/fetch-only.ts); peak RSS < 1 GiB.
+// --warm-pairs: the same sharded pair from the local Hub, and N adapters with different LoRA factors patched one
+// after another in one worker process (bench/run-warm-pairs.ts): adapters per minute on a cold pair (the first, no
+// disk cache) and on the warm pair (the others), for cpu and for each GPU provider that loads here.
 import { execFile, execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { formatBytes } from "../src/report/format-bytes.js";
@@ -20,12 +23,19 @@ import { writeAdapter, writeCheckpoint, type WrittenCheckpoint } from "./llama3-
 
 const cold = process.argv.includes("--cold");
 const hubMode = process.argv.includes("--hub");
-const root = join(process.cwd(), ".bench", hubMode ? "llama3-8b-sharded" : "llama3-8b");
+const warmMode = process.argv.includes("--warm-pairs");
+/** The value after `flag`, when given. */
+const flagValue = (flag: string) => {
+  const at = process.argv.indexOf(flag);
+  return at === -1 ? undefined : process.argv[at + 1];
+};
+const root = join(process.cwd(), ".bench", hubMode || warmMode ? "llama3-8b-sharded" : "llama3-8b");
 const paths = { base: join(root, "base"), aligned: join(root, "aligned"), adapter: join(root, "adapter"), out: join(root, "out") };
 const CONFIG = JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, num_hidden_layers: 32 });
 
+const loadBefore = loadavg().map((load) => load.toFixed(2)).join(" ");
 process.stderr.write(`preparing the Llama-3-8B-shaped checkpoints in ${root} (first run only: ~2.7 GB written, sparse)…\n`);
-const shards = hubMode ? 4 : 1;
+const shards = hubMode || warmMode ? 4 : 1;
 const base = await writeCheckpoint(paths.base, false, shards);
 const aligned = await writeCheckpoint(paths.aligned, true, shards);
 await writeAdapter(paths.adapter);
@@ -123,14 +133,19 @@ async function seedFiles(dir: string): Promise<SeedFile[]> {
 }
 
 const rows: Array<[string, string]> = [
-  ["pair", `Llama-3-8B shapes, bf16, q_proj + v_proj × 32 layers; adapter r = 8 (fp32)${hubMode ? "; 4 shards per model" : ""}`],
+  ["pair", `Llama-3-8B shapes, bf16, q_proj + v_proj × 32 layers; adapter r = 8 (fp32)${hubMode || warmMode ? "; 4 shards per model" : ""}`],
   ["page cache", cold ? "cold (dropped before each run)" : "warm"],
 ];
 process.stderr.write(`measuring (${cold ? "cold page cache before each run" : "warm page cache"})…\n`);
-if (!cold) numpyFloor(); // warm the page cache for both contenders
-const floors = [numpyFloor()];
+const floors: number[] = [];
+if (!warmMode) {
+  if (!cold) numpyFloor(); // warm the page cache for both contenders
+  floors.push(numpyFloor());
+}
 
-if (!hubMode) {
+if (warmMode) {
+  await warmPairs();
+} else if (!hubMode) {
   const runs = [await patchRun([paths.adapter, paths.base, paths.aligned]), await patchRun([paths.adapter, paths.base, paths.aligned])];
   floors.push(numpyFloor());
   const floor = Math.min(...floors);
@@ -199,6 +214,60 @@ if (!hubMode) {
     await hub.close();
   }
 }
+interface WarmPairsRun {
+  provider: string;
+  runs: Array<{ wallMs: number; sources: { warm: number; cache: number; weights: number; keptWarm: number }; bytesRead: { base: number; aligned: number; adapter: number }; modules: number }>;
+  warm: { entries: number; bytes: number; maxBytes: number };
+  cpuMs: number;
+  maxRssBytes: number;
+}
+
+/** Adapters per minute on one worker: the first adapter on a cold pair, then the others on the warm pair. */
+async function warmPairs(): Promise<void> {
+  const warmMb = Number(flagValue("--warm-mb") ?? 4096);
+  const count = Math.max(2, Number(flagValue("--adapters") ?? 5));
+  process.stderr.write(`writing ${count} adapters with different LoRA factors; serving the pair from the local Hub…\n`);
+  const hub = await new LocalHub().start();
+  const user = hub.store.addUser("bench");
+  await seedRepo(hub, "bench/llama3-8b-base", await seedFiles(paths.base));
+  await seedRepo(hub, "bench/llama3-8b-instruct", await seedFiles(paths.aligned));
+  const adapters: string[] = [];
+  for (let index = 0; index < count; index++) {
+    const dir = join(root, `adapter-${index}`);
+    await writeAdapter(dir, 8, 1000 + index);
+    adapters.push(`bench/llama3-8b-lora-${index}`);
+    await seedRepo(hub, adapters[index]!, await folderFiles(dir));
+  }
+  const env = { HF_ENDPOINT: hub.url, HF_TOKEN: user.token };
+  const perMinute = (ms: number) => (60_000 / ms).toFixed(1);
+  let gpuLoaded = false;
+  rows.push(["warm budget", `${warmMb} MB (SAFE_LORA_WARM_PAIRS_MB); the pair's V in fp32 is ${formatBytes(2 * base.targetBytes)}`], ["adapters", `${count} (different LoRA factors), one after another in one process; no disk cache`]);
+  try {
+    for (const ep of ["cpu", "cuda", "webgpu"] as const) {
+      const result = await child<WarmPairsRun | { unavailable: string }>("run-warm-pairs.ts", ["bench/llama3-8b-base", "bench/llama3-8b-instruct", paths.out, ep, String(warmMb), ...adapters], env);
+      if ("unavailable" in result) {
+        rows.push([`${ep}`, `did not load: ${result.unavailable}`]);
+        continue;
+      }
+      gpuLoaded ||= ep !== "cpu";
+      const [first, ...warm] = result.runs;
+      const mean = warm.reduce((sum, run) => sum + run.wallMs, 0) / warm.length;
+      const fromWarm = warm.map((run) => run.sources.warm);
+      const warmBytes = warm.map((run) => run.bytesRead.base + run.bytesRead.aligned);
+      rows.push(
+        [`cold pair, ${ep}`, `${seconds(first!.wallMs)} for the first adapter (base ${formatBytes(first!.bytesRead.base)} + aligned ${formatBytes(first!.bytesRead.aligned)} read over HTTP) → ${perMinute(first!.wallMs)} adapters/min`],
+        [`warm pair, ${ep}`, `${seconds(mean)} per adapter, mean of ${warm.length} (runs: ${warm.map((run) => seconds(run.wallMs)).join(", ")}) → ${perMinute(mean)} adapters/min, ${(first!.wallMs / mean).toFixed(1)}× the cold figure`],
+        [`  V from the warm pair`, `${fromWarm.join(", ")} of ${first!.modules} modules; base + aligned bytes read per warm adapter: ${warmBytes.join(", ")} (headers only: no tensor)`],
+        [`  worker process`, `warm pairs hold ${result.warm.entries} modules, ${formatBytes(result.warm.bytes)}; peak RSS ${mib(result.maxRssBytes)}; ${(result.cpuMs / 1000).toFixed(1)} CPU-s in ${seconds(result.runs.reduce((sum, run) => sum + run.wallMs, 0))}`],
+      );
+    }
+  } finally {
+    await hub.close();
+  }
+  if (!gpuLoaded) rows.push(["GPU", "no GPU machine was available: no GPU figures"]);
+  rows.push(["machine", `${availableParallelism()} cores; load average before ${loadBefore}, after ${loadavg().map((load) => load.toFixed(2)).join(" ")}`]);
+}
+
 mkdirSync(root, { recursive: true });
 const width = Math.max(...rows.map(([label]) => label.length));
 process.stdout.write(`${rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join("\n")}\n`);
