@@ -4,16 +4,20 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createBotContext } from "../../src/app/create-bot-context.js";
 import { startBot, type RunningBot } from "../../src/app/start-bot.js";
 import { loadEnv } from "../../src/config/env.js";
 import { LocalHub } from "../../src/local-hub/server.js";
 import { folderFiles, seedReferencePair, seedRepo } from "../../src/local-hub/seed.js";
 import type { User } from "../../src/local-hub/store.js";
+import type { JobQueue } from "../../src/queue/job-queue.js";
 import { inSubfolder } from "../../src/storage/repo-files.js";
 import { GOLDEN_DIR, goldenPath } from "./golden.js";
 
 export const SECRET = "local-webhook-secret";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+/** An adapter repo before its adapter is pushed: only a model card. */
+const ADAPTER_CARD = [{ path: "README.md", data: "---\nlicense: apache-2.0\n---\n# An adapter repo\n" }];
 
 /**
  * A local Hub with an organisation `acme` (member alice), an outsider (mallory), the bot's account, the
@@ -43,7 +47,7 @@ export class BotWorld {
     world.hub.store.addOrg("acme", [world.alice.id]);
     const c = world.caseName;
     await seedReferencePair(world.hub, GOLDEN_DIR, c);
-    await seedRepo(world.hub, world.adapterRepo, [{ path: "README.md", data: "---\nlicense: apache-2.0\n---\n# An adapter repo\n" }]);
+    await seedRepo(world.hub, world.adapterRepo, ADAPTER_CARD);
     return world;
   }
 
@@ -74,20 +78,23 @@ export class BotWorld {
     return this.bot;
   }
 
-  /** `safe-lora serve` in its own process, as in production; resolves once it listens, with its port. */
-  spawnBot(): Promise<{ process: ChildProcess; port: number; output: () => string }> {
-    return this.spawnProcess(["src/cli/bin.ts", "serve"]);
+  /**
+   * `safe-lora serve` in its own process, as in production; resolves once it listens, with its port.
+   * `env` adds to (or overrides) `env()`'s variables, e.g. a DATA_DIR of its own or QUEUE_URL.
+   */
+  spawnBot(env: Record<string, string> = {}): Promise<{ process: ChildProcess; port: number; output: () => string }> {
+    return this.spawnProcess(["src/cli/bin.ts", "serve"], env);
   }
 
-  /** `npm run worker`'s entry point in its own process; resolves once it runs. */
-  spawnWorker(): Promise<{ process: ChildProcess; port: number; output: () => string }> {
-    return this.spawnProcess(["workers/worker.ts"]);
+  /** `npm run worker`'s entry point in its own process; resolves once it runs. `env` as for spawnBot. */
+  spawnWorker(env: Record<string, string> = {}): Promise<{ process: ChildProcess; port: number; output: () => string }> {
+    return this.spawnProcess(["workers/worker.ts"], env);
   }
 
-  private spawnProcess(entry: string[]): Promise<{ process: ChildProcess; port: number; output: () => string }> {
+  private spawnProcess(entry: string[], extra: Record<string, string>): Promise<{ process: ChildProcess; port: number; output: () => string }> {
     const bot = spawn(process.execPath, ["--import", "tsx", join(ROOT, entry[0]!), ...entry.slice(1)], {
       cwd: ROOT,
-      env: { ...process.env, ...this.env({ LOG_LEVEL: "info" }) },
+      env: { ...process.env, ...this.env({ LOG_LEVEL: "info", ...extra }) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.children.push(bot);
@@ -123,11 +130,25 @@ export class BotWorld {
     return result!.commit.oid;
   }
 
-  /** alice pushes the golden adapter (from `from`, default the case's adapter) into `folder` of the adapter repo. */
-  async pushAdapter(folder = ".", from = "adapter"): Promise<string> {
+  /**
+   * alice pushes the golden adapter (from `from`, default the case's adapter) into `folder` of the adapter repo,
+   * or of `options.repo`.
+   */
+  async pushAdapter(folder = ".", from = "adapter", options: { repo?: string } = {}): Promise<string> {
     // The adapter's files, not PEFT's generated README: the repo keeps its own card.
     const files = (await folderFiles(goldenPath(this.caseName, from))).filter((file) => file.path !== "README.md");
-    return this.commitFiles(Object.fromEntries(files.map((file) => [inSubfolder(folder, file.path), readFileSync((file as { diskPath: string }).diskPath)])), { title: "Upload adapter" });
+    const content = Object.fromEntries(files.map((file) => [inSubfolder(folder, file.path), readFileSync((file as { diskPath: string }).diskPath)]));
+    return this.commitFiles(content, { title: "Upload adapter", ...(options.repo ? { repo: options.repo } : {}) });
+  }
+
+  /**
+   * `count` more empty adapter repos like the default one, `acme/<case>-lora-1` … `-<count>`, each with only a model
+   * card (so that nothing is patched until an adapter is pushed). Returns their names.
+   */
+  async addAdapterRepos(count: number): Promise<string[]> {
+    const names = Array.from({ length: count }, (_, i) => `${this.adapterRepo}-${i + 1}`);
+    for (const name of names) await seedRepo(this.hub, name, ADAPTER_CARD);
+    return names;
   }
 
   /** Comments on a discussion as `user`, through the Hub's API (which sends the webhook). */
@@ -142,28 +163,49 @@ export class BotWorld {
 
   /** Waits until webhooks are delivered and the queue has nothing queued or running, twice in a row. */
   async idle(timeoutMs = 30_000): Promise<void> {
+    await this.untilQuiet(this.bot!.context.queue, { rounds: 2, everyMs: 100, timeoutMs });
+  }
+
+  /**
+   * Waits until the queue has nothing left to do, three looks in a row, as another process of the deployment sees
+   * it: opened from `env` as `serve` opens it (DATA_DIR's file, or QUEUE_URL's Redis) and read through JobQueue only.
+   * Returns it open, for the caller to read and close.
+   */
+  async queueIdle(env: NodeJS.ProcessEnv = this.env(), timeoutMs = 60_000): Promise<JobQueue> {
+    const { queue } = await createBotContext(loadEnv(env), { tokenEnv: env });
+    try {
+      await this.untilQuiet(queue, { rounds: 3, everyMs: 200, timeoutMs });
+    } catch (error) {
+      await queue.close();
+      throw error;
+    }
+    return queue;
+  }
+
+  private async untilQuiet(queue: JobQueue, { rounds, everyMs, timeoutMs }: { rounds: number; everyMs: number; timeoutMs: number }): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let quiet = 0;
-    while (quiet < 2) {
-      if (Date.now() > deadline) throw new Error("the bot did not become idle in time");
+    while (quiet < rounds) {
+      if (Date.now() > deadline) throw new Error(`the bot did not become idle in time: jobs still pending: ${JSON.stringify(await queue.counts())}`);
       await this.hub.webhooks.settled();
-      const counts = await this.bot!.context.queue.counts();
+      const counts = await queue.counts();
       quiet = counts.queued === 0 && counts.running === 0 ? quiet + 1 : 0;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   }
 
-  repo() {
-    return this.hub.store.repos.get(this.adapterRepo)!;
+  /** The adapter repo in the Hub's store, or `name`. */
+  repo(name = this.adapterRepo) {
+    return this.hub.store.repos.get(name)!;
   }
 
-  pullRequests() {
-    return this.repo().discussions.filter((d) => d.isPullRequest);
+  pullRequests(repo = this.adapterRepo) {
+    return this.repo(repo).discussions.filter((d) => d.isPullRequest);
   }
 
-  /** Commits on a pull request's ref, newest first. */
-  prCommits(num: number): string[] {
-    const repo = this.repo();
+  /** Commits on a pull request's ref (of the adapter repo, or `repoName`), newest first. */
+  prCommits(num: number, repoName = this.adapterRepo): string[] {
+    const repo = this.repo(repoName);
     const commits: string[] = [];
     let id: string | null | undefined = repo.refs.get(`refs/pr/${num}`);
     const mainIds = new Set<string>();
