@@ -50,11 +50,18 @@ export class ProjectionThread {
     return ProjectionThread.current;
   }
 
-  /** Stops the thread (tests, shutdown); the next request starts a new one. */
+  /**
+   * Stops the thread (tests, shutdown); the next request starts a new one. What is in flight fails at once; the
+   * thread itself ends after the run it is in (terminating it mid-run can abort the process: projection-worker.ts).
+   */
   static async stop(): Promise<void> {
     const thread = ProjectionThread.current;
     ProjectionThread.current = null;
-    await thread?.worker.terminate();
+    if (!thread) return;
+    const exited = new Promise<void>((resolve) => thread.worker.once("exit", () => resolve()));
+    thread.fail(new Error("the projection thread stopped"));
+    thread.worker.postMessage({ stop: true });
+    await exited;
   }
 
   private settle(message: ThreadMessage): void {

@@ -103,6 +103,7 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
       const alignment = ownAlignment(await projector.alignment(module));
       const projection = ownedProjection(await projector.projectWith(alignment, lora));
       const kept = keep !== null && warm.keep(keep, alignment);
+      if (process.env.WP_DEBUG) process.stderr.write(`W ${lora.name} vbuf ${alignment.v.buffer.byteLength} off ${alignment.v.byteOffset} same ${alignment.v.buffer === pair.wBase.bytes.buffer || alignment.v.buffer === pair.wAligned.bytes.buffer} worker ab ${(process.memoryUsage().arrayBuffers / 2 ** 20).toFixed(0)} pair ${pair.wBase.bytes.byteLength} ${pair.wBase.bytes.buffer.byteLength}\n`);
       const into = request.alignmentInto;
       if (into) into.set(alignment.v);
       reply = { projection, buffers, ...(into ? { alignment: { ...alignment, v: into } } : {}), ...(keep !== null ? { kept } : {}) };
@@ -117,7 +118,14 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
 const port = parentPort!;
 // One request at a time, in order: the scratch buffers and the sessions are the thread's own.
 let queue: Promise<void> = Promise.resolve();
-port.on("message", ({ id, request }: { id: number; request: ProjectionRequest }) => {
+port.on("message", (message: { id: number; request: ProjectionRequest } | { stop: true }) => {
+  if ("stop" in message) {
+    // After the requests before it, never during one: ending the thread while onnxruntime's native run is under
+    // way can abort the whole process (the binding throws a Napi::Error that nothing catches).
+    queue = queue.then(() => process.exit(0));
+    return;
+  }
+  const { id, request } = message;
   queue = queue.then(async () => {
     try {
       const { value, transfer } = await handle(request);
