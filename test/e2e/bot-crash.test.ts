@@ -1,7 +1,5 @@
 import type { ChildProcess } from "node:child_process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createBotContext } from "../../src/app/create-bot-context.js";
-import { loadEnv } from "../../src/config/env.js";
 import type { JobQueue } from "../../src/queue/job-queue.js";
 import { BotWorld } from "../helpers/bot-world.js";
 
@@ -21,24 +19,8 @@ function killed(bot: ChildProcess): Promise<void> {
   });
 }
 
-/**
- * Waits until the queue has nothing left to do. It is opened as another bot process opens it, from the same
- * environment (DATA_DIR today, a queue server's URL with another backend), and read through JobQueue only.
- */
-async function queueIdle(timeoutMs = 60_000): Promise<JobQueue> {
-  const env = world.env();
-  const { queue } = await createBotContext(loadEnv(env), { tokenEnv: env });
-  const deadline = Date.now() + timeoutMs;
-  let quiet = 0;
-  while (quiet < 3) {
-    if (Date.now() > deadline) throw new Error(`jobs still pending: ${JSON.stringify(await queue.counts())}`);
-    await world.hub.webhooks.settled();
-    const counts = await queue.counts();
-    quiet = counts.queued === 0 && counts.running === 0 ? quiet + 1 : 0;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  return queue;
-}
+/** Waits until the queue has nothing left to do, as another bot process of the same environment reads it. */
+const queueIdle = (): Promise<JobQueue> => world.queueIdle();
 
 describe("a bot killed with SIGKILL", () => {
   it("right after the Hub accepted its pull request, and before the job was marked done: one PR, one commit after restart", async () => {

@@ -80,10 +80,11 @@ export class BotWorld {
 
   /**
    * `safe-lora serve` in its own process, as in production; resolves once it listens, with its port.
-   * `env` adds to (or overrides) `env()`'s variables, e.g. a DATA_DIR of its own or QUEUE_URL.
+   * `env` adds to (or overrides) `env()`'s variables, e.g. a DATA_DIR of its own or QUEUE_URL; `flags` are
+   * serve's (`--web-only`).
    */
-  spawnBot(env: Record<string, string> = {}): Promise<{ process: ChildProcess; port: number; output: () => string }> {
-    return this.spawnProcess(["src/cli/bin.ts", "serve"], env);
+  spawnBot(env: Record<string, string> = {}, flags: string[] = []): Promise<{ process: ChildProcess; port: number; output: () => string }> {
+    return this.spawnProcess(["src/cli/bin.ts", "serve", ...flags], env);
   }
 
   /** `npm run worker`'s entry point in its own process; resolves once it runs. `env` as for spawnBot. */
