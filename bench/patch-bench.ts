@@ -216,7 +216,7 @@ if (warmMode) {
 }
 interface WarmPairsRun {
   provider: string;
-  runs: Array<{ wallMs: number; sources: { warm: number; cache: number; weights: number; keptWarm: number }; bytesRead: { base: number; aligned: number; adapter: number }; modules: number }>;
+  runs: Array<{ wallMs: number; memory?: { rssBytes: number; mainArrayBuffersBytes: number }; sources: { warm: number; cache: number; weights: number; keptWarm: number }; bytesRead: { base: number; aligned: number; adapter: number }; modules: number }>;
   warm: { entries: number; bytes: number; maxBytes: number };
   cpuMs: number;
   maxRssBytes: number;
@@ -260,6 +260,10 @@ async function warmPairs(): Promise<void> {
         [`  V from the warm pair`, `${fromWarm.join(", ")} of ${first!.modules} modules; base + aligned bytes read per warm adapter: ${warmBytes.join(", ")} (headers only: no tensor)`],
         [`  worker process`, `warm pairs hold ${result.warm.entries} modules, ${formatBytes(result.warm.bytes)}; peak RSS ${mib(result.maxRssBytes)}; ${(result.cpuMs / 1000).toFixed(1)} CPU-s in ${seconds(result.runs.reduce((sum, run) => sum + run.wallMs, 0))}`],
       );
+      // Sampled by checkouts from this line on: where the memory was, run by run.
+      if (result.runs.every((run) => run.memory)) {
+        rows.push([`  memory per run`, `peak RSS ${result.runs.map((run) => mib(run.memory!.rssBytes)).join(", ")}; main thread's ArrayBuffers at most ${result.runs.map((run) => mib(run.memory!.mainArrayBuffersBytes)).join(", ")}`]);
+      }
     }
   } finally {
     await hub.close();

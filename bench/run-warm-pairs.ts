@@ -25,9 +25,29 @@ try {
 }
 
 const access = { hubUrl: process.env.HF_ENDPOINT ?? "https://huggingface.co", ...(process.env.HF_TOKEN ? { accessToken: process.env.HF_TOKEN } : {}) };
+/**
+ * The highest RSS and main-thread ArrayBuffers seen during one run, sampled every 50 ms: where the process's memory
+ * went (V kept warm lives in the projection thread and shows in RSS only; buffers on the main thread show in both).
+ */
+function memorySampler() {
+  const peak = { rssBytes: 0, mainArrayBuffersBytes: 0 };
+  const sample = () => {
+    const { rss, arrayBuffers } = process.memoryUsage();
+    peak.rssBytes = Math.max(peak.rssBytes, rss);
+    peak.mainArrayBuffersBytes = Math.max(peak.mainArrayBuffersBytes, arrayBuffers);
+  };
+  const timer = setInterval(sample, 50);
+  return () => {
+    clearInterval(timer);
+    sample();
+    return peak;
+  };
+}
+
 const runs = [];
 for (const adapter of adapters) {
   rmSync(out, { recursive: true, force: true });
+  const sampled = memorySampler();
   const started = performance.now();
   const inputs = await openInputs({ adapter, base, aligned, access, allowModelTree: false });
   let patched: PatchedAdapter;
@@ -38,7 +58,8 @@ for (const adapter of adapters) {
   }
   await writeVariant(out, variantFiles(patched, { alignedHubId: null, license: null, command: "bench" }));
   await patched.release();
-  runs.push({ adapter, wallMs: performance.now() - started, sources: patched.alignmentSources, bytesRead: patched.report.bytesRead, projected: patched.report.projectedCount, modules: patched.report.moduleCount, provider: patched.report.operator.executionProvider });
+  const wallMs = performance.now() - started;
+  runs.push({ adapter, wallMs, memory: sampled(), sources: patched.alignmentSources, bytesRead: patched.report.bytesRead, projected: patched.report.projectedCount, modules: patched.report.moduleCount, provider: patched.report.operator.executionProvider });
 }
 const usage = process.resourceUsage();
 print({ provider: opened.provider, fallbacks: opened.fallbacks, runs, warm: await ProjectionThread.shared().warmStatus(), cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000, maxRssBytes: usage.maxRSS * 1024 });

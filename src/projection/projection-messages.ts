@@ -35,10 +35,10 @@ export type ProjectionRequest =
   | { readonly op: "open"; readonly choice: ExecutionProviderChoice }
   /**
    * One module from the pair's weights. `alignmentInto`: also return V (copied into this buffer, fp32
-   * [d_out, d_in]) and the weights' norms, for the cache, computed by the alignment half and then projected by the
-   * projection half, as a cache hit would be. A buffer of the caller's, so that every V of a run travels in the same
-   * few buffers: onnxruntime's own outputs, moved to the main thread, were never collected there in time.
-   * `keep`: keep V in the thread's warm pairs under this id (alignmentKeyId), computed the same two-half way.
+   * [d_out, d_in]) and the weights' norms, for the cache. A buffer of the caller's, so that every V of a run
+   * travels in the same few buffers, which the caller's pool reuses. `keep`: keep V in the thread's warm pairs
+   * under this id (alignmentKeyId); it stays in the thread. Either way one run of the fused graph, with V as an
+   * output, computes the module (its figures are those of the fused graph and of a cache hit, bit for bit).
    */
   | { readonly op: "project"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly pair: PairBytes; readonly alignmentInto: Float32Array | null; readonly keep: string | null }
   /** One module from a known V (a cache hit), fp32 [d_out, d_in]; `keep`: the thread keeps that V warm (it is not handed back). */
@@ -64,6 +64,7 @@ export interface WarmStatus {
 }
 
 export interface ProjectionReply {
+  /** The module's figures and C·B: nothing V-sized (V crosses only as `alignment.v`, when asked for). */
   readonly projection: ModuleProjection;
   /** V (in `alignmentInto`) and the pair's norms, when asked for. */
   readonly alignment?: { readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number };

@@ -3,7 +3,7 @@ import { SafeLoraError } from "../errors.js";
 // Types only: the projection thread loads this module, and the choice's schema (zod) has no business there.
 import type { ExecutionProvider } from "./execution-provider.js";
 import { knownMissing, loadFailure, ProviderUnavailable } from "./provider-loading.js";
-import { GraphInput, GraphOutput, buildAlignmentModel, buildProjectionModel, buildSafeLoraModel } from "./safe-lora-graph.js";
+import { GraphInput, GraphOutput, buildProjectionModel, buildSafeLoraModel, buildSafeLoraModelWithAlignment } from "./safe-lora-graph.js";
 
 /** One module's LoRA factors, fp32 row-major. */
 export interface LoraFactors {
@@ -63,8 +63,8 @@ function finite(results: Results, name: string, module: string): number {
 }
 
 /**
- * The onnxruntime sessions of the Safe LoRA graphs, created once per run and reused for every module:
- * the fused graph (weights → result), and the alignment and projection halves used with the cache.
+ * The onnxruntime sessions of the Safe LoRA graphs, created once per run and reused for every module: the fused
+ * graph (weights → result), the same with V as an output (for a V that is kept), and the projection from a known V.
  */
 export class ProjectionSession {
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -142,18 +142,24 @@ export class ProjectionSession {
     return this.projection(results, module.name, this.pair(results, module.name));
   }
 
-  /** V and the pair's norms, for the cache. */
-  async alignment(module: Omit<ModuleTensors, "loraA" | "loraB" | "rank">): Promise<Alignment> {
-    const session = await this.session("alignment", buildAlignmentModel);
-    const results = await session.run(this.weightFeeds(module));
-    return { v: results[GraphOutput.alignment]!.data as Float32Array, ...this.pair(results, module.name) };
+  /**
+   * The whole computation from the two weights, and V with the pair's norms, to be kept (disk cache, warm pairs):
+   * one run of the fused graph, which also hands V out.
+   */
+  async projectKeepingAlignment(module: ModuleTensors): Promise<{ projection: ModuleProjection; alignment: Alignment }> {
+    const session = await this.session("fused-with-alignment", buildSafeLoraModelWithAlignment);
+    const results = await session.run({ ...this.weightFeeds(module), ...this.loraFeeds(module) });
+    const pair = this.pair(results, module.name);
+    return { projection: this.projection(results, module.name, pair), alignment: { v: results[GraphOutput.alignment]!.data as Float32Array, ...pair } };
   }
 
   /** The projection from a known V. */
   async projectWith(alignment: Alignment, lora: LoraFactors): Promise<ModuleProjection> {
     const session = await this.session("projection", buildProjectionModel);
     const results = await session.run({ [GraphInput.alignment]: new ort.Tensor("float32", alignment.v, [lora.dOut, lora.dIn]), ...this.loraFeeds(lora) });
-    return this.projection(results, lora.name, alignment);
+    // The norms only: a projection that carried V would take it wherever the projection goes (to the main thread).
+    const { wBaseNormSq, wAlignedNormSq } = alignment;
+    return this.projection(results, lora.name, { wBaseNormSq, wAlignedNormSq });
   }
 
   async release(): Promise<void> {

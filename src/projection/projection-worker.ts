@@ -100,10 +100,10 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
     const module = { ...lora, ...weights(pair) };
     const buffers = [pair.wBase.bytes.buffer as ArrayBuffer, pair.wAligned.bytes.buffer as ArrayBuffer];
     if (request.alignmentInto || keep !== null) {
-      const alignment = ownAlignment(await projector.alignment(module));
-      const projection = ownedProjection(await projector.projectWith(alignment, lora));
+      const computed = await projector.projectKeepingAlignment(module);
+      const alignment = ownAlignment(computed.alignment);
+      const projection = ownedProjection(computed.projection);
       const kept = keep !== null && warm.keep(keep, alignment);
-      if (process.env.WP_DEBUG) process.stderr.write(`W ${lora.name} vbuf ${alignment.v.buffer.byteLength} off ${alignment.v.byteOffset} same ${alignment.v.buffer === pair.wBase.bytes.buffer || alignment.v.buffer === pair.wAligned.bytes.buffer} worker ab ${(process.memoryUsage().arrayBuffers / 2 ** 20).toFixed(0)} pair ${pair.wBase.bytes.byteLength} ${pair.wBase.bytes.buffer.byteLength}\n`);
       const into = request.alignmentInto;
       if (into) into.set(alignment.v);
       reply = { projection, buffers, ...(into ? { alignment: { ...alignment, v: into } } : {}), ...(keep !== null ? { kept } : {}) };

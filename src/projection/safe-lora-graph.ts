@@ -3,7 +3,7 @@ import { AttributeType, ElemType, encodeModel, type OnnxNode, type OnnxValueInfo
 /** Graph input and output names; sessions feed and read them by these. */
 export const GraphInput = { wBase: "w_base", wAligned: "w_aligned", alignment: "v", loraA: "lora_a", loraB: "lora_b" } as const;
 export const GraphOutput = {
-  /** V = W_aligned − W_base, fp32, [d_out, d_in] (alignment graph only, for the cache). */
+  /** V = W_aligned − W_base, fp32, [d_out, d_in] (the fused graph that hands V out, for the cache and warm pairs). */
   alignment: "v_out",
   /** ‖V‖_F², fp32 scalar; zero means the pair does not differ in this module. */
   vNormSq: "v_norm_sq",
@@ -116,13 +116,18 @@ export function buildSafeLoraModel(): Uint8Array {
   return model("safe_lora_module", [...alignmentNodes("v"), ...projectionNodes("v")], [...weightInputs, ...loraInputs], [...projectionOutputs, ...pairOutputs]);
 }
 
-/** V and the pair's norms only: what the alignment cache stores. */
-export function buildAlignmentModel(): Uint8Array {
+/**
+ * The whole computation, handing out V as well: one run for a module whose V is kept (disk cache, warm pairs),
+ * the same nodes as the fused graph with V as one more output, rather than the alignment and projection halves
+ * run one after the other.
+ */
+export function buildSafeLoraModelWithAlignment(): Uint8Array {
+  const v = out.alignment;
   return model(
-    "safe_lora_alignment",
-    [...alignmentNodes(out.alignment)],
-    weightInputs,
-    [tensor(out.alignment, ElemType.FLOAT, ["d_out", "d_in"]), ...pairOutputs],
+    "safe_lora_module_with_alignment",
+    [...alignmentNodes(v), ...projectionNodes(v)],
+    [...weightInputs, ...loraInputs],
+    [...projectionOutputs, ...pairOutputs, tensor(v, ElemType.FLOAT, ["d_out", "d_in"])],
   );
 }
 

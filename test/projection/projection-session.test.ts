@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProjectionSession, type ModuleTensors } from "../../src/projection/projection-session.js";
+import * as ort from "onnxruntime-node";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ProjectionSession, type ModuleProjection, type ModuleTensors } from "../../src/projection/projection-session.js";
 import { cudaProviderInstalled } from "../helpers/onnxruntime.js";
 
 /** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
@@ -105,6 +106,49 @@ describe("ProjectionSession (ONNX graph, low-rank form)", () => {
     const input = module(12, 10, 2, 9);
     input.wAligned[5] = Number.NaN;
     await expect(session.project(input)).rejects.toThrow(/m9.*NaN/);
+  });
+});
+
+const bytesOf = (values: Float32Array) => Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+/** Figures and C·B compared bit for bit (toEqual would let -0 and 0, or a float's last bit, pass as close). */
+function expectSameProjection(actual: ModuleProjection, expected: ModuleProjection): void {
+  expect(Object.keys(actual).sort()).toEqual(Object.keys(expected).sort());
+  for (const key of Object.keys(expected) as Array<keyof ModuleProjection>) {
+    if (key === "projectedB") expect(bytesOf(actual.projectedB).equals(bytesOf(expected.projectedB))).toBe(true);
+    else expect(Object.is(actual[key], expected[key]), key).toBe(true);
+  }
+}
+
+describe("a module whose V is kept (disk cache, warm pairs)", () => {
+  const input = module(40, 24, 4, 11);
+
+  it("is one run of one graph, not the alignment and the projection one after the other", async () => {
+    await session.projectKeepingAlignment(input); // the session is made on first use: not counted
+    // onnxruntime types InferenceSession as a factory; at run time it is the class every session is made of.
+    const runs = vi.spyOn((ort.InferenceSession as unknown as { prototype: ort.InferenceSession }).prototype, "run");
+    try {
+      await session.projectKeepingAlignment(input);
+      expect(runs).toHaveBeenCalledTimes(1);
+    } finally {
+      runs.mockRestore();
+    }
+  });
+
+  it("has the fused graph's figures bit for bit, and V = W_aligned − W_base in fp32", async () => {
+    const { projection, alignment } = await session.projectKeepingAlignment(input);
+    expectSameProjection(projection, await session.project(input));
+    const v = Float32Array.from(input.wAligned, (x, i) => x - input.wBase[i]!);
+    expect(bytesOf(alignment.v).equals(bytesOf(v))).toBe(true);
+    expect(alignment.wBaseNormSq).toBe(projection.wBaseNormSq);
+    expect(alignment.wAlignedNormSq).toBe(projection.wAlignedNormSq);
+  });
+
+  it("projected again from that V (a cache or warm hit) gives the same figures, and a projection without V in it", async () => {
+    const { projection, alignment } = await session.projectKeepingAlignment(input);
+    const again = await session.projectWith(alignment, input);
+    expectSameProjection(again, projection);
+    // What the projection thread sends to the main thread: V in it would be copied there with every module.
+    expect(Object.values(again).filter((value) => ArrayBuffer.isView(value))).toEqual([again.projectedB]);
   });
 });
 
