@@ -1,4 +1,4 @@
-// npm run bench [-- --cold] [-- --hub] [-- --warm-pairs [--warm-mb N] [--adapters N]]
+// npm run bench [-- --cold] [-- --hub] [-- --warm-pairs [--warm-mb N] [--adapters N]] (--warm-mb 0: all cold)
 //
 // Patches a Llama-3-8B-shaped bf16 pair (q_proj + v_proj, 32 layers, r = 8) and prints wall time, peak RSS
 // and bytes read next to an independent floor: numpy reading the same tensors and converting them to
@@ -222,7 +222,15 @@ interface WarmPairsRun {
   maxRssBytes: number;
 }
 
-/** Adapters per minute on one worker: the first adapter on a cold pair, then the others on the warm pair. */
+/** Where the memory was, run by run (sampled by checkouts from run-warm-pairs' memory sampler on). */
+function memoryRow(runs: WarmPairsRun["runs"]): [string, string] {
+  return [`  memory per run`, `peak RSS ${runs.map((run) => mib(run.memory!.rssBytes)).join(", ")}; main thread's ArrayBuffers at most ${runs.map((run) => mib(run.memory!.mainArrayBuffersBytes)).join(", ")}`];
+}
+
+/**
+ * Adapters per minute on one worker: the first adapter on a cold pair, then the others on the warm pair. With
+ * `--warm-mb 0` every adapter is cold: the figure a cold run with warm pairs on should match.
+ */
 async function warmPairs(): Promise<void> {
   const warmMb = Number(flagValue("--warm-mb") ?? 4096);
   const count = Math.max(2, Number(flagValue("--adapters") ?? 5));
@@ -254,16 +262,22 @@ async function warmPairs(): Promise<void> {
       const mean = warm.reduce((sum, run) => sum + run.wallMs, 0) / warm.length;
       const fromWarm = warm.map((run) => run.sources.warm);
       const warmBytes = warm.map((run) => run.bytesRead.base + run.bytesRead.aligned);
+      if (warmMb === 0) {
+        // Warm pairs off: every adapter is a cold run, the figure a cold run with them on is held to.
+        rows.push(
+          [`cold, warm pairs off, ${ep}`, `${result.runs.map((run) => seconds(run.wallMs)).join(", ")} (each reads base + aligned ${formatBytes(first!.bytesRead.base + first!.bytesRead.aligned)} over HTTP)`],
+          [`  worker process`, `peak RSS ${mib(result.maxRssBytes)}; ${(result.cpuMs / 1000).toFixed(1)} CPU-s in ${seconds(result.runs.reduce((sum, run) => sum + run.wallMs, 0))}`],
+        );
+        if (result.runs.every((run) => run.memory)) rows.push(memoryRow(result.runs));
+        continue;
+      }
       rows.push(
         [`cold pair, ${ep}`, `${seconds(first!.wallMs)} for the first adapter (base ${formatBytes(first!.bytesRead.base)} + aligned ${formatBytes(first!.bytesRead.aligned)} read over HTTP) → ${perMinute(first!.wallMs)} adapters/min`],
         [`warm pair, ${ep}`, `${seconds(mean)} per adapter, mean of ${warm.length} (runs: ${warm.map((run) => seconds(run.wallMs)).join(", ")}) → ${perMinute(mean)} adapters/min, ${(first!.wallMs / mean).toFixed(1)}× the cold figure`],
         [`  V from the warm pair`, `${fromWarm.join(", ")} of ${first!.modules} modules; base + aligned bytes read per warm adapter: ${warmBytes.join(", ")} (headers only: no tensor)`],
         [`  worker process`, `warm pairs hold ${result.warm.entries} modules, ${formatBytes(result.warm.bytes)}; peak RSS ${mib(result.maxRssBytes)}; ${(result.cpuMs / 1000).toFixed(1)} CPU-s in ${seconds(result.runs.reduce((sum, run) => sum + run.wallMs, 0))}`],
       );
-      // Sampled by checkouts from this line on: where the memory was, run by run.
-      if (result.runs.every((run) => run.memory)) {
-        rows.push([`  memory per run`, `peak RSS ${result.runs.map((run) => mib(run.memory!.rssBytes)).join(", ")}; main thread's ArrayBuffers at most ${result.runs.map((run) => mib(run.memory!.mainArrayBuffersBytes)).join(", ")}`]);
-      }
+      if (result.runs.every((run) => run.memory)) rows.push(memoryRow(result.runs));
     }
   } finally {
     await hub.close();

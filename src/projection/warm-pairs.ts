@@ -13,7 +13,7 @@ import type { Alignment } from "./projection-session.js";
  *
  * On every provider V is kept here, in the thread's memory, as fp32. For the GPU providers that still means one
  * upload of V per module and run (onnxruntime-node copies a CPU tensor in on each run()); keeping V on the device
- * (the alignment session's output with `preferredOutputLocation: "gpu-buffer"`, held as an ort.Tensor and
+ * (the V output of the fused graph with `preferredOutputLocation: "gpu-buffer"`, held as an ort.Tensor and
  * disposed on eviction) is the next step, and is unverified here: no GPU was available to run it on.
  */
 export class WarmPairs {
