@@ -5,7 +5,8 @@
 # checks port 7860, GET /healthz, the image's own HEALTHCHECK and the uid (1000), and starts the CPU worker.
 #
 # NOT part of `npm test` or CI: it needs root, buildah and debootstrap (apt-get install -y buildah debootstrap),
-# network to deb.debian.org and registry.npmjs.org, about 1 GB of disk and some minutes.
+# network to deb.debian.org and registry.npmjs.org, about 20 GB of free disk while it runs (vfs copies every layer
+# whole) and 15-20 minutes on 2 cores.
 # The gpu-worker target is not built here (no CUDA base image, no api.nuget.org); test/images lints it.
 #
 # Everything it makes lives in one temporary folder (buildah's storage included, so the host's images are not
