@@ -4,8 +4,8 @@
 #   gpu-worker  the same worker on a CUDA 12 + cuDNN 9 image, with onnxruntime's CUDA provider libraries
 #   space       `safe-lora serve` on port 7860 with its state in /data (a Space's persistent storage)
 # Secrets (HF_TOKEN, HF_WEBHOOK_SECRET, STATUS_TOKEN) come from the environment at run time, never from the image.
-# No test fixtures and no local Hub in any target: `serve` and `worker` need neither; the offline demo
-# (`npm run demo`) runs from a checkout. scripts/build-images.sh builds these targets and runs them (README.md,
+# No test fixtures in any target: `serve` and `worker` need none; the offline demo (`npm run demo`) runs from a
+# checkout. The compiled local Hub is in dist/ only because the CLI imports the demo command; nothing starts it. scripts/build-images.sh builds these targets and runs them (README.md,
 # "Deploying").
 #
 # The base images are arguments so that a build without registry access can name local stand-ins.
