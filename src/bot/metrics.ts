@@ -6,7 +6,7 @@ export class BotMetrics {
   readonly registry = new Registry();
   readonly webhooks = new Counter({
     name: "safe_lora_webhooks_total",
-    help: "Hub webhook deliveries by outcome (accepted, ignored, duplicate, unauthorized, forbidden, malformed)",
+    help: "Hub webhook deliveries by outcome (accepted, ignored, duplicate, unauthorized, forbidden, malformed; unavailable: the job could not be stored, 503)",
     labelNames: ["outcome"],
     registers: [this.registry],
   });

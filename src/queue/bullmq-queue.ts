@@ -17,7 +17,7 @@ import {
   type WorkerCapabilities,
   type WorkerInfo,
 } from "./job-queue.js";
-import { connectRedis, redactedUrl, workerOptions } from "./redis-connection.js";
+import { bullProducerOptions, connectRedis, redactedUrl } from "./redis-connection.js";
 
 /** One BullMQ queue per kind of worker: every worker takes "jobs", only GPU workers take "gpu-jobs" too. */
 export const QUEUE_NAMES = { any: "jobs", gpu: "gpu-jobs" } as const;
@@ -75,7 +75,7 @@ export class BullMqJobQueue implements JobQueue {
     /** The bot's own keys and fast-failing enqueues. */
     readonly redis: Redis,
   ) {
-    const connection = { url: options.url, ...workerOptions };
+    const connection = { url: options.url, ...bullProducerOptions };
     const make = (name: string) => {
       const queue = new Queue(name, { connection, prefix: options.prefix });
       // An 'error' event without a listener would crash the process; health() reports the connection instead.

@@ -102,7 +102,10 @@ export class BullMqJobRunner implements JobRunner {
       return;
     }
     this.stopped ??= (async () => {
-      await Promise.allSettled(this.workers.map((worker) => worker.close()));
+      // With Redis away a graceful close would wait for it forever (BullMQ's connections retry without end), and
+      // no job could be stored as finished anyway: close at once, and leave the running job to its lock.
+      const force = !this.queue.health().ok;
+      await Promise.allSettled(this.workers.map((worker) => worker.close(force)));
       await this.queue.forgetWorker(this.id).catch(() => {});
     })();
     await this.stopped;

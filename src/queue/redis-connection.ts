@@ -12,6 +12,9 @@ export const producerOptions: RedisOptions = { maxRetriesPerRequest: 1, enableOf
 /** A workers' connection, as BullMQ requires for blocking commands: commands wait for a reconnect. */
 export const workerOptions = { maxRetriesPerRequest: null };
 
+/** BullMQ's own connection for adding jobs: fails fast like producerOptions, as BullMQ advises for producers. */
+export const bullProducerOptions = { maxRetriesPerRequest: 1, enableOfflineQueue: false };
+
 /** Connects, or fails with the redacted URL in the message. */
 export async function connectRedis(url: string): Promise<Redis> {
   const redis = new Redis(url, producerOptions);

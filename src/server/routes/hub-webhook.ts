@@ -34,7 +34,15 @@ export function hubWebhookRoute({ context, options }: RouteDeps): Route {
         context.metrics.webhooks.inc({ outcome: "malformed" });
         return send(response, 400, { error: `not a Hub webhook payload (version 3): ${parsed.reason}` });
       }
-      const result = await acceptEvent(context, parsed.event);
+      let result: Awaited<ReturnType<typeof acceptEvent>>;
+      try {
+        result = await acceptEvent(context, parsed.event);
+      } catch (error) {
+        // Nothing stored (the queue's database or Redis is away): 503, so that the Hub delivers the event again.
+        context.metrics.webhooks.inc({ outcome: "unavailable" });
+        context.log.error({ err: error }, "could not store the webhook's job; answered 503 for the Hub to deliver it again");
+        return send(response, 503, { error: "the bot cannot store jobs right now; deliver this webhook again later" });
+      }
       context.metrics.webhooks.inc({ outcome: result.outcome });
       if (result.outcome === "accepted") options.onJob?.();
       send(response, result.outcome === "accepted" ? 202 : 200, result);
