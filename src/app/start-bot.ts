@@ -8,7 +8,9 @@ import type { JobRunner, WorkerCapabilities } from "../queue/job-queue.js";
 import { redactedUrl } from "../queue/redis-connection.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
+import { GITHUB_APP_REQUIRED, githubAppSettings } from "../github/app-env.js";
 import { createBotServer, listen } from "../server/http-server.js";
+import { githubWebhookRoute } from "../server/routes/github-webhook.js";
 import { createBotContext, type BotContextOverrides } from "./create-bot-context.js";
 
 export interface RunningBot {
@@ -47,6 +49,8 @@ export async function startBot({ env, server: serve, worker: work, overrides }: 
   if (serve && !env.HF_WEBHOOK_SECRET) {
     throw new SafeLoraError("HF_WEBHOOK_SECRET is not set: set it to the secret of the Hub webhook that points at this bot", "usage");
   }
+  // Checked before anything starts: a half-configured App is a usage error, not a Hub-only bot.
+  const githubApp = await githubAppSettings(env);
   const context = await createBotContext(env, overrides);
   const worker = work
     ? context.queue.createRunner({
@@ -60,7 +64,10 @@ export async function startBot({ env, server: serve, worker: work, overrides }: 
   worker?.start(jobHandler(context));
 
   let port: number | null = null;
-  const server = serve ? createBotServer(context, { webhookSecret: env.HF_WEBHOOK_SECRET!, statusToken: env.STATUS_TOKEN, onJob: () => worker?.poke() }) : null;
+  const onJob = () => worker?.poke();
+  if (serve && !githubApp) context.log.info(`GitHub App not configured (${GITHUB_APP_REQUIRED} unset): serving the Hub only`);
+  const routes = serve && githubApp ? [await githubWebhookRoute({ context, app: githubApp, onJob })] : [];
+  const server = serve ? createBotServer(context, { webhookSecret: env.HF_WEBHOOK_SECRET!, statusToken: env.STATUS_TOKEN, onJob, routes }) : null;
   if (server) port = await listen(server, env.PORT);
 
   const { watch, reconcileMinutes } = context.config;
@@ -77,7 +84,8 @@ export async function startBot({ env, server: serve, worker: work, overrides }: 
   if (timer) void reconcile();
 
   const queue = env.QUEUE_URL ? { queue: "bullmq", queueUrl: redactedUrl(env.QUEUE_URL), queuePrefix: env.SAFE_LORA_QUEUE_PREFIX } : { queue: "sqlite" };
-  context.log.info({ port, worker: worker?.id ?? null, hub: env.HF_ENDPOINT, dataDir: env.DATA_DIR, ...queue }, "safe-lora bot started");
+  const github = serve && githubApp ? { github: { appId: githubApp.appId, api: githubApp.baseUrl ?? "https://api.github.com" } } : {};
+  context.log.info({ port, worker: worker?.id ?? null, hub: env.HF_ENDPOINT, ...github, dataDir: env.DATA_DIR, ...queue }, "safe-lora bot started");
   return {
     context,
     port,

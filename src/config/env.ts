@@ -40,6 +40,18 @@ export const Env = z.object({
   QUEUE_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL (or unset, for the embedded queue)" }).optional(),
   /** The prefix of every key the bot keeps in QUEUE_URL's Redis, so that several bots (or tests) share one server. */
   SAFE_LORA_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9][\w.-]{0,63}$/, "letters, digits, '.', '_' or '-', at most 64").default("safe-lora"),
+  /** The GitHub App's id (its settings page); with PRIVATE_KEY or PRIVATE_KEY_PATH and WEBHOOK_SECRET it turns the App on. */
+  APP_ID: z.coerce.number().int().positive().optional(),
+  /** The App's private key (PEM; literal `\n`s are read as newlines). Never logged. */
+  PRIVATE_KEY: z.string().max(16_384, "is longer than any PEM key; set PRIVATE_KEY_PATH to the .pem file instead").optional(),
+  /** A file holding the App's private key, instead of PRIVATE_KEY. */
+  PRIVATE_KEY_PATH: z.string().max(4096).optional(),
+  /** The secret set in the App's webhook settings (X-Hub-Signature-256). Not HF_WEBHOOK_SECRET: that one is the Hub's. */
+  WEBHOOK_SECRET: z.string().min(8, "is too short for a webhook secret; use a long random string").optional(),
+  /** GitHub's REST API (GitHub Enterprise: `https://<host>/api/v3`); unset: api.github.com. */
+  GITHUB_API_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** The App's slug (its bot is `<slug>[bot]`); unset: asked of GitHub (`GET /app`) at startup. */
+  GITHUB_APP_SLUG: z.string().regex(/^[a-z0-9][a-z0-9-]{0,33}$/, "must be the App's slug: lowercase letters, digits and '-'").optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** A worker's hold on a job without a heartbeat; a crashed worker's job is taken again after it. */
   SAFE_LORA_JOB_LEASE_SECONDS: z.coerce.number().positive().default(30),
