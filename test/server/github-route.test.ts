@@ -1,15 +1,14 @@
 import { createHmac, generateKeyPairSync, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startBot, type RunningBot } from "../../src/app/start-bot.js";
 import { loadEnv } from "../../src/config/env.js";
 import { forgeRegistry } from "../../src/forge/forge.js";
-import { listen } from "../../src/server/http-server.js";
+import { LocalGitHub } from "../../src/local-github/server.js";
 import { appBot, example, pushAdding } from "../github/webhook-examples.js";
 import { MemoryForge } from "../helpers/memory-forge.js";
 
@@ -155,28 +154,41 @@ describe("starting the bot with or without the App", () => {
   });
 });
 
-describe("the App's slug from GitHub", () => {
-  let github: Server;
-  let api: string;
-  const asked: Array<{ path: string | undefined; authorization: string | undefined }> = [];
-  beforeAll(async () => {
-    // GitHub's `GET /app` as the API answers it for the App's own JWT (GitHub Enterprise or a stand-in at GITHUB_API_URL).
-    github = createServer((request, response) => {
-      asked.push({ path: request.url, authorization: request.headers.authorization });
-      if (request.url !== "/app") return void response.writeHead(404).end();
-      response.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ id: 123456, slug: "lora-guard", name: "LoRA Guard" }));
-    });
-    api = `http://127.0.0.1:${await listen(github, 0, "127.0.0.1")}`;
+describe("deliveries from the local GitHub", () => {
+  let github: LocalGitHub;
+  beforeEach(async () => {
+    github = await new LocalGitHub().start();
   });
-  afterAll(() => new Promise((resolve) => github.close(resolve)));
+  afterEach(() => github.close());
 
-  it("without GITHUB_APP_SLUG, GET /app names the bot whose events are ignored", async () => {
-    const base = await serve({ APP_ID: "123456", PRIVATE_KEY, WEBHOOK_SECRET, GITHUB_API_URL: api });
-    expect(asked).toEqual([{ path: "/app", authorization: expect.stringMatching(/^bearer [\w-]+\.[\w-]+\.[\w-]+$/) }]);
-    const own = pushAdding(["adapter_config.json"]);
-    own.sender = appBot("lora-guard");
-    expect((await deliver(base, "push", own)).status).toBe(200);
-    expect(await jobs()).toEqual([]);
-    expect(logged).toContainEqual(expect.objectContaining({ msg: "safe-lora bot started", github: { appId: 123456, api } }));
+  it("the slug from GET /app; a push with an adapter is a job, the App's own comment none, an uninstall logged", async () => {
+    const keys = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    const { store } = github;
+    const app = store.addApp({ name: "Safe LoRA", publicKey: keys.publicKey, events: ["push", "issue_comment", "installation", "installation_repositories"] });
+    // No GITHUB_APP_SLUG: the bot asks GET /app, authenticated with a JWT from its key.
+    const base = await serve({ APP_ID: String(app.id), PRIVATE_KEY: keys.privateKey, WEBHOOK_SECRET, GITHUB_API_URL: github.url });
+    expect(github.requests).toEqual([{ method: "GET", path: "/app" }]);
+    expect(logged).toContainEqual(expect.objectContaining({ msg: "safe-lora bot started", github: { appId: app.id, api: github.url } }));
+    github.webhooks.subscribe(app, `${base}/api/github/webhooks`, WEBHOOK_SECRET);
+
+    const alice = store.addUser("alice");
+    const repo = store.createRepo("alice/lora");
+    const installation = store.install(app, alice, [repo]);
+    const pushed = store.pushAs(alice, repo, [{ path: "chat/adapter_config.json", data: '{"peft_type":"LORA"}' }]);
+    store.pushAs(alice, repo, [{ path: "README.md", data: "# Notes\n" }]);
+    const issue = store.openIssue(repo, alice, "Variant", "Please patch it");
+    store.comment(repo, issue, app.bot, `@${app.bot.login} repatch`);
+    store.uninstall(installation);
+    await github.webhooks.settled();
+
+    expect(github.webhooks.deliveries.map((delivery) => [delivery.event, delivery.status])).toEqual([
+      ["installation", 200],
+      ["push", 200],
+      ["push", 200],
+      ["issue_comment", 200],
+      ["installation", 200],
+    ]);
+    expect(await jobs()).toMatchObject([{ kind: "scan", forge: "github", repo: "alice/lora", payload: { sha: pushed.sha } }]);
+    expect(logged).toContainEqual(expect.objectContaining({ msg: "GitHub App removed from repositories", removedRepos: ["alice/lora"], removedOwner: "alice", installationId: installation.id }));
   });
 });
