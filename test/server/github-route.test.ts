@@ -26,7 +26,7 @@ let bot: RunningBot | null = null;
 let logged: Array<Record<string, unknown>>;
 
 /** The bot as `serve` starts it (no worker), on a temporary DATA_DIR, with `extra` in its environment and its log kept. */
-async function serve(extra: Record<string, string>): Promise<string> {
+async function serve(extra: Record<string, string>, options: { githubForge?: boolean } = {}): Promise<string> {
   work = mkdtempSync(join(tmpdir(), "safe-lora-github-route-"));
   logged = [];
   const sink = new Writable({
@@ -37,7 +37,8 @@ async function serve(extra: Record<string, string>): Promise<string> {
   });
   // The Hub's forge, and a stand-in for GitHub's that only names the App's bot account: the intake asks a forge
   // for its bot to tell the bot's own comments from commands (the GitHub forge is built elsewhere).
-  const forges = forgeRegistry([new MemoryForge(), new MemoryForge({ id: "41898282", name: `${SLUG}[bot]` }, "github")]);
+  const github = options.githubForge === false ? [] : [new MemoryForge({ id: "41898282", name: `${SLUG}[bot]` }, "github")];
+  const forges = forgeRegistry([new MemoryForge(), ...github]);
   const env = loadEnv({ HF_WEBHOOK_SECRET: HUB_SECRET, DATA_DIR: join(work, "data"), PORT: "0", ...extra });
   bot = await startBot({ env, server: true, worker: false, overrides: { forges, tokenEnv: {}, cache: null, log: pino({ level: "debug" }, sink) } });
   return `http://127.0.0.1:${bot.port}`;
@@ -126,6 +127,21 @@ describe("the GitHub App's webhook route, through Probot on the bot's server", (
     const huge = await deliver(base, "push", JSON.stringify({ ...pushAdding(["adapter_config.json"]), padding: "x".repeat(6 * 1024 * 1024) }));
     expect(huge.status).toBe(413);
     expect(await jobs()).toEqual([]);
+  });
+
+  it("a job that cannot be stored is answered 503; a command for a forge the bot does not serve 500, saying so", async () => {
+    const base = await serve(APP_ENV, { githubForge: false });
+    const command = example("issue_comment", (payload) => payload.action === "created");
+    command.comment.body = `@${SLUG}[bot] repatch`;
+    const noForge = await deliver(base, "issue_comment", command);
+    expect(noForge.status).toBe(500);
+    expect(await noForge.text()).toContain('the bot cannot take this event: this bot does not serve the forge \\"github\\" (it serves hub)');
+    // A push needs no forge to be stored; with the queue's database gone it cannot be.
+    await bot!.context.queue.close();
+    const unavailable = await deliver(base, "push", pushAdding(["adapter_config.json"]));
+    expect(unavailable.status).toBe(503);
+    expect(await unavailable.text()).toContain("the bot cannot store jobs right now; deliver this webhook again later");
+    expect(logged).toContainEqual(expect.objectContaining({ msg: "could not store the webhook's job; answered 503 (redeliver it from the App's advanced settings)" }));
   });
 
   it("an installation removed makes no job and is logged with its repositories", async () => {

@@ -95,6 +95,11 @@ export async function githubWebhookRoute({ context, app, onJob }: GithubWebhookR
         try {
           result = await acceptEvent(context, parsed.event);
         } catch (error) {
+          if (error instanceof SafeLoraError && error.code === "usage") {
+            // The deployment cannot take it at all (no GitHub forge in the registry): delivering again changes nothing.
+            log.error({ err: error, delivery: id }, "a GitHub webhook the bot cannot take");
+            throw answered(500, `the bot cannot take this event: ${error.message}`);
+          }
           context.metrics.webhooks.inc({ outcome: "unavailable" });
           log.error({ err: error, delivery: id }, "could not store the webhook's job; answered 503 (redeliver it from the App's advanced settings)");
           throw answered(503, "the bot cannot store jobs right now; deliver this webhook again later");
