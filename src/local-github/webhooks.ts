@@ -73,7 +73,7 @@ export class GitHubWebhooks {
     const { repo } = event;
     switch (event.kind) {
       case "push": {
-        const commits = event.after ? this.pushedCommits(repo, event.before, event.after) : [];
+        const commits = event.after ? this.pushedCommits(repo, event.ref, event.before, event.after) : [];
         return {
           ref: event.ref,
           before: event.before ?? ZERO_SHA,
@@ -102,10 +102,15 @@ export class GitHubWebhooks {
     }
   }
 
-  /** The commits a push brought, oldest first, by first parents from `after` back to `before` (at most 20, as GitHub). */
-  private pushedCommits(repo: Repo, before: string | null, after: string) {
+  /**
+   * The commits a push brought, oldest first, by first parents from `after` back to `before` (at most 20, as
+   * GitHub); for a new branch, back to the first commit another branch already has.
+   */
+  private pushedCommits(repo: Repo, ref: string, before: string | null, after: string) {
+    const others = [...repo.refs].filter(([name]) => name.startsWith("refs/heads/") && name !== ref).map(([, sha]) => sha);
+    const known = (sha: string) => sha === before || (before === null && others.some((head) => repo.git.isAncestor(sha, head)));
     const shas: string[] = [];
-    for (let sha: string | undefined = after; sha && sha !== before && shas.length < 20; sha = repo.git.commits.get(sha)?.parents[0]) shas.unshift(sha);
+    for (let sha: string | undefined = after; sha && !known(sha) && shas.length < 20; sha = repo.git.commits.get(sha)?.parents[0]) shas.unshift(sha);
     return shas.map((sha) => {
       const commit = repo.git.commits.get(sha)!;
       const changes = this.store.commitChanges(repo, sha);

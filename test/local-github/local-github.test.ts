@@ -1,14 +1,11 @@
-import { Webhooks } from "@octokit/webhooks";
-import { createHash, generateKeyPairSync } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { App, Octokit, RequestError } from "octokit";
+import { createHash } from "node:crypto";
+import { App, Octokit } from "octokit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalGitHub } from "../../src/local-github/server.js";
 import type { Account, GitHubAppRecord, Installation, Repo } from "../../src/local-github/store.js";
+import { appKeys, LocalOctokit, refusal } from "./helpers.js";
 
-const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
-const SECRET = "webhook-s3cret";
+const { privateKey, publicKey } = appKeys();
 const WEIGHTS = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
 
 let gh: LocalGitHub;
@@ -18,24 +15,9 @@ let alice: Account;
 let mallory: Account;
 let adapters: Repo;
 let bot: Octokit;
-const received: Array<{ headers: IncomingHttpHeaders; raw: string }> = [];
-let receiver: Server;
 
-// No retries and no write throttling (a second between writes on github.com), so refusals answer at once.
-const LocalOctokit = Octokit.defaults({ request: { retries: 0 }, throttle: { enabled: false } });
 const octokitFor = (token?: string) => new LocalOctokit({ baseUrl: gh.url, ...(token ? { auth: token } : {}) });
 const appClient = () => new App({ appId: app.id, privateKey, Octokit: LocalOctokit.defaults({ baseUrl: gh.url }) });
-
-/** The status of a refused request (the test fails if it succeeds). */
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; message: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RequestError) return { status: error.status, message: (error.response?.data as { message: string }).message };
-    throw error;
-  }
-  throw new Error("the request succeeded; a refusal was expected");
-}
 
 beforeAll(async () => {
   gh = await new LocalGitHub().start();
@@ -53,23 +35,13 @@ beforeAll(async () => {
   });
   gh.store.createRepo("acme/not-installed", { private: true });
   gh.store.createRepo("elsewhere/public-thing");
-  receiver = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      received.push({ headers: request.headers, raw: Buffer.concat(chunks).toString("utf8") });
-      response.writeHead(202).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  app = gh.store.addApp({ name: "Safe LoRA", publicKey, webhook: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks/github`, secret: SECRET } });
+  app = gh.store.addApp({ name: "Safe LoRA", publicKey });
   installation = gh.store.install(app, acme, [adapters]);
   bot = (await appClient().getInstallationOctokit(installation.id)) as unknown as Octokit;
 });
 
 afterAll(async () => {
   await gh.close();
-  await new Promise<void>((resolve) => receiver.close(() => resolve()));
 });
 
 describe("App auth: JWT and installation tokens", () => {
@@ -97,7 +69,7 @@ describe("App auth: JWT and installation tokens", () => {
   });
 
   it("refuses a JWT signed by another key, a JWT on repo endpoints, a bad token, and hides private repos from strangers", async () => {
-    const other = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    const other = appKeys();
     const forged = new App({ appId: app.id, privateKey: other.privateKey, Octokit: LocalOctokit.defaults({ baseUrl: gh.url }) });
     expect((await refusal(forged.octokit.request("GET /app"))).status).toBe(401);
     const { token: jwt } = (await appClient().octokit.auth({ type: "app" })) as { token: string };
