@@ -42,3 +42,4 @@ export const LfsBatchBody = z.object({
   objects: z.array(z.object({ oid: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() })).max(1000),
   hash_algo: z.literal("sha256").optional(),
 });
+export const LfsVerifyBody = z.object({ oid: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() });

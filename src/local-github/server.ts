@@ -309,6 +309,12 @@ export class LocalGitHub {
       this.send(ctx.response, 200, { total_count: repos.length, repository_selection: installation.repositorySelection, repositories: items.map((r) => this.render.repo(r)) }, headers);
     });
 
+    this.on("GET", /^\/users\/([^/]+)$/, (ctx) => {
+      const account = this.store.account(ctx.params[0]!);
+      if (!account) throw notFound();
+      this.send(ctx.response, 200, this.render.account(account));
+    });
+
     // ---- repos and permissions ----
     this.on("GET", new RegExp(`^${R}$`), (ctx) => {
       const repo = this.repo(ctx, ctx.params[0]!, ctx.params[1]!);
@@ -588,6 +594,7 @@ export class LocalGitHub {
     this.on("POST", /^\/([^/]+)\/([^/]+)\.git\/info\/lfs\/objects\/batch$/, (ctx) => this.lfsBatch(ctx));
     this.on("GET", /^\/_lfs\/(\d+)\/([0-9a-f]{64})$/, (ctx) => this.lfsDownload(ctx));
     this.on("PUT", /^\/_lfs\/(\d+)\/([0-9a-f]{64})$/, (ctx) => this.lfsUpload(ctx));
+    this.on("POST", /^\/_lfs\/(\d+)\/([0-9a-f]{64})\/verify$/, (ctx) => this.lfsVerify(ctx));
   }
 
   private comment(repo: Repo, id: string) {
@@ -691,15 +698,16 @@ export class LocalGitHub {
       }
       if (size > this.maxLfsBytes) return { oid, size, error: { code: 422, message: `Size must be less than or equal to ${this.maxLfsBytes}` } };
       // An object the server has needs no upload: no actions.
-      return stored ? { oid, size } : { oid, size, authenticated: true, actions: { upload: action("upload") } };
+      if (stored) return { oid, size };
+      return { oid, size, authenticated: true, actions: { upload: action("upload"), verify: { ...action("verify"), href: `${href}/verify` } } };
     });
     this.lfsSend(ctx.response, 200, { transfer: "basic", objects, hash_algo: "sha256" });
   }
 
-  private lfsObject(ctx: Ctx, operation: string): { repo: Repo; oid: string; size: number } {
+  private lfsObject(ctx: Ctx, operation: string, declaredSize?: number): { repo: Repo; oid: string; size: number } {
     const repo = [...this.store.repos.values()].find((r) => r.id === Number(ctx.params[0]));
     const oid = ctx.params[1]!;
-    const size = operation === "download" ? (repo?.lfs.get(oid)?.byteLength ?? -1) : Number(ctx.request.headers["content-length"] ?? "-1");
+    const size = declaredSize ?? (operation === "download" ? (repo?.lfs.get(oid)?.byteLength ?? -1) : Number(ctx.request.headers["content-length"] ?? "-1"));
     const header = String(ctx.request.headers.authorization ?? "");
     if (!repo || header !== `RemoteAuth ${this.ticket(operation, repo, oid, size)}`) {
       throw new GitHubHttpError(403, `This ${operation} link is not valid for this object and size: ask the batch API for a fresh one`);
@@ -727,6 +735,18 @@ export class LocalGitHub {
     ctx.response
       .writeHead(206, { "Content-Type": "application/octet-stream", "Content-Length": String(end - start + 1), "Content-Range": `bytes ${start}-${end}/${data.byteLength}`, "Accept-Ranges": "bytes" })
       .end(data.subarray(start, end + 1));
+  }
+
+  /** The verify action: 200 once the object is stored with that size, else 404 (git-lfs then fails the push). */
+  private async lfsVerify(ctx: Ctx): Promise<void> {
+    const body = await this.json(ctx.request, S.LfsVerifyBody);
+    const { repo, oid } = this.lfsObject(ctx, "verify", body.size);
+    if (body.oid !== oid) throw new GitHubHttpError(422, `The verify body names ${body.oid}, the link ${oid}`);
+    if (repo.lfs.get(oid)?.byteLength !== body.size) {
+      this.lfsSend(ctx.response, 404, { message: "Object does not exist", documentation_url: "https://docs.github.com/articles/about-git-large-file-storage" });
+      return;
+    }
+    this.lfsSend(ctx.response, 200, {});
   }
 
   private async lfsUpload(ctx: Ctx): Promise<void> {

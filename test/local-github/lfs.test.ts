@@ -99,6 +99,9 @@ describe("Git LFS batch API and transfers", () => {
     const object = { oid: sha256(data), size: data.byteLength };
     const planned = await batch("upload", [object]);
     const upload = planned.body.objects[0]!.actions!.upload!;
+    const verify = planned.body.objects[0]!.actions!.verify!;
+    const verifyCall = () => fetch(verify.href, { method: "POST", headers: { "Content-Type": "application/vnd.git-lfs+json", ...verify.header }, body: JSON.stringify(object) }).then((r) => r.status);
+    expect(await verifyCall()).toBe(404);
 
     const wrong = await fetch(upload.href, { method: "PUT", headers: upload.header, body: Buffer.alloc(data.byteLength, 1) });
     expect(wrong.status).toBe(422);
@@ -106,6 +109,7 @@ describe("Git LFS batch API and transfers", () => {
     const right = await fetch(upload.href, { method: "PUT", headers: upload.header, body: data });
     expect(right.status).toBe(200);
     await right.arrayBuffer();
+    expect(await verifyCall()).toBe(200);
     expect((await batch("upload", [object])).body.objects[0]!.actions).toBeUndefined();
 
     const head = await bot.rest.git.getRef({ owner: "acme", repo: "weights", ref: "heads/main" });

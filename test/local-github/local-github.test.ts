@@ -1,4 +1,5 @@
-import { createHash } from "node:crypto";
+import { createHash, sign } from "node:crypto";
+import { appFromJwt, AuthError } from "../../src/local-github/auth.js";
 import { App, Octokit } from "octokit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalGitHub } from "../../src/local-github/server.js";
@@ -82,7 +83,47 @@ describe("App auth: JWT and installation tokens", () => {
   });
 });
 
+describe("App JWT claims, as GitHub checks them", () => {
+  const jwt = (claims: Record<string, unknown>, key = privateKey) => {
+    const head = `${Buffer.from(JSON.stringify({ alg: "RS256", typ: "JWT" })).toString("base64url")}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+    return `${head}.${sign("RSA-SHA256", Buffer.from(head), key).toString("base64url")}`;
+  };
+  const now = Math.floor(Date.now() / 1000);
+
+  it("accepts iss = the App id with exp at most ten minutes ahead", () => {
+    expect(appFromJwt(gh.store, jwt({ iat: now - 30, exp: now + 540, iss: app.id }), now).id).toBe(app.id);
+    expect(appFromJwt(gh.store, jwt({ iat: now - 30, exp: now + 540, iss: String(app.id) }), now).id).toBe(app.id);
+  });
+
+  it("refuses an expired JWT, one too far ahead, another App's id and garbage", () => {
+    expect(() => appFromJwt(gh.store, jwt({ iat: now - 1200, exp: now - 600, iss: app.id }), now)).toThrow(AuthError);
+    expect(() => appFromJwt(gh.store, jwt({ iat: now, exp: now + 3600, iss: app.id }), now)).toThrow(/too far in the future/);
+    expect(() => appFromJwt(gh.store, jwt({ iat: now, exp: now + 300, iss: 999999 }), now)).toThrow(/Integration not found/);
+    expect(() => appFromJwt(gh.store, "not.a.jwt", now)).toThrow(/could not be decoded/);
+  });
+
+  it("a token asked for one repository reaches only that one", async () => {
+    gh.store.changeInstallationRepos(installation, "added", [gh.store.repo("acme/not-installed")!]);
+    try {
+      const { data } = await appClient().octokit.request("POST /app/installations/{installation_id}/access_tokens", { installation_id: installation.id, repositories: ["not-installed"] });
+      expect(data.repository_selection).toBe("selected");
+      expect(data.repositories?.map((r) => r.full_name)).toEqual(["acme/not-installed"]);
+      const narrow = octokitFor(data.token);
+      expect((await narrow.rest.repos.get({ owner: "acme", repo: "not-installed" })).status).toBe(200);
+      expect((await refusal(narrow.rest.repos.get({ owner: "acme", repo: "adapters" }))).status).toBe(404);
+    } finally {
+      gh.store.changeInstallationRepos(installation, "removed", [gh.store.repo("acme/not-installed")!]);
+    }
+  });
+});
+
 describe("repos, contents and git data", () => {
+  it("GET /users/{username} for a user and for the App's bot", async () => {
+    expect((await bot.rest.users.getByUsername({ username: "alice" })).data).toMatchObject({ login: "alice", id: alice.id, type: "User" });
+    expect((await bot.rest.users.getByUsername({ username: "safe-lora[bot]" })).data).toMatchObject({ id: app.bot.id, type: "Bot" });
+    expect((await refusal(bot.rest.users.getByUsername({ username: "nobody" }))).status).toBe(404);
+  });
+
   it("GET /repos/{o}/{r}", async () => {
     const { data } = await bot.rest.repos.get({ owner: "acme", repo: "adapters" });
     expect(data).toMatchObject({ id: adapters.id, full_name: "acme/adapters", default_branch: "main", private: true, owner: { login: "acme", type: "Organization" } });
@@ -189,6 +230,19 @@ describe("pulls, issues, comments, reactions, permissions", () => {
     expect(closed.data).toMatchObject({ title: "Renamed", body: "new body", state: "closed" });
     expect((await bot.rest.pulls.get({ owner: "acme", repo: "adapters", pull_number: number })).data.state).toBe("closed");
     expect((await bot.rest.pulls.list({ owner: "acme", repo: "adapters", state: "closed" })).data.map((p) => p.number)).toContain(number);
+  });
+
+  it("lists pulls newest first, a page at a time with a Link header", async () => {
+    const numbers = [];
+    for (const branch of ["p1", "p2", "p3"]) {
+      gh.store.pushAs(alice, adapters, [{ path: `${branch}.txt`, data: branch }], { branch });
+      numbers.push((await bot.rest.pulls.create({ owner: "acme", repo: "adapters", title: branch, head: branch, base: "main" })).data.number);
+    }
+    const first = await bot.rest.pulls.list({ owner: "acme", repo: "adapters", per_page: 2 });
+    expect(first.data.map((p) => p.number)).toEqual([numbers[2], numbers[1]]);
+    expect(first.headers.link).toMatch(/page=2>; rel="next"/);
+    const all = await bot.paginate(bot.rest.pulls.list, { owner: "acme", repo: "adapters", per_page: 2 });
+    expect(all.map((p) => p.number)).toEqual([...numbers].reverse());
   });
 
   it("comments: create, get, edit, list with pagination; reactions 201 then 200", async () => {
