@@ -14,15 +14,25 @@ export function sameSecret(given: string, expected: string): boolean {
 
 export class BodyTooLarge extends Error {}
 
-export async function readBody(request: IncomingMessage): Promise<Buffer> {
+/** The body, up to `maxBytes` (default: larger than any webhook the Hub sends); beyond it BodyTooLarge. */
+export async function readBody(request: IncomingMessage, maxBytes = MAX_BODY): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).byteLength;
-    if (size > MAX_BODY) throw new BodyTooLarge();
+    if (size > maxBytes) throw new BodyTooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * 413 for a body over its cap. The rest of the body is never read, so the connection is closed rather than kept
+ * alive half-read (a server stopping would wait for it until the keep-alive timeout).
+ */
+export function sendTooLarge(response: ServerResponse): void {
+  response.setHeader("Connection", "close");
+  send(response, 413, { error: "payload too large" });
 }
 
 /** Answers `body`: as JSON, or as text of `type`. */

@@ -124,7 +124,7 @@ describe("the GitHub App's webhook route, through Probot on the bot's server", (
     const malformed = await deliver(base, "push", push);
     expect(malformed.status).toBe(400);
     expect(await malformed.text()).toContain("repository.full_name: must be a repository's full name like owner/name");
-    const huge = await deliver(base, "push", JSON.stringify({ ...pushAdding(["adapter_config.json"]), padding: "x".repeat(6 * 1024 * 1024) }));
+    const huge = await deliver(base, "push", JSON.stringify({ ...pushAdding(["adapter_config.json"]), padding: "x".repeat(26 * 1024 * 1024) }));
     expect(huge.status).toBe(413);
     expect(await jobs()).toEqual([]);
   });

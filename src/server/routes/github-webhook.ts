@@ -6,7 +6,10 @@ import { acceptEvent } from "../../bot/intake.js";
 import { SafeLoraError } from "../../errors.js";
 import type { GithubAppSettings } from "../../github/app-env.js";
 import { parseGithubEvent } from "../../github/github-webhook.js";
-import { BodyTooLarge, readBody, send } from "../http.js";
+import { BodyTooLarge, readBody, send, sendTooLarge } from "../http.js";
+
+/** GitHub caps webhook payloads at 25 MB (a push of many commits can pass the Hub's 5 MB). */
+const GITHUB_MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
 import type { Route } from "../route.js";
 
 /** Where GitHub delivers the App's webhooks (app.yml's hook_attributes.url). */
@@ -118,13 +121,11 @@ export async function githubWebhookRoute({ context, app, onJob }: GithubWebhookR
     async handle(request, response) {
       let body: Buffer;
       try {
-        body = await readBody(request);
+        body = await readBody(request, GITHUB_MAX_WEBHOOK_BYTES);
       } catch (error) {
         if (!(error instanceof BodyTooLarge)) throw error;
         context.metrics.webhooks.inc({ outcome: "malformed" });
-        // The rest of the body is never read: close the connection rather than keep it alive half-read.
-        response.setHeader("Connection", "close");
-        return send(response, 413, { error: "payload too large" });
+        return sendTooLarge(response);
       }
       // The body is read here, with the server's size cap; Probot takes a string body as the raw one it signs.
       (request as IncomingMessage & { body?: string }).body = body.toString("utf8");

@@ -1,6 +1,6 @@
 import { acceptEvent } from "../../bot/intake.js";
 import { parseHubEvent } from "../../hub/hub-webhook.js";
-import { BodyTooLarge, readBody, sameSecret, send } from "../http.js";
+import { BodyTooLarge, readBody, sameSecret, send, sendTooLarge } from "../http.js";
 import type { Route, RouteDeps } from "../route.js";
 
 /**
@@ -27,7 +27,8 @@ export function hubWebhookRoute({ context, options }: RouteDeps): Route {
         json = JSON.parse((await readBody(request)).toString("utf8"));
       } catch (error) {
         context.metrics.webhooks.inc({ outcome: "malformed" });
-        return send(response, error instanceof BodyTooLarge ? 413 : 400, { error: error instanceof BodyTooLarge ? "payload too large" : "payload is not JSON" });
+        if (error instanceof BodyTooLarge) return sendTooLarge(response);
+        return send(response, 400, { error: "payload is not JSON" });
       }
       const parsed = parseHubEvent(json);
       if (!parsed.ok) {
