@@ -357,6 +357,7 @@ export class LocalGitHub {
       const repo = this.repo(ctx, ctx.params[0]!, ctx.params[1]!, "contents", "write");
       const ref = `refs/${ctx.params[2]!.replace(/^refs\//, "")}`;
       const body = await this.json(ctx.request, S.UpdateRefBody);
+      if (ref.startsWith("refs/pull/")) throw new GitHubHttpError(422, "refs/pull/ is read-only: GitHub moves it with the pull request's head");
       const old = repo.refs.get(ref);
       if (!old) throw new GitHubHttpError(422, "Reference does not exist");
       if (!repo.git.commits.has(body.sha)) throw new GitHubHttpError(422, "Object does not exist");
@@ -369,6 +370,7 @@ export class LocalGitHub {
       const repo = this.repo(ctx, ctx.params[0]!, ctx.params[1]!, "contents", "write");
       const ref = `refs/${ctx.params[2]!.replace(/^refs\//, "")}`;
       if (!repo.refs.has(ref)) throw new GitHubHttpError(422, "Reference does not exist");
+      if (ref.startsWith("refs/pull/")) throw new GitHubHttpError(422, "refs/pull/ is read-only: GitHub moves it with the pull request's head");
       this.store.setRef(repo, ref, null, this.actor(ctx));
       ctx.response.writeHead(204).end();
     });

@@ -228,6 +228,11 @@ export class GitHubStore {
     return roles.sort((a, b) => RANK[b] - RANK[a])[0]!;
   }
 
+  /** Gives a user a role on one repo (an outside collaborator, or more than their organisation role). */
+  addCollaborator(repo: Repo, user: Account, role: Permission): void {
+    repo.collaborators.set(user.id, role);
+  }
+
   /** Creates a repo with an initial commit on its default branch holding `files` (no webhook: it is seeding). */
   createRepo(fullName: string, options: { private?: boolean; defaultBranch?: string; files?: FileSpec[] } = {}): Repo {
     const [ownerLogin, name] = fullName.split("/");
@@ -258,7 +263,10 @@ export class GitHubStore {
     return this.repos.get(fullName.toLowerCase());
   }
 
-  /** Stores the files (LFS ones as pointer + object) and writes a commit on `parent`; moves no ref. */
+  /**
+   * Stores the files (LFS ones as pointer + object) and writes a commit on `parent`; moves no ref. No size
+   * limit here: tests seed files the API would refuse, to see how a client copes with them.
+   */
   commitFiles(repo: Repo, parent: string | null, files: FileSpec[], message: string, author: Account, deletions: string[] = []): GitCommit {
     const flat: FlatTree = parent ? repo.git.flatten(repo.git.commits.get(parent)!.tree) : new Map();
     for (const file of files) {
@@ -286,8 +294,10 @@ export class GitHubStore {
     const before = repo.refs.get(ref) ?? null;
     if (sha) repo.refs.set(ref, sha);
     else repo.refs.delete(ref);
-    if (!ref.startsWith("refs/heads/")) return;
+    // GitHub sends push for branches and tags; pull refs move with their branch and send nothing of their own.
+    if (!ref.startsWith("refs/heads/") && !ref.startsWith("refs/tags/")) return;
     this.onEvent({ kind: "push", repo, ref, before, after: sha, forced, sender });
+    if (!ref.startsWith("refs/heads/")) return;
     const branch = ref.slice("refs/heads/".length);
     for (const issue of repo.issues) {
       if (issue.pull?.head !== branch || issue.state !== "open" || !sha) continue;

@@ -277,4 +277,13 @@ describe("pulls, issues, comments, reactions, permissions", () => {
     const stranger = await bot.rest.repos.getCollaboratorPermissionLevel({ owner: "acme", repo: "adapters", username: "mallory" });
     expect(stranger.data.permission).toBe("none");
   });
+
+  it("a collaborator's role: maintain reads as permission write with role_name maintain, and lets them write", async () => {
+    const carol = gh.store.addUser("carol");
+    gh.store.addCollaborator(adapters, carol, "maintain");
+    const level = await bot.rest.repos.getCollaboratorPermissionLevel({ owner: "acme", repo: "adapters", username: "carol" });
+    expect(level.data).toMatchObject({ permission: "write", role_name: "maintain" });
+    expect((await octokitFor(carol.token).rest.git.createBlob({ owner: "acme", repo: "adapters", content: "c" })).status).toBe(201);
+    expect((await refusal(octokitFor().rest.issues.create({ owner: "elsewhere", repo: "public-thing", title: "anonymous" }))).status).toBe(401);
+  });
 });
