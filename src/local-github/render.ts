@@ -40,7 +40,11 @@ export class Render {
       fork: false,
       archived: false,
       disabled: false,
+      description: null,
       default_branch: repo.defaultBranch,
+      created_at: repo.createdAt,
+      updated_at: repo.createdAt,
+      pushed_at: repo.createdAt,
     };
   }
 
@@ -60,7 +64,9 @@ export class Render {
       html_url: `${this.base()}/settings/installations/${installation.id}`,
       created_at: installation.createdAt,
       updated_at: installation.createdAt,
+      single_file_name: null,
       suspended_at: null,
+      suspended_by: null,
     };
   }
 
@@ -100,7 +106,11 @@ export class Render {
       state: issue.state,
       user: this.account(issue.user),
       labels: [],
+      assignee: null,
+      assignees: [],
+      milestone: null,
       locked: false,
+      repository_url: api,
       comments: repo.comments.filter((c) => c.issueNumber === issue.number).length,
       url: `${api}/issues/${issue.number}`,
       html_url: `${this.base()}/${repo.fullName}/${issue.pull ? "pull" : "issues"}/${issue.number}`,
@@ -124,6 +134,9 @@ export class Render {
       issue_url: `${api}/issues/${issue.number}`,
       diff_url: `${this.base()}/${repo.fullName}/pull/${issue.number}.diff`,
       draft: pull.draft,
+      commits_url: `${api}/pulls/${issue.number}/commits`,
+      requested_reviewers: [],
+      merge_commit_sha: null,
       merged: false,
       merged_at: null,
       mergeable: null,

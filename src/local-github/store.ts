@@ -88,6 +88,7 @@ export interface Repo {
   readonly fullName: string;
   private: boolean;
   defaultBranch: string;
+  readonly createdAt: string;
   readonly git: GitObjects;
   /** refs/heads/main, refs/pull/1/head, … -> commit sha. */
   readonly refs: Map<string, string>;
@@ -246,6 +247,7 @@ export class GitHubStore {
       fullName: `${owner.login}/${name}`,
       private: options.private ?? false,
       defaultBranch: options.defaultBranch ?? "main",
+      createdAt: new Date().toISOString(),
       git: new GitObjects(),
       refs: new Map(),
       lfs: new Map(),

@@ -2,6 +2,7 @@ import { Webhooks } from "@octokit/webhooks";
 import { App, Octokit } from "octokit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalGitHub } from "../../src/local-github/server.js";
+import { example } from "../github/webhook-examples.js";
 import type { Account, GitHubAppRecord, Installation, Repo } from "../../src/local-github/store.js";
 import { appKeys, LocalOctokit, startReceiver } from "./helpers.js";
 
@@ -134,5 +135,20 @@ describe("webhook deliveries", () => {
     expect(got[0]!.payload.repositories_added.map((r: { full_name: string }) => r.full_name)).toEqual(["acme/other"]);
     expect(got[1]!.payload.repositories_removed.map((r: { full_name: string }) => r.full_name)).toEqual(["acme/other"]);
     expect(gh.webhooks.deliveries.every((d) => d.status === 202)).toBe(true);
+  });
+
+  it("every payload has the top-level fields of GitHub's own example of that event and action, and no others", () => {
+    // Examples from organisations' repos carry `organization` (some `enterprise`), which the bot reads not; GitHub's
+    // schema has `requester` (object or null) in installation events, though some of the examples leave it out.
+    const optional = new Set(["organization", "enterprise", "requester"]);
+    const shapes = receiver.received.map((delivery) => {
+      const payload = JSON.parse(delivery.raw) as Record<string, unknown>;
+      const name = String(delivery.headers["x-github-event"]);
+      const model = example(name, (candidate) => candidate.action === payload.action);
+      const keys = (value: object) => Object.keys(value).filter((key) => !optional.has(key)).sort();
+      return { event: `${name}.${String(payload.action ?? "")}`, keys: keys(payload), expected: keys(model) };
+    });
+    expect(shapes.length).toBeGreaterThanOrEqual(8);
+    for (const shape of shapes) expect({ event: shape.event, keys: shape.keys }).toEqual({ event: shape.event, keys: shape.expected });
   });
 });
