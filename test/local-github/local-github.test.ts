@@ -153,6 +153,28 @@ describe("repos, contents and git data", () => {
     expect((await refusal(bot.rest.repos.getContent({ owner: "acme", repo: "adapters", path: "nope.txt" }))).status).toBe(404);
   });
 
+  it("contents: the root listing; a file over 1 MB has encoding none and is read with the raw media type", async () => {
+    const root = await bot.rest.repos.getContent({ owner: "acme", repo: "adapters", path: "" });
+    if (!Array.isArray(root.data)) throw new Error("expected a listing");
+    expect(root.data.map((e) => [e.name, e.type])).toEqual([
+      ["README.md", "file"],
+      ["lora", "dir"],
+    ]);
+    const big = Buffer.alloc(1024 * 1024 + 1, 0x61);
+    gh.store.pushAs(alice, adapters, [{ path: "big.txt", data: big }], { branch: "big" });
+    const file = await bot.rest.repos.getContent({ owner: "acme", repo: "adapters", path: "big.txt", ref: "big" });
+    if (Array.isArray(file.data) || file.data.type !== "file") throw new Error("expected a file");
+    expect([file.data.encoding, file.data.content, file.data.size]).toEqual(["none", "", big.byteLength]);
+    const raw = await bot.request("GET /repos/{owner}/{repo}/contents/{path}", { owner: "acme", repo: "adapters", path: "big.txt", ref: "big", mediaType: { format: "raw" } });
+    expect(Buffer.from(raw.data as unknown as ArrayBuffer).equals(big)).toBe(true);
+  });
+
+  it("a body that does not match the endpoint's schema is 422 naming the field", async () => {
+    const refused = await refusal(bot.request("POST /repos/{owner}/{repo}/git/refs", { owner: "acme", repo: "adapters", ref: "heads/no-prefix", sha: "0".repeat(40) }));
+    expect(refused.status).toBe(422);
+    expect(refused.message).toMatch(/^Invalid request: ref must start with refs\//);
+  });
+
   it("a commit through git data: blob, tree on a base tree, commit, ref update; a non-fast-forward update is 422", async () => {
     const ref = await bot.rest.git.getRef({ owner: "acme", repo: "adapters", ref: "heads/main" });
     const head = await bot.rest.git.getCommit({ owner: "acme", repo: "adapters", commit_sha: ref.data.object.sha });
