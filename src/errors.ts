@@ -98,6 +98,8 @@ const ERROR_RULES = {
   "model-not-allowed": user(ExitCode.input),
   "limit-exceeded": user(ExitCode.input),
   "unsafe-path": user(ExitCode.input),
+  // The repo's owner removed the bot (a GitHub App uninstalled): its jobs are refused until it is installed again.
+  "not-installed": user(ExitCode.input),
   "hub-unavailable": { exitCode: ExitCode.environment, retry: true, fault: "forge" },
   // The machine's, not the repo's: retried, since the operator may fix it meanwhile.
   "execution-provider-unavailable": { exitCode: ExitCode.environment, retry: true, fault: "operator" },

@@ -30,6 +30,7 @@ const EXPECTED: Record<SafeLoraErrorCode, ErrorRule> = {
   "hub-unavailable": { exitCode: 4, retry: true, fault: "forge" },
   "execution-provider-unavailable": { exitCode: 4, retry: true, fault: "operator" },
   "queue-unavailable": { exitCode: 4, retry: true, fault: "operator" },
+  "not-installed": { exitCode: 3, retry: false, fault: "user" },
   "damaged-state": { exitCode: 3, retry: false, fault: "operator" },
 };
 

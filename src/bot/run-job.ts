@@ -45,6 +45,13 @@ export function jobHandler(context: BotContext): JobHandler {
         jobLog.error({ problem }, "job damaged");
         return { verdict: "fail", error: `the stored job is damaged (${problem}); push or comment again to queue a new one` };
       }
+      if (await context.memory.isUninstalled({ forge: job.forge, repo: job.repo })) {
+        // Installing was the consent, removing it withdraws it: nothing of the repo is read or written.
+        const refusal = new SafeLoraError("the bot's app was removed from this repository; install it there again to have its adapters covered", "not-installed");
+        outcome = finished = "refused";
+        jobLog.info({ reason: refusal.message }, "job refused");
+        return { verdict: "done", result: { outcome: "refused", reason: refusal.message, code: refusal.code } };
+      }
       const forge = forgeOf(context, job.forge);
       if (typeof forge === "string") {
         outcome = "error";

@@ -56,6 +56,7 @@ const InstallationRepositoriesPayload = z.looseObject({
   action: z.string().max(50),
   installation: Installation,
   repositories_removed: RepoList.default([]),
+  repositories_added: RepoList.default([]),
   sender: Account,
 });
 
@@ -87,6 +88,10 @@ export interface GithubEvent {
   readonly removedRepos?: readonly string[];
   /** The account whose installation was deleted: none of its repositories is covered any more. */
   readonly removedOwner?: string;
+  /** Repositories the App was installed on (`installation` created, `installation_repositories` added). */
+  readonly addedRepos?: readonly string[];
+  /** The account the App was installed on (`installation` created). */
+  readonly addedOwner?: string;
 }
 
 export type ParsedGithubEvent = ({ readonly ok: true } & GithubEvent) | { readonly ok: false; readonly reason: string };
@@ -157,6 +162,15 @@ export function parseGithubEvent(name: string, payload: unknown, options: Github
       }));
     case "installation":
       return checked(InstallationPayload, (install) => {
+        if (install.action === "created") {
+          return {
+            ok: true,
+            event: ignored("installation created"),
+            ...installation(install),
+            addedRepos: (install.repositories ?? []).map((repo) => repo.full_name),
+            ...(install.installation.account ? { addedOwner: install.installation.account.login } : {}),
+          };
+        }
         if (install.action !== "deleted") return { ok: true, event: ignored(`installation ${install.action}`), ...installation(install) };
         return {
           ok: true,
@@ -169,6 +183,8 @@ export function parseGithubEvent(name: string, payload: unknown, options: Github
     case "installation_repositories":
       return checked(InstallationRepositoriesPayload, (change) => {
         const removedRepos = change.repositories_removed.map((repo) => repo.full_name);
+        const addedRepos = change.repositories_added.map((repo) => repo.full_name);
+        if (change.action === "added" && addedRepos.length > 0) return { ok: true, event: ignored("installation_repositories added"), ...installation(change), addedRepos };
         if (change.action !== "removed" || removedRepos.length === 0) return { ok: true, event: ignored(`installation_repositories ${change.action}`), ...installation(change) };
         return { ok: true, event: ignored("installation removed"), ...installation(change), removedRepos };
       });

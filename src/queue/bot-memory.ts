@@ -18,6 +18,15 @@ export interface BotMemory {
   /** An owner whose webhook (with the secret) reached the bot: installing it was their consent. */
   noteCoveredOwner(owner: { readonly forge: ForgeName; readonly owner: string }): Promise<void>;
   hasCoveredOwner(owner: { readonly forge: ForgeName; readonly owner: string }): Promise<boolean>;
+  /**
+   * An App removed from repos (`owner/name`) or from a whole account (`owner`): their jobs are refused until it is
+   * installed there again. Installing was the consent; removing it withdraws it.
+   */
+  uninstall(params: { readonly forge: ForgeName; readonly names: readonly string[] }): Promise<void>;
+  /** Installed again on these repos or accounts. */
+  reinstall(params: { readonly forge: ForgeName; readonly names: readonly string[] }): Promise<void>;
+  /** Whether the App was removed from the repo, or from its owner's account. */
+  isUninstalled(params: { readonly forge: ForgeName; readonly repo: string }): Promise<boolean>;
   isStopped(adapter: AdapterRef): Promise<boolean>;
   stop(adapter: AdapterRef): Promise<void>;
   start(adapter: AdapterRef): Promise<void>;

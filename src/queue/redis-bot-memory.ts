@@ -28,6 +28,24 @@ export class RedisBotMemory implements BotMemory {
     return (await this.redis.sismember(this.ownersKey, JSON.stringify([forge, owner.toLowerCase()]))) === 1;
   }
 
+  private get uninstalledKey() {
+    return `${this.prefix}:uninstalled`;
+  }
+
+  async uninstall({ forge, names }: { forge: ForgeName; names: readonly string[] }): Promise<void> {
+    if (names.length > 0) await this.redis.sadd(this.uninstalledKey, ...names.map((name) => JSON.stringify([forge, name.toLowerCase()])));
+  }
+
+  async reinstall({ forge, names }: { forge: ForgeName; names: readonly string[] }): Promise<void> {
+    if (names.length > 0) await this.redis.srem(this.uninstalledKey, ...names.map((name) => JSON.stringify([forge, name.toLowerCase()])));
+  }
+
+  async isUninstalled({ forge, repo }: { forge: ForgeName; repo: string }): Promise<boolean> {
+    const name = repo.toLowerCase();
+    const found = await this.redis.smismember(this.uninstalledKey, JSON.stringify([forge, name]), JSON.stringify([forge, name.split("/")[0]!]));
+    return found.includes(1);
+  }
+
   async isStopped({ forge, repo, folder }: AdapterRef): Promise<boolean> {
     return (await this.redis.sismember(this.stoppedKey, JSON.stringify([forge, repo, folder]))) === 1;
   }

@@ -17,6 +17,25 @@ export class SqliteBotMemory implements BotMemory {
     return this.db.prepare("SELECT 1 FROM covered_owners WHERE forge = ? AND owner = ?").get(forge, owner.toLowerCase()) !== undefined;
   }
 
+  async uninstall({ forge, names }: { forge: ForgeName; names: readonly string[] }): Promise<void> {
+    const insert = this.db.prepare("INSERT OR IGNORE INTO uninstalled (forge, name, since) VALUES (?, ?, ?)");
+    this.db.transaction(() => {
+      for (const name of names) insert.run(forge, name.toLowerCase(), this.now());
+    })();
+  }
+
+  async reinstall({ forge, names }: { forge: ForgeName; names: readonly string[] }): Promise<void> {
+    const remove = this.db.prepare("DELETE FROM uninstalled WHERE forge = ? AND name = ?");
+    this.db.transaction(() => {
+      for (const name of names) remove.run(forge, name.toLowerCase());
+    })();
+  }
+
+  async isUninstalled({ forge, repo }: { forge: ForgeName; repo: string }): Promise<boolean> {
+    const name = repo.toLowerCase();
+    return this.db.prepare("SELECT 1 FROM uninstalled WHERE forge = ? AND name IN (?, ?)").get(forge, name, name.split("/")[0]!) !== undefined;
+  }
+
   async isStopped({ forge, repo, folder }: AdapterRef): Promise<boolean> {
     return this.db.prepare("SELECT 1 FROM stopped_adapters WHERE forge = ? AND repo = ? AND folder = ?").get(forge, repo, folder) !== undefined;
   }

@@ -8,11 +8,13 @@ import { jobKey, type LegacyJobKey } from "./job-key.js";
  *     `stopped`, `notices`, `acks` and `covered_owners`, every repo on the Hub;
  * 1 — jobs name their forge and have Redis-safe keys (job-key.ts), the runner's per-repo locks, the bot's
  *     memory keyed by forge (notices and acknowledgements are read back from the forge itself now);
- * 2 — jobs may name a `supersedes` group and what they `needs` of a worker; runners advertise themselves in `workers`.
+ * 2 — jobs may name a `supersedes` group and what they `needs` of a worker; runners advertise themselves in `workers`;
+ *     repos and accounts a GitHub App was removed from are in `uninstalled`.
  */
 export const SCHEMA_VERSION = 2;
 
-const WORKERS_TABLE = "CREATE TABLE workers (id TEXT PRIMARY KEY, info TEXT NOT NULL, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL);";
+const WORKERS_TABLE = `CREATE TABLE workers (id TEXT PRIMARY KEY, info TEXT NOT NULL, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL);
+  CREATE TABLE uninstalled (forge TEXT NOT NULL, name TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (forge, name));`;
 
 const CURRENT_TABLES = `
   CREATE TABLE jobs (
@@ -70,7 +72,7 @@ export function migrateSchema(db: Database.Database, path: string, options: { le
   migrate.immediate();
 }
 
-/** Version 1's file: two nullable job columns and the workers table, nothing else changes. */
+/** Version 1's file: two nullable job columns, the workers and uninstalled tables; nothing else changes. */
 function fromVersion1(db: Database.Database): void {
   db.exec(`ALTER TABLE jobs ADD COLUMN supersedes TEXT; ALTER TABLE jobs ADD COLUMN needs TEXT;
     CREATE INDEX jobs_supersedes ON jobs (supersedes) WHERE supersedes IS NOT NULL; ${WORKERS_TABLE}`);

@@ -36,6 +36,7 @@ function contextWith(queue: SqliteJobQueue, error: unknown = new Error("no forge
     log: pino({ level: "info" }, sink),
     metrics: new BotMetrics(queue),
     config: { limits: { maxRunMinutes: 1 }, excludeRepos: [] },
+    memory: { isUninstalled: async ({ repo }: { repo: string }) => repo === "acme/uninstalled" },
     lines,
   } as unknown as BotContext & { lines: string[] };
 }
@@ -96,6 +97,19 @@ describe("the bot's job handler", () => {
     const context = contextWith(queue, new SafeLoraError("acme/x: no such repo", "hub-not-found"));
     const verdict = await jobHandler(context)(queued(), new AbortController().signal);
     expect(verdict).toEqual({ verdict: "done", result: { outcome: "refused", reason: "acme/x: no such repo", code: "hub-not-found" } });
+    expect(await finished(context)).toBe('safe_lora_jobs_finished_total{kind="scan",outcome="refused"} 1');
+  });
+
+  it("refuses, without touching the forge, a job of a repo the bot's app was removed from", async () => {
+    const queue = new SqliteJobQueue(":memory:");
+    cleanups.push(() => queue.close());
+    // The forge would throw a bug if it were called: the refusal must come first.
+    const context = contextWith(queue, new TypeError("the forge was called"));
+    const verdict = await jobHandler(context)(queued({ forge: "github", repo: "acme/uninstalled", payload: { repo: "acme/uninstalled", sha: "abc", reason: "push" } }), new AbortController().signal);
+    expect(verdict).toEqual({
+      verdict: "done",
+      result: { outcome: "refused", reason: "the bot's app was removed from this repository; install it there again to have its adapters covered", code: "not-installed" },
+    });
     expect(await finished(context)).toBe('safe_lora_jobs_finished_total{kind="scan",outcome="refused"} 1');
   });
 

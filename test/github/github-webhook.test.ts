@@ -161,16 +161,19 @@ describe("parseGithubEvent: installations", () => {
     });
   });
 
-  it("installations created and repositories added remove nothing", () => {
+  it("installations created and repositories added remove nothing, and name what they add", () => {
     expect(parseEvent("installation", example("installation", (payload) => payload.action === "created"))).toEqual({
       ok: true,
       event: { kind: "ignored", forge: "github", reason: "installation created" },
       installationId: 957387,
+      addedRepos: ["Codertocat/Hello-World"],
+      addedOwner: "Codertocat",
     });
     expect(parseEvent("installation_repositories", example("installation_repositories", (payload) => payload.action === "added"))).toEqual({
       ok: true,
       event: { kind: "ignored", forge: "github", reason: "installation_repositories added" },
       installationId: 957387,
+      addedRepos: ["Codertocat/Space"],
     });
   });
 

@@ -149,6 +149,14 @@ describe("the GitHub App's webhook route, through Probot on the bot's server", (
     expect((await deliver(base, "installation", example("installation", (payload) => payload.action === "deleted"))).status).toBe(200);
     expect(await jobs()).toEqual([]);
     expect(logged).toContainEqual(expect.objectContaining({ msg: "GitHub App removed from repositories", removedRepos: ["octocat/Hello-World"], removedOwner: "octocat", installationId: 2 }));
+    // Remembered, so that the account's jobs are refused from now on (bot/run-job.ts), until it installs the App again.
+    expect(await bot!.context.memory.isUninstalled({ forge: "github", repo: "octocat/Hello-World" })).toBe(true);
+    expect(await bot!.context.memory.isUninstalled({ forge: "github", repo: "octocat/other" })).toBe(true);
+    // Another account (Codertocat) installing the App leaves octocat's removal as it was, and covers Codertocat's.
+    await bot!.context.memory.uninstall({ forge: "github", names: ["Codertocat"] });
+    expect((await deliver(base, "installation", example("installation", (payload) => payload.action === "created"))).status).toBe(200);
+    expect(await bot!.context.memory.isUninstalled({ forge: "github", repo: "octocat/Hello-World" })).toBe(true);
+    expect(await bot!.context.memory.isUninstalled({ forge: "github", repo: "Codertocat/Hello-World" })).toBe(false);
     expect(JSON.stringify(logged)).not.toContain("PRIVATE KEY");
     expect(JSON.stringify(logged)).not.toContain(WEBHOOK_SECRET);
   });
@@ -206,5 +214,6 @@ describe("deliveries from the local GitHub", () => {
     ]);
     expect(await jobs()).toMatchObject([{ kind: "scan", forge: "github", repo: "alice/lora", payload: { sha: pushed.sha } }]);
     expect(logged).toContainEqual(expect.objectContaining({ msg: "GitHub App removed from repositories", removedRepos: ["alice/lora"], removedOwner: "alice", installationId: installation.id }));
+    expect(await bot!.context.memory.isUninstalled({ forge: "github", repo: "alice/lora" })).toBe(true);
   });
 });

@@ -91,9 +91,14 @@ export async function githubWebhookRoute({ context, app, onJob }: GithubWebhookR
           context.metrics.webhooks.inc({ outcome: "malformed" });
           throw answered(400, `not a GitHub webhook payload the bot reads: ${parsed.reason}`);
         }
-        if (parsed.removedRepos || parsed.removedOwner) {
+        // Installing is the consent, removing withdraws it: a removed repo's jobs are refused (bot/run-job.ts).
+        const removed = [...(parsed.removedRepos ?? []), ...(parsed.removedOwner ? [parsed.removedOwner] : [])];
+        const added = [...(parsed.addedRepos ?? []), ...(parsed.addedOwner ? [parsed.addedOwner] : [])];
+        if (removed.length > 0) {
+          await context.memory.uninstall({ forge: "github", names: removed });
           log.info({ delivery: id, installationId: parsed.installationId, removedRepos: parsed.removedRepos, removedOwner: parsed.removedOwner }, "GitHub App removed from repositories");
         }
+        if (added.length > 0) await context.memory.reinstall({ forge: "github", names: added });
         let result: Awaited<ReturnType<typeof acceptEvent>>;
         try {
           result = await acceptEvent(context, parsed.event);
