@@ -39,7 +39,7 @@ export function commandKey(params: {
 export async function runCommand(context: JobContext, payload: CommandPayload): Promise<unknown> {
   const { repo, discussion, commentId } = payload;
   const bot = context.forge.bot;
-  const parsed = parseComment(payload.content, bot.name);
+  const parsed = parseComment(payload.content, bot);
   if (parsed.kind === "none") return { skipped: "does not address the bot" };
 
   const author = await context.forge.commentAuthor({ repo, discussion, commentId });

@@ -36,7 +36,7 @@ export async function acceptEvent(context: IntakeContext, event: ForgeEvent): Pr
       const bot = context.forges.get(event.forge).bot;
       if (event.authorId === bot.id) return { outcome: "ignored", detail: "the bot's own comment" };
       if (event.hidden) return { outcome: "ignored", detail: "hidden comment" };
-      if (parseComment(event.content, bot.name).kind === "none") return { outcome: "ignored", detail: "does not mention the bot" };
+      if (parseComment(event.content, bot).kind === "none") return { outcome: "ignored", detail: "does not mention the bot" };
       const { created } = await context.queue.enqueue({
         key: commandKey({ forge: event.forge, repo, commentId: event.commentId }),
         kind: "command",

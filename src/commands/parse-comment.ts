@@ -45,16 +45,30 @@ function unquoted(text: string): string {
 
 const COMMENT_COMMAND_NAMES = CommentCommand.options.map((option) => option.shape.name.value);
 
+/** How a comment may address the bot: by mention (`@<name>`), or by a slash command at a line's start. */
+export interface BotAddress {
+  readonly name: string;
+  readonly slashCommand?: string;
+}
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
 /**
- * Finds `@<bot> <command> [args]` in a comment. Selections are read by the CLI's parser (`threshold:0.4`, or
- * the aliases `tau=0.4`, `top-k=3`, `fraction=0.1`); `folder=<path>` names an adapter folder.
+ * Finds `@<bot> <command> [args]` (or `/<slash> <command> [args]` at the start of a line, where the forge has
+ * one) in a comment. Selections are read by the CLI's parser (`threshold:0.4`, or the aliases `tau=0.4`,
+ * `top-k=3`, `fraction=0.1`); `folder=<path>` names an adapter folder.
  */
-export function parseComment(text: string, botName: string): ParsedComment {
-  const escaped = botName.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const mention = new RegExp(`(?:^|[^\\w@/])@${escaped}(?![\\w-])([^\\n]*)`, "i").exec(unquoted(text));
-  if (!mention) return { kind: "none" };
-  const line = `@${botName}${mention[1]}`.trim();
-  const words = mention[1]!.trim().split(/\s+/).filter(Boolean);
+export function parseComment(text: string, bot: string | BotAddress): ParsedComment {
+  const { name: botName, slashCommand } = typeof bot === "string" ? { name: bot, slashCommand: undefined } : bot;
+  const body = unquoted(text);
+  const mention = new RegExp(`(?:^|[^\\w@/])@${escapeRegExp(botName)}(?![\\w-])([^\\n]*)`, "i").exec(body);
+  const slash = slashCommand ? new RegExp(`(?:^|\\n)[ \\t]*/${escapeRegExp(slashCommand)}(?![\\w-])([^\\n]*)`, "i").exec(body) : null;
+  // The earlier of the two, when a comment has both.
+  const found = mention && slash ? (mention.index <= slash.index ? { match: mention, prefix: `@${botName}` } : { match: slash, prefix: `/${slashCommand}` }) : mention ? { match: mention, prefix: `@${botName}` } : slash ? { match: slash, prefix: `/${slashCommand}` } : null;
+  if (!found) return { kind: "none" };
+  const mentionRest = found.match;
+  const line = `${found.prefix}${mentionRest[1]}`.trim();
+  const words = mentionRest[1]!.trim().split(/\s+/).filter(Boolean);
   const [name, ...args] = words;
   if (!name) return { kind: "invalid", error: "no command after the mention", text: line };
   const command = name.toLowerCase();

@@ -88,6 +88,8 @@ export interface BotAccount {
   readonly id: string;
   /** The account's username, as comments mention it. */
   readonly name: string;
+  /** A slash command that addresses the bot too, at the start of a line (`/safe-lora repatch` on GitHub). */
+  readonly slashCommand?: string;
 }
 
 export interface OpenParams {

@@ -57,3 +57,31 @@ describe("parseComment", () => {
     },
   );
 });
+
+describe("a slash command, where the forge has one (GitHub: /safe-lora)", () => {
+  const app = { name: "safe-lora[bot]", slashCommand: "safe-lora" };
+
+  it("reads /safe-lora at the start of a line like a mention, and still takes the mention", () => {
+    expect(parseComment("/safe-lora repatch top-k=3", app)).toEqual({ kind: "command", command: { name: "repatch", selection: { mode: "top-k", value: 3 }, folder: null }, text: "/safe-lora repatch top-k=3" });
+    expect(parseComment("Thanks!\n  /safe-lora status", app)).toMatchObject({ kind: "command", command: { name: "status" } });
+    expect(parseComment("@safe-lora[bot] stop", app)).toMatchObject({ kind: "command", command: { name: "stop" } });
+    expect(parseComment("/SAFE-LORA help", app)).toMatchObject({ kind: "command", command: { name: "help" } });
+  });
+
+  it("takes the first of a mention and a slash command in one comment", () => {
+    expect(parseComment("@safe-lora[bot] status\n/safe-lora stop", app)).toMatchObject({ command: { name: "status" } });
+    expect(parseComment("/safe-lora stop\n@safe-lora[bot] status", app)).toMatchObject({ command: { name: "stop" } });
+  });
+
+  it("does not take it inside a line, in a quote, in a longer name, or where the forge has none", () => {
+    expect(parseComment("see /safe-lora repatch in the docs", app)).toEqual({ kind: "none" });
+    expect(parseComment("> /safe-lora repatch", app)).toEqual({ kind: "none" });
+    expect(parseComment("/safe-lora-extra repatch", app)).toEqual({ kind: "none" });
+    expect(parseComment("/safe-lora repatch", "safe-lora-bot")).toEqual({ kind: "none" });
+  });
+
+  it("answers a bad command after it as invalid, quoting the slash form", () => {
+    expect(parseComment("/safe-lora repach", app)).toMatchObject({ kind: "invalid", text: "/safe-lora repach", error: expect.stringMatching(/did you mean `repatch`/) });
+    expect(parseComment("/safe-lora", app)).toMatchObject({ kind: "invalid", error: "no command after the mention" });
+  });
+});
