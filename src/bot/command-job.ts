@@ -54,7 +54,7 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
   const head = await context.forge.head(repo);
   const files = await context.forge.open({ repo, revision: head.sha });
   try {
-    const loaded = await loadRepoConfig(context.config, files);
+    const loaded = await loadRepoConfig(context.config, files, context.forge.repoConfigPath);
     const allowUsers = new Set([...context.config.allowUsers, ...(loaded.ok ? loaded.config.allowUsers : [])]);
     if (!allowUsers.has(author) && !(await context.forge.isMaintainer({ repo, username: author }))) {
       await answer(

@@ -1,7 +1,6 @@
 import type { BotConfig, RepoConfig } from "../config/bot-config.js";
 import type { ErrorFix } from "../errors.js";
 import { code, codeBlock } from "../report/markdown.js";
-import { REPO_CONFIG_FILE } from "./repo-config.js";
 
 export interface RepoAdviceContext {
   /** BOT_CONFIG's values: the operator's caps. */
@@ -9,9 +8,9 @@ export interface RepoAdviceContext {
   /** The repo's effective configuration, when its safe-lora.yaml was read before the error. */
   readonly repo: RepoConfig | null;
   readonly botName: string;
+  /** The forge's configuration file (`safe-lora.yaml` on the Hub). */
+  readonly configPath: string;
 }
-
-const FILE = code(REPO_CONFIG_FILE);
 
 /** A `pair:` block to paste into safe-lora.yaml; the ids are Hub ids (checked), placeholders in angle brackets. */
 function pairBlock(base: string, aligned: string): string {
@@ -26,6 +25,7 @@ const UNITS: Record<string, string> = { maxFetchGB: " GB", maxDiskGB: " GB", max
  * same fixes in CLI flags are in src/cli/fix-advice.ts.
  */
 export function repoAdvice(fix: ErrorFix, context: RepoAdviceContext): string {
+  const FILE = code(context.configPath);
   switch (fix.kind) {
     case "name-aligned":
       return [

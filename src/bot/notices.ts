@@ -4,7 +4,7 @@ import type { ConfigProblem, RepoConfig } from "../config/bot-config.js";
 import type { SafeLoraError } from "../errors.js";
 import type { BotContext, JobContext } from "./context.js";
 import { repoAdvice } from "./fix-advice.js";
-import { describeProblem, REPO_CONFIG_FILE } from "./repo-config.js";
+import { describeProblem } from "./repo-config.js";
 
 /** What a notice is about: a folder's failure, or the repo's config file (`folder` null). */
 interface NoticeMarker {
@@ -77,9 +77,9 @@ export async function postConfigNotice(
     repo,
     key: `config:${repo}:${fileKey}`,
     folder: null,
-    title: `${REPO_CONFIG_FILE} is invalid`,
+    title: `${context.forge.repoConfigPath} is invalid`,
     body: [
-      `I could not read this repo's \`${REPO_CONFIG_FILE}\`: ${describeProblem(problem)}.`,
+      `I could not read this repo's \`${context.forge.repoConfigPath}\`: ${describeProblem(problem, context.forge.repoConfigPath)}.`,
       "",
       `Until it is fixed I will not patch adapters in this repo. The keys are listed in the bot's README ("Configuration").`,
     ].join("\n"),
@@ -116,7 +116,7 @@ export async function postFailureNotice(
     key: `failure:${repo}:${folder}:${params.key}`,
     folder,
     title: folder === "." ? "Safe LoRA could not patch this adapter" : plainLine(`Safe LoRA could not patch ${folder}`),
-    body: [`I could not make a Safe LoRA variant of ${where}:`, "", failureText(context, error, config), "", `I will try again when the adapter or \`${REPO_CONFIG_FILE}\` changes.`].join("\n"),
+    body: [`I could not make a Safe LoRA variant of ${where}:`, "", failureText(context, error, config), "", `I will try again when the adapter or \`${context.forge.repoConfigPath}\` changes.`].join("\n"),
   });
 }
 
@@ -125,7 +125,7 @@ export async function postFailureNotice(
  * from the repo: fenced, it cannot become Markdown. The advice speaks the repo's configuration, never flags.
  */
 export function failureText(context: JobContext, error: SafeLoraError, config: RepoConfig | null): string {
-  const advice = error.fix ? repoAdvice(error.fix, { operator: context.config, repo: config, botName: context.forge.bot.name }) : null;
+  const advice = error.fix ? repoAdvice(error.fix, { operator: context.config, repo: config, botName: context.forge.bot.name, configPath: context.forge.repoConfigPath }) : null;
   return [codeBlock(publicMessage(context, error.message)), ...(advice ? ["", advice] : [])].join("\n");
 }
 

@@ -212,17 +212,17 @@ export async function runPatch(context: JobContext, payload: PatchPayload, signa
 async function decide(run: PatchRun): Promise<PatchPlan | PatchOutcome> {
   const { context, payload, files, reply } = run;
   const { repo, folder } = payload;
-  const loaded = await loadRepoConfig(context.config, files);
+  const loaded = await loadRepoConfig(context.config, files, context.forge.repoConfigPath);
   if (!loaded.ok) {
     const notice = await postConfigNotice(context, { repo, problem: loaded.problem, fileKey: loaded.fileKey });
-    await reply(`I cannot act until \`safe-lora.yaml\` is fixed: ${describeProblem(loaded.problem)}.`);
-    return { outcome: "skipped", reason: "invalid safe-lora.yaml", ...(notice !== null ? { notice } : {}) };
+    await reply(`I cannot act until \`${context.forge.repoConfigPath}\` is fixed: ${describeProblem(loaded.problem, context.forge.repoConfigPath)}.`);
+    return { outcome: "skipped", reason: `invalid ${context.forge.repoConfigPath}`, ...(notice !== null ? { notice } : {}) };
   }
   const { config } = loaded;
   // A failure's advice depends on it from here on (e.g. whose limit was reached).
   run.known.config = config;
   if (!config.enabled) {
-    await reply("Safe LoRA is turned off for this repo (`enabled: false` in `safe-lora.yaml`).");
+    await reply(`Safe LoRA is turned off for this repo (\`enabled: false\` in \`${context.forge.repoConfigPath}\`).`);
     return { outcome: "skipped", reason: "disabled" };
   }
   if (await context.memory.isStopped({ forge: context.forge.name, repo, folder })) {

@@ -70,13 +70,13 @@ export async function runScan(context: JobContext, payload: ScanPayload): Promis
   const head = payload.sha ? null : await context.forge.head(repo);
   const files = await context.forge.open({ repo, revision: payload.sha ?? head!.sha });
   try {
-    const loaded = await loadRepoConfig(context.config, files);
+    const loaded = await loadRepoConfig(context.config, files, context.forge.repoConfigPath);
     if (!loaded.ok) {
       await postConfigNotice(context, { repo, problem: loaded.problem, fileKey: loaded.fileKey });
-      return { skipped: "invalid safe-lora.yaml", key: loaded.problem.key };
+      return { skipped: `invalid ${context.forge.repoConfigPath}`, key: loaded.problem.key };
     }
     const { config } = loaded;
-    if (!config.enabled) return { skipped: "disabled by safe-lora.yaml" };
+    if (!config.enabled) return { skipped: `disabled by ${context.forge.repoConfigPath}` };
     const adapters = await findAdapterFolders(files, config);
     const queued: string[] = [];
     const isPrivate = head?.private ?? files.private;

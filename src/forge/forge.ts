@@ -17,6 +17,8 @@ export interface Forge {
   readonly name: ForgeName;
   /** The bot's own account: its comments and commits must never trigger work (no loops). */
   readonly bot: BotAccount;
+  /** Where a repo keeps its Safe LoRA configuration on this forge (`safe-lora.yaml` on the Hub). */
+  readonly repoConfigPath: string;
   /** The head of the default branch, and whether the repo is private. */
   head(repo: string): Promise<RepoHead>;
   /** The repo's files at one revision (branch, ref or sha), pinned to its commit. */

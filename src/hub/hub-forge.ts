@@ -44,6 +44,7 @@ import { hubPullRequestRef, hubTryVariant } from "./try-variant.js";
  */
 export class HubForge implements Forge {
   readonly name = "hub" as const;
+  readonly repoConfigPath = "safe-lora.yaml";
 
   private constructor(
     readonly access: HubAccess,

@@ -8,7 +8,7 @@ const load = async (yaml: string | null) => {
   const forge = new MemoryForge();
   const sha = forge.createRepo({ repo: "acme/lora", files: yaml === null ? { "README.md": "x" } : { "safe-lora.yaml": yaml } });
   const files = await forge.open({ repo: "acme/lora", revision: sha });
-  return { result: await loadRepoConfig(BOT, files), files };
+  return { result: await loadRepoConfig(BOT, files, "safe-lora.yaml"), files };
 };
 
 describe("loadRepoConfig", () => {
@@ -24,13 +24,20 @@ describe("loadRepoConfig", () => {
     expect(raised).toMatchObject({ ok: true, config: { limits: { maxModules: 512 } } });
   });
 
+  it("reads the file where the forge keeps it: a GitHub repo's .github/safe-lora.yml, not a safe-lora.yaml beside it", async () => {
+    const forge = new MemoryForge(undefined, "github", ".github/safe-lora.yml");
+    const sha = forge.createRepo({ repo: "acme/lora", files: { ".github/safe-lora.yml": "select: top-k:2\n", "safe-lora.yaml": "select: top-k:9\n" } });
+    const files = await forge.open({ repo: "acme/lora", revision: sha });
+    expect(await loadRepoConfig(BOT, files, forge.repoConfigPath)).toMatchObject({ ok: true, config: { select: { mode: "top-k", value: 2 } } });
+  });
+
   it("reports an invalid file by key and line, keyed by this version of the file", async () => {
     const { result, files } = await load("enabled: true\nselect: treshold:0.3\n");
     expect(result).toMatchObject({ ok: false, problem: { key: "select", line: 2 }, fileKey: await files.contentKey("safe-lora.yaml") });
   });
 
   it("describes a problem with the file's own text escaped", () => {
-    expect(describeProblem({ key: "a*b", line: 3, message: "not _this_" })).toBe("`a*b` (safe-lora.yaml, line 3): not \\_this\\_");
-    expect(describeProblem({ key: "", line: null, message: "not YAML" })).toBe("safe-lora.yaml: not YAML");
+    expect(describeProblem({ key: "a*b", line: 3, message: "not _this_" }, "safe-lora.yaml")).toBe("`a*b` (safe-lora.yaml, line 3): not \\_this\\_");
+    expect(describeProblem({ key: "", line: null, message: "not YAML" }, ".github/safe-lora.yml")).toBe(".github/safe-lora.yml: not YAML");
   });
 });

@@ -82,6 +82,7 @@ export class MemoryForge implements F.Forge {
   constructor(
     readonly bot: F.BotAccount = { id: accountId("safe-lora-bot"), name: "safe-lora-bot" },
     readonly name: F.ForgeName = "hub",
+    readonly repoConfigPath = "safe-lora.yaml",
   ) {}
 
   // ---- setup: what people other than the bot do ----
