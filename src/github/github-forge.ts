@@ -78,6 +78,8 @@ const openingId = (num: number) => `issue-${num}`;
  */
 export class GithubForge implements Forge {
   readonly name = "github" as const;
+  /** The repo's configuration, where GitHub keeps such files (same schema as the Hub's safe-lora.yaml). */
+  readonly repoConfigPath = ".github/safe-lora.yml";
   private readonly octokits = new Map<string, Octokit>();
 
   constructor(
