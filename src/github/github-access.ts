@@ -65,9 +65,9 @@ function octokitOptions(access: Pick<GithubAccess, "apiUrl" | "fetch">) {
   };
 }
 
-/** An Octokit acting with `token` (an installation token). */
-export function githubOctokit(access: Pick<GithubAccess, "apiUrl" | "fetch">, token: string): Octokit {
-  return new Octokit({ ...octokitOptions(access), auth: token });
+/** An Octokit acting with `token` (an installation token), or anonymously. */
+export function githubOctokit(access: Pick<GithubAccess, "apiUrl" | "fetch">, token: string | null): Octokit {
+  return new Octokit({ ...octokitOptions(access), ...(token ? { auth: token } : {}) });
 }
 
 /** The App's credentials, from which installation tokens are made. */

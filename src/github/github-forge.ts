@@ -93,7 +93,14 @@ export class GithubForge implements Forge {
     try {
       const slug = known.slug ?? (await app.octokit.request("GET /app")).data?.slug;
       if (typeof slug !== "string" || slug === "") throw new SafeLoraError("GitHub's GET /app named no slug for the App", "hub-unavailable");
-      const user = GithubAccount.parse((await app.octokit.request("GET /users/{username}", { username: `${slug}[bot]` })).data);
+      // The App's JWT reaches only /app routes: the user is read with an installation's token (GitHub Enterprise
+      // in private mode answers nobody else), or anonymously while the App is installed nowhere.
+      let reader: Octokit = githubOctokit(access, null);
+      for await (const { octokit } of app.eachInstallation.iterator()) {
+        reader = octokit as unknown as Octokit;
+        break;
+      }
+      const user = GithubAccount.parse((await reader.request("GET /users/{username}", { username: `${slug}[bot]` })).data);
       return new GithubForge(access, { id: String(user.id), name: user.login });
     } catch (error) {
       if (error instanceof RequestError && error.status === 401) {
