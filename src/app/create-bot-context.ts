@@ -5,7 +5,10 @@ import { BotMetrics } from "../bot/metrics.js";
 import { loadBotConfig } from "../config/bot-config.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
-import { forgeRegistry } from "../forge/forge.js";
+import { forgeRegistry, type Forge } from "../forge/forge.js";
+import { githubAppSettings } from "../github/app-env.js";
+import { appInstallationTokens, GITHUB_API_URL, githubWebUrl, type GithubAccess } from "../github/github-access.js";
+import { GithubForge } from "../github/github-forge.js";
 import { HubForge } from "../hub/hub-forge.js";
 import { findHubToken } from "../hub/token.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
@@ -35,7 +38,7 @@ export const queuePath = (env: Env) => join(env.DATA_DIR, "safe-lora.db");
 export async function createBotContext(env: Env, overrides: BotContextOverrides = {}): Promise<BotContext> {
   const config = overrides.config ?? loadBotConfig(env.BOT_CONFIG);
   const hub = overrides.hub ?? hubAccess(env, overrides.tokenEnv ?? process.env);
-  const forges = overrides.forges ?? forgeRegistry([await HubForge.connect(hub)]);
+  const forges = overrides.forges ?? forgeRegistry([await HubForge.connect(hub), ...(await githubForge(env))]);
   const { queue, memory } =
     overrides.queue && overrides.memory ? { queue: overrides.queue, memory: overrides.memory } : env.QUEUE_URL ? await redisQueue(env, env.QUEUE_URL, overrides) : sqliteQueue(env, overrides);
   return {
@@ -50,6 +53,19 @@ export async function createBotContext(env: Env, overrides: BotContextOverrides 
     log: overrides.log ?? pino({ level: env.LOG_LEVEL, base: { bot: forges.get("hub").bot.name } }),
     metrics: overrides.metrics ?? new BotMetrics(queue),
   };
+}
+
+/**
+ * The GitHub App's forge when the App is configured (APP_ID, key, WEBHOOK_SECRET; README "The GitHub App"):
+ * installation tokens per account from the App's key, its bot account read from GitHub once.
+ */
+async function githubForge(env: Env): Promise<Forge[]> {
+  const settings = await githubAppSettings(env);
+  if (!settings) return [];
+  const apiUrl = settings.baseUrl ?? GITHUB_API_URL;
+  const tokens = appInstallationTokens({ apiUrl }, { appId: settings.appId, privateKey: settings.privateKey });
+  const access: GithubAccess = { apiUrl, webUrl: githubWebUrl(apiUrl), installationToken: tokens.installationToken, forgetInstallation: tokens.forgetInstallation };
+  return [await GithubForge.connect(access, tokens.app, settings.slug ? { slug: settings.slug } : {})];
 }
 
 function hubAccess(env: Env, tokenEnv: NodeJS.ProcessEnv) {

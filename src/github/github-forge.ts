@@ -101,7 +101,8 @@ export class GithubForge implements Forge {
         break;
       }
       const user = GithubAccount.parse((await reader.request("GET /users/{username}", { username: `${slug}[bot]` })).data);
-      return new GithubForge(access, { id: String(user.id), name: user.login });
+      // Addressed as @<slug>[bot] or, at a line's start, /safe-lora (issue 11).
+      return new GithubForge(access, { id: String(user.id), name: user.login, slashCommand: "safe-lora" });
     } catch (error) {
       if (error instanceof RequestError && error.status === 401) {
         throw new SafeLoraError(`GitHub (${access.apiUrl}) refused the App's JWT (401); check APP_ID and the private key`, "usage", { cause: error });

@@ -532,6 +532,15 @@ export class LocalGitHub {
       const issue = this.store.openIssue(repo, this.actor(ctx), body.title, body.body ?? null);
       this.send(ctx.response, 201, this.render.issue(repo, issue));
     });
+    // Issues and pull requests together (a pull request carries `pull_request`), newest first, as GitHub lists them.
+    this.on("GET", new RegExp(`^${R}/issues$`), (ctx) => {
+      const repo = this.repo(ctx, ctx.params[0]!, ctx.params[1]!, "issues");
+      const state = ctx.url.searchParams.get("state") ?? "open";
+      if (!["open", "closed", "all"].includes(state)) throw new GitHubHttpError(422, `state must be open, closed or all`);
+      const creator = ctx.url.searchParams.get("creator");
+      const issues = repo.issues.filter((i) => (state === "all" || i.state === state) && (!creator || i.user.login.toLowerCase() === creator.toLowerCase())).sort((a, b) => b.number - a.number);
+      this.sendPage(ctx, issues, (i) => this.render.issue(repo, i));
+    });
     this.on("GET", new RegExp(`^${R}/issues/(\\d+)$`), (ctx) => {
       const repo = this.repo(ctx, ctx.params[0]!, ctx.params[1]!, "issues");
       this.send(ctx.response, 200, this.render.issue(repo, this.issue(repo, ctx.params[2]!)));

@@ -293,6 +293,19 @@ describe("pulls, issues, comments, reactions, permissions", () => {
     expect(closed.data.state).toBe("closed");
   });
 
+  it("lists a repo's issues (and pulls, marked pull_request) by state and creator, newest first", async () => {
+    const opened = await bot.rest.issues.create({ owner: "acme", repo: "adapters", title: "Another notice" });
+    const byAlice = await octokitFor(alice.token).rest.issues.create({ owner: "acme", repo: "adapters", title: "A question" });
+    const open = (await bot.rest.issues.listForRepo({ owner: "acme", repo: "adapters", state: "open" })).data;
+    expect(open.map((i) => i.number).slice(0, 2)).toEqual([byAlice.data.number, opened.data.number]);
+    expect(open.every((i) => i.state === "open")).toBe(true);
+    const mine = (await bot.rest.issues.listForRepo({ owner: "acme", repo: "adapters", state: "all", creator: app.bot.login })).data;
+    expect(mine.map((i) => i.user?.login)).toEqual(mine.map(() => app.bot.login));
+    expect(mine.map((i) => i.number)).toContain(opened.data.number);
+    expect(mine.map((i) => i.number)).not.toContain(byAlice.data.number);
+    expect((await refusal(octokitFor(mallory.token).rest.issues.listForRepo({ owner: "acme", repo: "adapters" }))).status).toBe(404);
+  });
+
   it("a collaborator's permission: owner org member write, stranger none", async () => {
     const member = await bot.rest.repos.getCollaboratorPermissionLevel({ owner: "acme", repo: "adapters", username: "alice" });
     expect(member.data).toMatchObject({ permission: "write", user: { login: "alice" } });
