@@ -2,6 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { scanJobFor } from "../../src/bot/scan-job.js";
 import { folderFiles } from "../../src/local-hub/seed.js";
 import { LocalGitHub } from "../../src/local-github/server.js";
 import type { Account, GitHubAppRecord, Repo } from "../../src/local-github/store.js";
@@ -141,5 +142,20 @@ describe("comments on the bot's pull request in a GitHub repo", () => {
     expect(report.selection).toMatchObject({ mode: "top-k", value: 3 });
     expect(answers()).toContainEqual(expect.stringMatching(/^Done: committed `[0-9a-f]{12}` — `\.` patched with `top-k:3`/));
     expect((await octokit().request("GET /repos/{owner}/{repo}/pulls", { owner: "alice", repo: "chat-lora", state: "all" })).data).toHaveLength(1);
+  });
+});
+
+describe("an installation removed", () => {
+  it("refuses the repo's jobs from then on, without a call to GitHub for the repo", async () => {
+    const head = github.store.pushAs(alice, repo, [{ path: "notes.md", data: "x" }]).sha;
+    const installation = github.store.installationFor(app, repo)!;
+    github.store.uninstall(installation);
+    await github.webhooks.settled();
+    const mark = github.requests.length;
+    // A job of the repo still in the queue (stored before the removal, or by a reconciliation scan).
+    const { job } = await world.bot!.context.queue.enqueue(scanJobFor({ forge: "github", repo: "alice/chat-lora", sha: head, private: false, reason: "push" }));
+    await idle();
+    expect(await world.bot!.context.queue.get(job.id)).toMatchObject({ state: "done", result: { outcome: "refused", code: "not-installed" } });
+    expect(github.requests.slice(mark).filter((request) => request.path.includes("/repos/alice/chat-lora"))).toEqual([]);
   });
 });
