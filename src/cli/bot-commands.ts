@@ -25,6 +25,9 @@ Often set:
   BOT_CONFIG          the bot-wide defaults (YAML): select, limits, watch, trustedModels, …
   PORT                HTTP port (default 7860); STATUS_TOKEN shows private repos on / and the database's errors
   HF_ENDPOINT         the Hub (default https://huggingface.co)
+GitHub App (all three, or none: then the Hub only):
+  APP_ID, PRIVATE_KEY or PRIVATE_KEY_PATH, WEBHOOK_SECRET   the App registered from app.yml; its webhook is
+                      POST /api/github/webhooks (GITHUB_API_URL for GitHub Enterprise)
 Every variable: README.md, "Environment". SIGTERM drains: the running job finishes.`;
 
 /** The flags of serve and worker (`webOnly`: serve's only one); null after --help was answered. */

@@ -24,3 +24,11 @@ describe("safe-lora serve and worker flags", () => {
     expect(stderr).toMatch(/Unknown option '--web-only'.*; see --help/);
   });
 });
+
+describe("safe-lora serve --help and the GitHub App", () => {
+  it("names the App's variables and its webhook path", async () => {
+    const { stdout } = await runCli(["serve", "--help"]);
+    expect(stdout).toMatch(/GitHub App \(all three, or none: then the Hub only\):\n\s+APP_ID, PRIVATE_KEY or PRIVATE_KEY_PATH, WEBHOOK_SECRET/);
+    expect(stdout).toContain("POST /api/github/webhooks");
+  });
+});
