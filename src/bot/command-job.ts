@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SafeLoraError } from "../errors.js";
 import type { RepoConfig } from "../config/bot-config.js";
 import { code, escapeMarkdown } from "../report/markdown.js";
 import { commentCommandHelp, describeCommentCommand, parseComment, type CommentCommand } from "../commands/parse-comment.js";
@@ -45,6 +46,9 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
   const author = await context.forge.commentAuthor({ repo, discussion, commentId });
   if (!author) return { skipped: "the comment is gone" };
   if (author === bot.name) return { skipped: "the bot's own comment" };
+  // Seen, at once (a reaction, where the forge has them); a failed reaction is not worth failing the command for.
+  // Only the error's code is logged: its message names the repo, which may be private.
+  await context.forge.react?.({ repo, discussion, commentId }).catch((error: unknown) => context.log.warn({ code: error instanceof SafeLoraError ? error.code : "bug" }, "could not react to a command"));
 
   // One reply per comment, even when this job is retried after a crash.
   const answer = (text: string) => answerComment(context, { repo, discussion, commentId, text });

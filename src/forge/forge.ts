@@ -54,6 +54,8 @@ export interface Forge {
   closeDiscussion(params: CloseDiscussionParams): Promise<void>;
   /** The username that wrote a comment (webhooks may carry ids only); null when the comment is gone. */
   commentAuthor(params: CommentRef): Promise<string | null>;
+  /** Acknowledges a comment at once with a reaction (👀), where the forge has reactions; the answer follows as a comment. */
+  react?(params: CommentRef): Promise<void>;
   /** Whether `username` may command the bot on `repo` by membership: org member, or the owner of a user repo. */
   isMaintainer(params: { readonly repo: string; readonly username: string }): Promise<boolean>;
   /** Every model repo of an organisation or user, or the one repo named. */

@@ -416,6 +416,16 @@ export class GithubForge implements Forge {
     });
   }
 
+  /** 👀 on the comment: GitHub users expect an App to acknowledge a command with a reaction. */
+  async react(params: CommentRef): Promise<void> {
+    const { repo, discussion, commentId } = params;
+    // The opening message of an issue is not a comment; its reaction would be on the issue, and the answer suffices.
+    if (commentId === openingId(discussion) || !/^\d+$/.test(commentId)) return;
+    await this.call(repo, "react to a comment", async (octokit) => {
+      await octokit.request("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", { ...repoParams(repo), comment_id: Number(commentId), content: "eyes" });
+    });
+  }
+
   async commentAuthor(params: CommentRef): Promise<string | null> {
     const { repo, discussion, commentId } = params;
     return this.call(repo, null, async (octokit) => {

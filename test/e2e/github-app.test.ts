@@ -141,6 +141,12 @@ describe("comments on the bot's pull request in a GitHub repo", () => {
     const report = JSON.parse((await fileAt(pull!.head.ref, "safe-lora/safe-lora-report.json")).toString("utf8")) as { selection: { mode: string; value: number } };
     expect(report.selection).toMatchObject({ mode: "top-k", value: 3 });
     expect(answers()).toContainEqual(expect.stringMatching(/^Done: committed `[0-9a-f]{12}` — `\.` patched with `top-k:3`/));
+    // Both commands were acknowledged at once with the App's 👀 on the comment.
+    const commands = repo.comments.filter((c) => c.body === "/safe-lora repatch top-k=3");
+    expect(commands).toHaveLength(2);
+    for (const command of commands) {
+      expect(command.reactions.map((reaction) => [reaction.user.login, reaction.content])).toEqual([[app.bot.login, "eyes"]]);
+    }
     expect((await octokit().request("GET /repos/{owner}/{repo}/pulls", { owner: "alice", repo: "chat-lora", state: "all" })).data).toHaveLength(1);
   });
 });
