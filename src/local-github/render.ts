@@ -118,6 +118,8 @@ export class Render {
       created_at: issue.createdAt,
       updated_at: issue.updatedAt,
       closed_at: issue.closedAt,
+      // GitHub names who closed an issue on the issue itself (not in lists); the bot reads it to tell its own closes.
+      closed_by: issue.closedBy ? this.account(issue.closedBy) : null,
       author_association: "NONE",
       ...(issue.pull ? { pull_request: { url: `${api}/pulls/${issue.number}`, html_url: `${this.base()}/${repo.fullName}/pull/${issue.number}`, merged_at: null } } : {}),
     };

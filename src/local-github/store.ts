@@ -77,6 +77,8 @@ export interface Issue {
   readonly createdAt: string;
   updatedAt: string;
   closedAt: string | null;
+  /** Who closed it (GitHub's `closed_by`); null while open. */
+  closedBy: Account | null;
   /** Set on pull requests: GitHub keeps issues and pulls in one numbering. */
   pull?: { readonly head: string; base: string; draft: boolean };
 }
@@ -328,7 +330,7 @@ export class GitHubStore {
 
   openIssue(repo: Repo, user: Account, title: string, body: string | null, pull?: Issue["pull"]): Issue {
     const now = new Date().toISOString();
-    const issue: Issue = { number: repo.issues.length + 1, id: this.id(), title, body, state: "open", user, createdAt: now, updatedAt: now, closedAt: null, ...(pull ? { pull } : {}) };
+    const issue: Issue = { number: repo.issues.length + 1, id: this.id(), title, body, state: "open", user, createdAt: now, updatedAt: now, closedAt: null, closedBy: null, ...(pull ? { pull } : {}) };
     repo.issues.push(issue);
     if (pull) repo.refs.set(`refs/pull/${issue.number}/head`, repo.refs.get(`refs/heads/${pull.head}`)!);
     this.onEvent(pull ? { kind: "pull_request", action: "opened", repo, issue, sender: user } : { kind: "issues", action: "opened", repo, issue, sender: user });
@@ -346,6 +348,7 @@ export class GitHubStore {
     if (changes.state && changes.state !== issue.state) {
       issue.state = changes.state;
       issue.closedAt = changes.state === "closed" ? now : null;
+      issue.closedBy = changes.state === "closed" ? sender : null;
       action = changes.state === "closed" ? "closed" : "reopened";
     }
     issue.updatedAt = now;

@@ -8,7 +8,7 @@ import { GithubForge, pullRequestBranch } from "../../src/github/github-forge.js
 import { formatLfsPointer, lfsPointerOf, lfsTracker, parseLfsPointer } from "../../src/github/lfs.js";
 import { LocalGitHub } from "../../src/local-github/server.js";
 import type { Account, Repo } from "../../src/local-github/store.js";
-import { PEOPLE } from "./forge-contract.js";
+import { describeForgeContract, PEOPLE, type ForgeFixture } from "./forge-contract.js";
 
 /** One App key for every fixture: generating an RSA key is the slowest part of a fixture otherwise. */
 const KEYS = generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
@@ -31,6 +31,42 @@ async function localGithub(options: { maxBlobBytes?: number; fetch?: typeof fetc
   return { github, store, users, org, app, tokens, access, forge, repoOf, issueOf };
 }
 
+async function githubFixture(): Promise<ForgeFixture> {
+  const { github, store, users, forge, repoOf, issueOf } = await localGithub();
+  const specs = (files: Record<string, string>) => Object.entries(files).map(([path, data]) => ({ path, data }));
+  const alice = users.get(PEOPLE.member)!;
+  return {
+    forge,
+    ...PEOPLE,
+    async createRepo({ repo, files, private: isPrivate }) {
+      const created = store.createRepo(repo, { private: isPrivate ?? false, files: specs(files) });
+      return created.refs.get(`refs/heads/${created.defaultBranch}`)!;
+    },
+    async commitToMain({ repo, files }) {
+      return store.pushAs(alice, repoOf(repo), specs(files)).sha;
+    },
+    async commitToPullRequest({ repo, num, files }) {
+      return store.pushAs(alice, repoOf(repo), specs(files), { branch: issueOf(repo, num).pull!.head }).sha;
+    },
+    async openDiscussionAs({ repo, author, title, text }) {
+      return store.openIssue(repoOf(repo), users.get(author)!, title, text).number;
+    },
+    async commentAs({ repo, discussion, author, text }) {
+      return String(store.comment(repoOf(repo), issueOf(repo, discussion), users.get(author)!, text).id);
+    },
+    async discussion({ repo, num }) {
+      const issue = issueOf(repo, num);
+      const comments = repoOf(repo).comments.filter((comment) => comment.issueNumber === num);
+      return {
+        status: issue.state,
+        comments: [{ id: `issue-${num}`, author: issue.user.login, text: issue.body ?? "" }, ...comments.map((c) => ({ id: String(c.id), author: c.user.login, text: c.body }))],
+      };
+    },
+    close: () => github.close(),
+  };
+}
+
+describeForgeContract("the GitHub forge on the local GitHub", githubFixture);
 
 describe("the GitHub forge and Git LFS", () => {
   let world: Awaited<ReturnType<typeof localGithub>>;

@@ -291,6 +291,7 @@ describe("pulls, issues, comments, reactions, permissions", () => {
 
     const closed = await bot.rest.issues.update({ owner: "acme", repo: "adapters", issue_number: issue.data.number, state: "closed" });
     expect(closed.data.state).toBe("closed");
+    expect(closed.data.closed_by?.login).toBe(app.bot.login);
   });
 
   it("lists a repo's issues (and pulls, marked pull_request) by state and creator, newest first", async () => {
