@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import type { ForgeName } from "./forge.js";
 
 /**
@@ -45,4 +46,10 @@ export interface IgnoredEvent {
   readonly reason: string;
   readonly forge: ForgeName;
   readonly repo?: string;
+}
+
+/** Why a forge's webhook payload did not pass its schema: the first issue's path and message, for the 400 answer. */
+export function payloadProblem(error: z.ZodError): string {
+  const issue = error.issues[0]!;
+  return `${issue.path.join(".") || "payload"}: ${issue.message}`;
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { ForgeEvent } from "../forge/events.js";
+import { payloadProblem, type ForgeEvent } from "../forge/events.js";
 
 /**
  * GitHub webhook payloads as the bot's normalised events. Probot has checked the signature; everything here
@@ -96,10 +96,6 @@ export interface GithubEvent {
 
 export type ParsedGithubEvent = ({ readonly ok: true } & GithubEvent) | { readonly ok: false; readonly reason: string };
 
-const describe = (error: z.ZodError) => {
-  const issue = error.issues[0]!;
-  return `${issue.path.join(".") || "payload"}: ${issue.message}`;
-};
 
 const isOwnBot = (sender: z.infer<typeof Account> | undefined, { appSlug }: GithubEventOptions) => sender?.type === "Bot" && sender.login === `${appSlug}[bot]`;
 
@@ -143,7 +139,7 @@ export function parseGithubEvent(name: string, payload: unknown, options: Github
   const ignored = (reason: string, repo?: string): ForgeEvent => ({ kind: "ignored", forge: "github", reason, ...(repo ? { repo } : {}) });
   const checked = <T>(schema: z.ZodType<T>, then: (value: T) => ParsedGithubEvent): ParsedGithubEvent => {
     const parsed = schema.safeParse(payload);
-    return parsed.success ? then(parsed.data) : { ok: false, reason: `${name} event: ${describe(parsed.error)}` };
+    return parsed.success ? then(parsed.data) : { ok: false, reason: `${name} event: ${payloadProblem(parsed.error)}` };
   };
   const installation = (value: { installation?: { id: number } | undefined }) => (value.installation ? { installationId: value.installation.id } : {});
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { payloadProblem } from "../forge/events.js";
 import { isRepoId } from "./repo-ref.js";
 
 /**
@@ -75,21 +76,17 @@ const Envelope = z.looseObject({ event: z.looseObject({ scope: z.string(), actio
 
 /** Validates a payload by its `event.scope`, so a malformed known event is an error, not "some other event". */
 export function parseHubWebhook(json: unknown): { ok: true; webhook: HubWebhook } | { ok: false; reason: string } {
-  const describe = (error: z.ZodError) => {
-    const issue = error.issues[0]!;
-    return `${issue.path.join(".") || "payload"}: ${issue.message}`;
-  };
   const envelope = Envelope.safeParse(json);
-  if (!envelope.success) return { ok: false, reason: describe(envelope.error) };
+  if (!envelope.success) return { ok: false, reason: payloadProblem(envelope.error) };
   const scope = envelope.data.event.scope;
   if (scope === "repo.content") {
     const parsed = RepoContentEvent.safeParse(json);
-    return parsed.success ? { ok: true, webhook: { scope, payload: parsed.data } } : { ok: false, reason: describe(parsed.error) };
+    return parsed.success ? { ok: true, webhook: { scope, payload: parsed.data } } : { ok: false, reason: payloadProblem(parsed.error) };
   }
   if (scope === "discussion" || scope === "discussion.comment") {
     const parsed = DiscussionEvent.safeParse(json);
-    return parsed.success ? { ok: true, webhook: { scope: "discussion", payload: parsed.data } } : { ok: false, reason: describe(parsed.error) };
+    return parsed.success ? { ok: true, webhook: { scope: "discussion", payload: parsed.data } } : { ok: false, reason: payloadProblem(parsed.error) };
   }
   const parsed = OtherEvent.safeParse(json);
-  return parsed.success ? { ok: true, webhook: { scope: "other", payload: parsed.data } } : { ok: false, reason: describe(parsed.error) };
+  return parsed.success ? { ok: true, webhook: { scope: "other", payload: parsed.data } } : { ok: false, reason: payloadProblem(parsed.error) };
 }
