@@ -1,24 +1,16 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBot, type RunningBot } from "../../src/app/start-bot.js";
 import { loadEnv } from "../../src/config/env.js";
-import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
 import { BotWorld } from "../helpers/bot-world.js";
 import { deleteRedisPrefix, testRedisPrefix, testRedisUrl } from "../helpers/redis.js";
-import { writeSyntheticCase, type SyntheticModule } from "../helpers/tensors.js";
+import { pushWide, seedWidePair } from "../helpers/wide-adapter.js";
 
 /**
  * BullMQ renews a job's lock from the event loop. A patch several times longer than the lock (64 modules, two of them
  * 4096 × 4096, about 3 s against a 0.5 s lock) must stay with the worker that took it while a second worker waits for jobs:
  * the projection runs in a worker thread, so the renewals keep coming.
  */
-const MODULES: SyntheticModule[] = Array.from({ length: 32 }, (_, layer) =>
-  (["q_proj", "v_proj"] as const).map((target) => {
-    const d = layer < 1 ? 4096 : 512;
-    return { layer, target, dOut: d, dIn: d, rank: 8 };
-  }),
-).flat();
 
 const prefix = testRedisPrefix("long-job");
 const extra = { QUEUE_URL: testRedisUrl(), SAFE_LORA_QUEUE_PREFIX: prefix, SAFE_LORA_JOB_LEASE_SECONDS: "0.5" };
@@ -27,10 +19,7 @@ let second: RunningBot;
 let adapterFiles: Record<string, Buffer>;
 beforeAll(async () => {
   world = await BotWorld.create();
-  const dirs = await writeSyntheticCase(join(world.work, "synthetic"), MODULES);
-  await seedRepo(world.hub, "acme/wide-base", await folderFiles(dirs.base));
-  await seedRepo(world.hub, "acme/wide-chat", await folderFiles(dirs.chat));
-  adapterFiles = Object.fromEntries((await folderFiles(dirs.adapter)).map((file) => [file.path, readFileSync((file as { diskPath: string }).diskPath)]));
+  adapterFiles = await seedWidePair(world);
   await world.startBot(extra);
   // A second worker on the same queue, with its own DATA_DIR, ready to take any job whose lock runs out.
   const env = world.env({ ...extra, DATA_DIR: join(world.work, "second-worker") });
@@ -44,7 +33,7 @@ afterAll(async () => {
 
 describe("a BullMQ job that runs many times longer than its lock", () => {
   it("is run once, by one worker, with one commit", { timeout: 300_000 }, async () => {
-    await world.commitFiles({ ...adapterFiles, "safe-lora.yaml": "pair:\n  base: acme/wide-base\n  aligned: acme/wide-chat\n" }, { title: "Upload a wide adapter" });
+    await pushWide(world, adapterFiles);
     const started = Date.now();
     await world.idle(240_000);
     const tookMs = Date.now() - started;

@@ -1,32 +1,15 @@
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
 import { BotWorld } from "../helpers/bot-world.js";
-import { writeSyntheticCase, type SyntheticModule } from "../helpers/tensors.js";
+import { pushWide, seedWidePair } from "../helpers/wide-adapter.js";
 
-/**
- * 64 modules (q_proj and v_proj of 32 layers). The first layer's two are 4096 × 4096, as in an 8B model: their
- * projection passes over 16 M weights several times, which on the main thread (onnxruntime's run() is
- * synchronous) holds the bot's event loop — webhooks, /healthz, lease renewals — for a few hundred milliseconds
- * each. The rest are 512 × 512.
- */
-const MODULES: SyntheticModule[] = Array.from({ length: 32 }, (_, layer) =>
-  (["q_proj", "v_proj"] as const).map((target) => {
-    const d = layer < 1 ? 4096 : 512;
-    return { layer, target, dOut: d, dIn: d, rank: 8 };
-  }),
-).flat();
-
+// The wide adapter (test/helpers/wide-adapter.ts): on the main thread its two 4096 × 4096 modules would hold the
+// bot's event loop (webhooks, /healthz, lease renewals) for a few hundred ms each, onnxruntime's run() being synchronous.
 let world: BotWorld;
 let adapterFiles: Record<string, Buffer>;
 beforeAll(async () => {
   world = await BotWorld.create();
-  const dirs = await writeSyntheticCase(join(world.work, "synthetic"), MODULES);
-  await seedRepo(world.hub, "acme/wide-base", await folderFiles(dirs.base));
-  await seedRepo(world.hub, "acme/wide-chat", await folderFiles(dirs.chat));
-  adapterFiles = Object.fromEntries((await folderFiles(dirs.adapter)).map((file) => [file.path, readFileSync((file as { diskPath: string }).diskPath)]));
+  adapterFiles = await seedWidePair(world);
   await world.startBot();
 }, 120_000);
 afterAll(() => world.close());
@@ -36,7 +19,7 @@ describe("the bot while a 64-module patch runs", () => {
     const delay = monitorEventLoopDelay({ resolution: 10 });
     const answers: number[] = [];
     let patching = true;
-    await world.commitFiles({ ...adapterFiles, "safe-lora.yaml": "pair:\n  base: acme/wide-base\n  aligned: acme/wide-chat\n" }, { title: "Upload a wide adapter" });
+    await pushWide(world, adapterFiles);
     // Measured from the moment the job runs to the moment it is done: the compute, not the webhook's delivery.
     while ((await world.bot!.context.queue.counts()).running === 0 && world.pullRequests().length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
     delay.enable();
