@@ -1,5 +1,5 @@
 import { code, escapeMarkdown } from "../report/markdown.js";
-import { effectiveConfig, parseConfigYaml, RepoConfigFile, type BotConfig, type ConfigProblem, type RepoConfig } from "../config/bot-config.js";
+import { effectiveConfig, endpointNames, parseConfigYaml, RepoConfigFile, type BotConfig, type ConfigProblem, type RepoConfig } from "../config/bot-config.js";
 import type { PinnedRepo } from "../forge/forge.js";
 
 export type RepoConfigResult =
@@ -11,7 +11,13 @@ export type RepoConfigResult =
 export async function loadRepoConfig(bot: BotConfig, files: PinnedRepo, path: string): Promise<RepoConfigResult> {
   if (!(await files.exists(path))) return { ok: true, config: effectiveConfig(bot, null) };
   const parsed = parseConfigYaml(await files.readText(path), RepoConfigFile);
-  if (!parsed.ok) return { ok: false, problem: parsed.problem, fileKey: (await files.contentKey(path)) ?? files.sha };
+  const fileKey = async () => (await files.contentKey(path)) ?? files.sha;
+  if (!parsed.ok) return { ok: false, problem: parsed.problem, fileKey: await fileKey() };
+  // A repo chooses among the operator's endpoints by name; it can never give a URL of its own.
+  const endpoint = parsed.value.behaviour?.endpoint;
+  if (endpoint && !Object.hasOwn(bot.inferenceEndpoints, endpoint)) {
+    return { ok: false, problem: { key: "behaviour.endpoint", message: `"${endpoint}" is not an inference endpoint of this bot (${endpointNames(bot.inferenceEndpoints)}); use one of those names, or off`, line: null }, fileKey: await fileKey() };
+  }
   return { ok: true, config: effectiveConfig(bot, parsed.value) };
 }
 

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
+import { InferenceEndpointConfig, MAX_PROMPTS_PER_KIND, TaskPrompt } from "../behaviour/schema.js";
 import { isRepoId } from "../hub/repo-ref.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 
@@ -54,6 +55,19 @@ export const RepoConfigShape = {
   /** Usernames who may command the bot, besides the owning organisation's members. */
   allowUsers: z.array(z.string().min(1)),
   limits: JobLimits,
+  /**
+   * The behavioural check: which of the operator's inference endpoints asks the original adapter and the variant
+   * the same prompts (`off`/null: none), and the repo's own task prompts, scored by exact answer.
+   */
+  behaviour: z.strictObject({
+    endpoint: z
+      .string()
+      .min(1)
+      .max(63)
+      .nullable()
+      .transform((name) => (name === "off" ? null : name)),
+    task: z.array(TaskPrompt).max(MAX_PROMPTS_PER_KIND),
+  }),
 };
 
 export const RepoConfig = z.strictObject({
@@ -68,6 +82,9 @@ export const RepoConfig = z.strictObject({
   readmeSection: RepoConfigShape.readmeSection.default(true),
   allowUsers: RepoConfigShape.allowUsers.default([]),
   limits: RepoConfigShape.limits.default(JobLimits.parse({})),
+  behaviour: z
+    .strictObject({ endpoint: RepoConfigShape.behaviour.shape.endpoint.default(null), task: RepoConfigShape.behaviour.shape.task.default([]) })
+    .default({ endpoint: null, task: [] }),
 });
 export type RepoConfig = z.infer<typeof RepoConfig>;
 
@@ -84,8 +101,16 @@ export const RepoConfigFile = z.strictObject({
   readmeSection: RepoConfigShape.readmeSection.optional(),
   allowUsers: RepoConfigShape.allowUsers.optional(),
   limits: JobLimits.partial().optional(),
+  behaviour: RepoConfigShape.behaviour.partial().optional(),
 });
 export type RepoConfigFile = z.infer<typeof RepoConfigFile>;
+
+/** An operator's inference endpoint, and the aligned models it serves (the check runs only for adapters on one of them). */
+export const BotInferenceEndpoint = InferenceEndpointConfig.extend({
+  /** Aligned model ids the endpoint serves; unset: the check does not compare (the endpoint fails on a foreign adapter). */
+  serves: z.array(RepoId).max(100).optional(),
+});
+export type BotInferenceEndpoint = z.infer<typeof BotInferenceEndpoint>;
 
 /** BOT_CONFIG: the defaults for every repo, plus what only the bot's operator decides. */
 export const BotConfig = RepoConfig.extend({
@@ -101,8 +126,26 @@ export const BotConfig = RepoConfig.extend({
   trustedModels: z.array(z.string().regex(/^[\w*?-][\w.*?-]*\/[\w*?-][\w.*?-]*$/, "must be a model id or a glob of ids, like myorg/*")).default([]),
   /** Minutes between reconciliation scans of the watched repos; 0 turns them off. */
   reconcileMinutes: z.number().nonnegative().default(60),
+  /**
+   * Inference endpoints for the behavioural check, by name (`behaviour.endpoint` picks one). Only the operator gives
+   * URLs and tokens; a repo can only choose among these names.
+   */
+  inferenceEndpoints: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "endpoint names are lowercase letters, digits, . _ - (at most 63)"), BotInferenceEndpoint).default({}),
+  /** A prompt set file (JSON) for the check instead of the project's own (src/behaviour/prompt-sets). */
+  behaviourPromptSet: z.string().min(1).nullable().default(null),
+}).superRefine((config, context) => {
+  const name = config.behaviour.endpoint;
+  if (name !== null && !Object.hasOwn(config.inferenceEndpoints, name)) {
+    context.addIssue({ code: "custom", path: ["behaviour", "endpoint"], message: `"${name}" is not one of inferenceEndpoints (${endpointNames(config.inferenceEndpoints)})` });
+  }
 });
 export type BotConfig = z.infer<typeof BotConfig>;
+
+/** The operator's endpoint names for a message, or what to do when there are none. */
+export function endpointNames(endpoints: Record<string, unknown>): string {
+  const names = Object.keys(endpoints);
+  return names.length > 0 ? names.join(", ") : "none is configured; add one under inferenceEndpoints in BOT_CONFIG";
+}
 
 export interface ConfigProblem {
   /** Dotted path of the offending key, e.g. `limits.maxModules`; empty for the whole file. */
@@ -162,7 +205,7 @@ export function loadBotConfig(path: string | undefined): BotConfig {
  */
 export function effectiveConfig(bot: BotConfig, file: RepoConfigFile | null): RepoConfig {
   if (!file) return bot;
-  const { limits, ...rest } = file;
+  const { limits, behaviour, ...rest } = file;
   const defined = Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)) as Partial<RepoConfig>;
   const lowered = Object.fromEntries(
     Object.entries(bot.limits).map(([key, cap]) => {
@@ -170,5 +213,5 @@ export function effectiveConfig(bot: BotConfig, file: RepoConfigFile | null): Re
       return [key, asked === undefined ? cap : Math.min(cap, asked)];
     }),
   ) as JobLimits;
-  return { ...bot, ...defined, limits: lowered };
+  return { ...bot, ...defined, limits: lowered, behaviour: { endpoint: behaviour?.endpoint !== undefined ? behaviour.endpoint : bot.behaviour.endpoint, task: behaviour?.task ?? bot.behaviour.task } };
 }

@@ -1,3 +1,4 @@
+import { behaviourCardSection } from "./behaviour-section.js";
 import { code, codeBlock, tableCell } from "./markdown.js";
 import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, pairLines } from "./headline.js";
 import type { ModuleReport, SafeLoraReport } from "./schema.js";
@@ -110,22 +111,32 @@ export function reproduceSection(command: string): string {
   ].join("\n");
 }
 
-/** What the variant is not: a measurement of behaviour, a true projection, a patch of every tensor. */
-export function caveatsSection(): string {
-  return CAVEATS;
+/** What the variant is not: a full evaluation of behaviour, a true projection, a patch of every tensor. */
+export function caveatsSection(report: SafeLoraReport): string {
+  const behaviour =
+    report.behaviour?.status === "measured"
+      ? "- The selection is a weight-space heuristic. The behaviour figures above come from a few prompts scored by keyword: evaluate the variant on your task and on your own safety prompts before you rely on it."
+      : "- This is a weight-space heuristic. Nothing here measures the model's behaviour: evaluate the variant on your task and on safety prompts before you rely on it.";
+  return ["## Caveats", "", behaviour, ...OTHER_CAVEATS].join("\n");
 }
 
-const CAVEATS = [
-  "## Caveats",
-  "",
-  "- This is a weight-space heuristic. Nothing here measures the model's behaviour: evaluate the variant on your task and on safety prompts before you rely on it.",
+const OTHER_CAVEATS = [
   "- The operator C = V Vᵀ / ‖V‖_F is not a projection: it scales each component of `lora_B` along V's singular directions by σᵢ²/‖V‖_F, " +
     "and can shrink a projected module's update by orders of magnitude (see ‖CB‖/‖B‖). This follows the paper's reference implementation.",
   "- Tensors other than LoRA factors (LoRA biases, `modules_to_save`) are copied unchanged and are not covered by Safe LoRA.",
-].join("\n");
+];
 
 /** `README.md` of the patched variant: front matter the Hub reads, then the report in words and tables, one function per section. */
 export function renderModelCard(report: SafeLoraReport, context: ModelCardContext): string {
-  const sections = [frontMatter(context), cardSummary(report), chartImage(), modulesSection(report), inputsSection(report), reproduceSection(context.command), caveatsSection()];
+  const sections = [
+    frontMatter(context),
+    cardSummary(report),
+    behaviourCardSection(report.behaviour),
+    chartImage(),
+    modulesSection(report),
+    inputsSection(report),
+    reproduceSection(context.command),
+    caveatsSection(report),
+  ].filter((section): section is string => section !== null);
   return `${sections.join("\n\n")}\n`;
 }

@@ -1,5 +1,6 @@
 import { code, codeBlock, escapeMarkdown, linkPath, plainLine, tableCell } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
+import { behaviourPendingLine, behaviourPullRequestSection } from "./behaviour-section.js";
 import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, resolvedByWords } from "./headline.js";
 import { pullRequestMarker, type TryVariant } from "../forge/forge.js";
 import type { SafeLoraReport } from "./schema.js";
@@ -18,6 +19,8 @@ export interface PullRequestContext {
   readonly variants: ReadonlyArray<{ folder: string; report: SafeLoraReport }>;
   /** Every file the pull request adds or changes against the branch it targets, as its commits left them. */
   readonly changes: ReadonlyArray<FileChange>;
+  /** The inference endpoint whose behavioural check is still to report, by name; null or absent: none is. */
+  readonly behaviourPending?: string | null;
 }
 
 export interface FileChange {
@@ -101,8 +104,10 @@ export function commandsFolded(commandHelp: string): string {
   return ["<details><summary>Commands</summary>", "", commandHelp, "", "</details>"].join("\n");
 }
 
-export function caveat(): string {
-  return "_A weight-space heuristic: nothing here measures how the model behaves. The operator rescales rather than projects; the report card shows by how much. Evaluate the variant before you rely on it._";
+export function caveat(variants: PullRequestContext["variants"]): string {
+  const measured = variants.length > 0 && variants.every((variant) => variant.report.behaviour?.status === "measured");
+  const behaviour = measured ? "the behaviour figures come from a few prompts scored by keyword" : "nothing here measures how the model behaves";
+  return `_A weight-space heuristic: ${behaviour}. The operator rescales rather than projects; the report card shows by how much. Evaluate the variant before you rely on it._`;
 }
 
 /** What a reviewer must see before anything else about one variant: the warnings, then what was given up. */
@@ -110,21 +115,22 @@ export function variantHeadline(report: SafeLoraReport): string[] {
   return [majorityWarning(report), modelTreeWarning(report), givenUp(report)].filter((line): line is string => line !== null);
 }
 
-/** One variant's part: its folder when there are several, its headline, its summary table. */
-export function variantSections(variant: { folder: string; report: SafeLoraReport }, variantCount: number): string[] {
-  return [...(variantCount > 1 ? [`### ${code(variant.folder)}`] : []), ...variantHeadline(variant.report), summaryTable(variant)];
+/** One variant's part: its folder when there are several, its headline, its summary table, its measured behaviour. */
+export function variantSections(variant: { folder: string; report: SafeLoraReport }, variantCount: number, behaviourPending: string | null = null): string[] {
+  const behaviour = behaviourPullRequestSection(variant.report.behaviour) ?? (behaviourPending ? behaviourPendingLine(behaviourPending) : null);
+  return [...(variantCount > 1 ? [`### ${code(variant.folder)}`] : []), ...variantHeadline(variant.report), summaryTable(variant), ...(behaviour ? [behaviour] : [])];
 }
 
 /** The pull request's description: one small function per section; each variant opens with its cost. */
 export function pullRequestDescription(context: PullRequestContext): string {
   const sections = [
     pullRequestMarker(context.folder),
-    ...context.variants.flatMap((variant) => variantSections(variant, context.variants.length)),
+    ...context.variants.flatMap((variant) => variantSections(variant, context.variants.length, context.behaviourPending ?? null)),
     methodIntro(),
     changedFiles(context.changes),
     tryIt(context),
     commandsFolded(context.commandHelp),
-    caveat(),
+    caveat(context.variants),
   ];
   return `${sections.join("\n\n")}\n`;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BehaviourEvidence } from "./behaviour-schema.js";
 import { PatchRecord } from "./record.js";
 
 /** Why a module has no cosine and was left unchanged. */
@@ -115,5 +116,7 @@ export const SafeLoraReport = z.object({
   dryRun: z.object({ alternatives: z.array(SelectionPreview) }).optional(),
   /** The bot's record of inputs and settings (absent for CLI runs). */
   record: PatchRecord.optional(),
+  /** The behavioural check's figures, or why it could not run; absent where no inference endpoint was configured. Not part of `record`. */
+  behaviour: BehaviourEvidence.optional(),
 });
 export type SafeLoraReport = z.infer<typeof SafeLoraReport>;

@@ -36,6 +36,25 @@ describe("loadRepoConfig", () => {
     expect(result).toMatchObject({ ok: false, problem: { key: "select", line: 2 }, fileKey: await files.contentKey("safe-lora.yaml") });
   });
 
+  it("lets a repo choose one of the operator's inference endpoints by name, or off, and give task prompts; never a URL of its own", async () => {
+    const bot = BotConfig.parse({ inferenceEndpoints: { tgi: { url: "http://127.0.0.1:9/", protocol: "tgi" } }, behaviour: { endpoint: "tgi" } });
+    const loadWith = async (yaml: string) => {
+      const forge = new MemoryForge();
+      const sha = forge.createRepo({ repo: "acme/lora", files: { "safe-lora.yaml": yaml } });
+      return loadRepoConfig(bot, await forge.open({ repo: "acme/lora", revision: sha }), "safe-lora.yaml");
+    };
+    expect(await loadWith("select: top-k:2\n")).toMatchObject({ ok: true, config: { behaviour: { endpoint: "tgi", task: [] } } });
+    expect(await loadWith("behaviour: {endpoint: off}\n")).toMatchObject({ ok: true, config: { behaviour: { endpoint: null } } });
+    expect(await loadWith('behaviour:\n  task:\n    - {prompt: "#say a?", expected: "a."}\n')).toMatchObject({
+      ok: true,
+      config: { behaviour: { endpoint: "tgi", task: [{ prompt: "#say a?", expected: "a." }] } },
+    });
+    expect(await loadWith("behaviour: {endpoint: other}\n")).toMatchObject({ ok: false, problem: { key: "behaviour.endpoint", message: expect.stringContaining('"other" is not an inference endpoint of this bot (tgi)') } });
+    expect(await loadWith("behaviour: {endpoint: toString}\n")).toMatchObject({ ok: false, problem: { key: "behaviour.endpoint" } });
+    expect(await loadWith("behaviour: {url: http://10.0.0.1/}\n")).toMatchObject({ ok: false, problem: { key: "behaviour.url" } });
+    expect(await loadWith("inferenceEndpoints: {mine: {url: http://10.0.0.1/, protocol: tgi}}\n")).toMatchObject({ ok: false, problem: { key: "inferenceEndpoints" } });
+  });
+
   it("describes a problem with the file's own text escaped", () => {
     expect(describeProblem({ key: "a*b", line: 3, message: "not _this_" }, "safe-lora.yaml")).toBe("`a*b` (safe-lora.yaml, line 3): not \\_this\\_");
     expect(describeProblem({ key: "", line: null, message: "not YAML" }, ".github/safe-lora.yml")).toBe(".github/safe-lora.yml: not YAML");

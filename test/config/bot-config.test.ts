@@ -63,6 +63,15 @@ describe("BOT_CONFIG", () => {
     expect(() => loadBotConfig(join(dir, "missing.yaml"))).toThrow(/cannot be read/);
   });
 
+  it("takes inference endpoints (operator only) and refuses a default endpoint that is not one of them", () => {
+    const config = BotConfig.parse({ inferenceEndpoints: { "tgi-1": { url: "https://tgi.internal/", protocol: "tgi", tokenEnv: "TGI_TOKEN" } }, behaviour: { endpoint: "tgi-1" } });
+    expect(config.inferenceEndpoints["tgi-1"]).toMatchObject({ protocol: "tgi", timeoutSeconds: 300, requestTimeoutSeconds: 60, concurrency: 2, maxNewTokens: 64 });
+    expect(BotConfig.safeParse({ behaviour: { endpoint: "nope" } }).error?.issues[0]).toMatchObject({ path: ["behaviour", "endpoint"], message: expect.stringContaining("add one under inferenceEndpoints") });
+    expect(BotConfig.safeParse({ inferenceEndpoints: { x: { url: "file:///etc/passwd", protocol: "tgi" } } }).success).toBe(false);
+    expect(BotConfig.safeParse({ inferenceEndpoints: { x: { url: "http://h/", protocol: "tgi", tokenEnv: "lower" } } }).success).toBe(false);
+    expect(BotConfig.parse({}).behaviour).toEqual({ endpoint: null, task: [] });
+  });
+
   it("takes trustedModels (operator only) and refuses it in a repo's file", () => {
     writeFileSync(join(dir, "trusted.yaml"), "trustedModels: [myorg/*, other/model-chat]\n");
     expect(loadBotConfig(join(dir, "trusted.yaml")).trustedModels).toEqual(["myorg/*", "other/model-chat"]);

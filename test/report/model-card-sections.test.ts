@@ -58,7 +58,7 @@ describe("the variant's card, section by section", () => {
   });
 
   it("caveatsSection: not a measurement, not a projection, not every tensor", () => {
-    const caveats = caveatsSection().split("\n- ");
+    const caveats = caveatsSection(eightModules()).split("\n- ");
     expect(caveats).toHaveLength(4);
     expect(caveats[1]).toMatch(/^This is a weight-space heuristic/);
     expect(caveats[2]).toMatch(/^The operator C = V Vᵀ \/ ‖V‖_F is not a projection/);
@@ -69,7 +69,7 @@ describe("the variant's card, section by section", () => {
     const context = { alignedHubId: "org/chat", license: null, command: "safe-lora patch" };
     const r = eightModules();
     expect(renderModelCard(r, context)).toBe(
-      `${[frontMatter(context), cardSummary(r), chartImage(), modulesSection(r), inputsSection(r), reproduceSection(context.command), caveatsSection()].join("\n\n")}\n`,
+      `${[frontMatter(context), cardSummary(r), chartImage(), modulesSection(r), inputsSection(r), reproduceSection(context.command), caveatsSection(r)].join("\n\n")}\n`,
     );
   });
 });

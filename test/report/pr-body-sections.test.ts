@@ -79,7 +79,7 @@ describe("the pull request description, section by section", () => {
   });
 
   it("caveat: a heuristic, not a measurement", () => {
-    expect(caveat()).toMatch(/^_A weight-space heuristic: nothing here measures how the model behaves\..*_$/);
+    expect(caveat([variant("a")])).toMatch(/^_A weight-space heuristic: nothing here measures how the model behaves\..*_$/);
   });
 
   it("pullRequestDescription: the marker, each variant, then the method, the files, trying it, the commands, the caveat", () => {
