@@ -26,6 +26,7 @@ const root = protobuf.Root.fromJSON({
           fields: {
             node: { rule: "repeated", type: "NodeProto", id: 1 },
             name: { type: "string", id: 2 },
+            initializer: { rule: "repeated", type: "TensorProto", id: 5 },
             input: { rule: "repeated", type: "ValueInfoProto", id: 11 },
             output: { rule: "repeated", type: "ValueInfoProto", id: 12 },
           },
@@ -45,7 +46,19 @@ const root = protobuf.Root.fromJSON({
             name: { type: "string", id: 1 },
             f: { type: "float", id: 2 },
             i: { type: "int64", id: 3 },
+            t: { type: "TensorProto", id: 5 },
+            floats: { rule: "repeated", type: "float", id: 7, options: { packed: true } },
+            ints: { rule: "repeated", type: "int64", id: 8, options: { packed: true } },
             type: { type: "int32", id: 20 },
+          },
+        },
+        TensorProto: {
+          // `dataType` is the DataType enum (ElemType), sent as its number; values go in `rawData` (little-endian).
+          fields: {
+            dims: { rule: "repeated", type: "int64", id: 1, options: { packed: true } },
+            dataType: { type: "int32", id: 2 },
+            name: { type: "string", id: 8 },
+            rawData: { type: "bytes", id: 9 },
           },
         },
         ValueInfoProto: {
@@ -71,15 +84,26 @@ const root = protobuf.Root.fromJSON({
 const ModelProto = root.lookupType("onnx.ModelProto");
 
 /** TensorProto.DataType values. */
-export const ElemType = { FLOAT: 1, DOUBLE: 11 } as const;
+export const ElemType = { FLOAT: 1, INT64: 7, DOUBLE: 11 } as const;
 /** AttributeProto.AttributeType values. */
-export const AttributeType = { FLOAT: 1, INT: 2 } as const;
+export const AttributeType = { FLOAT: 1, INT: 2, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
+
+/** A constant tensor (an initializer, named; or an attribute's value): its values as little-endian bytes (the host's order: dtype.ts refuses big-endian hosts). */
+export interface OnnxTensor {
+  name?: string;
+  dataType: number;
+  dims: number[];
+  rawData: Uint8Array;
+}
 
 export interface OnnxAttribute {
   name: string;
   type: number;
   f?: number;
   i?: number;
+  t?: OnnxTensor;
+  floats?: number[];
+  ints?: number[];
 }
 export interface OnnxNode {
   opType: string;
@@ -98,7 +122,19 @@ export interface OnnxModel {
   producerVersion: string;
   docString?: string;
   opsetImport: Array<{ domain: string; version: number }>;
-  graph: { name: string; node: OnnxNode[]; input: OnnxValueInfo[]; output: OnnxValueInfo[] };
+  graph: { name: string; node: OnnxNode[]; input: OnnxValueInfo[]; output: OnnxValueInfo[]; initializer?: OnnxTensor[] };
+}
+
+/** An fp32 constant tensor of shape `dims`, row-major. */
+export function floatTensor(dims: number[], values: Float32Array | readonly number[]): OnnxTensor {
+  const data = values instanceof Float32Array ? values : Float32Array.from(values);
+  return { dataType: ElemType.FLOAT, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/** An int64 constant tensor of shape `dims` (shapes, axes, indices), row-major. */
+export function int64Tensor(dims: number[], values: readonly number[]): OnnxTensor {
+  const data = BigInt64Array.from(values, (value) => BigInt(value));
+  return { dataType: ElemType.INT64, dims, rawData: new Uint8Array(data.buffer) };
 }
 
 export function encodeModel(model: OnnxModel): Uint8Array {
