@@ -2,7 +2,9 @@ import { join } from "node:path";
 import { pino } from "pino";
 import type { BotContext } from "../bot/context.js";
 import { BotMetrics } from "../bot/metrics.js";
-import { loadBotConfig } from "../config/bot-config.js";
+import { loadPromptSet } from "../behaviour/load-prompt-set.js";
+import type { BehaviourSetup } from "../bot/behaviour-check.js";
+import { loadBotConfig, type BotConfig } from "../config/bot-config.js";
 import type { Env } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import { forgeRegistry, type Forge } from "../forge/forge.js";
@@ -50,6 +52,7 @@ export async function createBotContext(env: Env, overrides: BotContextOverrides 
     cache: overrides.cache !== undefined ? overrides.cache : new AlignmentCache(join(env.DATA_DIR, "alignment-cache"), env.SAFE_LORA_CACHE_GB * 1e9),
     warmPairs: overrides.warmPairs !== undefined ? overrides.warmPairs : env.SAFE_LORA_WARM_PAIRS_MB > 0 ? { maxBytes: env.SAFE_LORA_WARM_PAIRS_MB * 1e6 } : null,
     executionProvider: overrides.executionProvider ?? env.SAFE_LORA_EP,
+    behaviour: overrides.behaviour ?? behaviourSetup(config, overrides.tokenEnv ?? process.env),
     log: overrides.log ?? pino({ level: env.LOG_LEVEL, base: { bot: forges.get("hub").bot.name } }),
     metrics: overrides.metrics ?? new BotMetrics(queue),
   };
@@ -66,6 +69,21 @@ async function githubForge(env: Env): Promise<Forge[]> {
   const tokens = appInstallationTokens({ apiUrl }, { appId: settings.appId, privateKey: settings.privateKey });
   const access: GithubAccess = { apiUrl, webUrl: githubWebUrl(apiUrl), installationToken: tokens.installationToken, forgetInstallation: tokens.forgetInstallation };
   return [await GithubForge.connect(access, tokens.app, settings.slug ? { slug: settings.slug } : {})];
+}
+
+/**
+ * The check's prompt set and the endpoints' tokens, read once so that a missing file or variable stops the bot at
+ * start-up, saying which, rather than every job later.
+ */
+function behaviourSetup(config: BotConfig, tokenEnv: NodeJS.ProcessEnv): BehaviourSetup {
+  const tokens = new Map<string, string>();
+  for (const [name, endpoint] of Object.entries(config.inferenceEndpoints)) {
+    if (!endpoint.tokenEnv) continue;
+    const token = tokenEnv[endpoint.tokenEnv];
+    if (!token) throw new SafeLoraError(`BOT_CONFIG inferenceEndpoints.${name}.tokenEnv names ${endpoint.tokenEnv}, which is not set; set it to the endpoint's token, or remove tokenEnv`, "usage");
+    tokens.set(name, token);
+  }
+  return { promptSet: loadPromptSet(config.behaviourPromptSet), tokens };
 }
 
 function hubAccess(env: Env, tokenEnv: NodeJS.ProcessEnv) {

@@ -6,6 +6,7 @@ import type { AlignmentCache } from "../projection/alignment-cache.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import type { BotMemory } from "../queue/bot-memory.js";
 import type { JobQueue } from "../queue/job-queue.js";
+import type { BehaviourSetup } from "./behaviour-check.js";
 import type { BotMetrics } from "./metrics.js";
 
 /** Everything the bot's jobs share, wired once by the composition root (src/app/). */
@@ -22,6 +23,8 @@ export interface BotContext {
   /** V of recently used pairs kept in this process between jobs (SAFE_LORA_WARM_PAIRS_MB); null: off. */
   readonly warmPairs: { readonly maxBytes: number } | null;
   readonly executionProvider: ExecutionProviderChoice;
+  /** The behavioural check's prompt set and endpoint tokens (BOT_CONFIG inferenceEndpoints, behaviourPromptSet). */
+  readonly behaviour: BehaviourSetup;
   readonly log: Logger;
   readonly metrics: BotMetrics;
 }

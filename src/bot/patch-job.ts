@@ -19,8 +19,10 @@ import { withReadmeSection } from "../report/readme-section.js";
 import { reproduceCommand } from "../report/reproduce-command.js";
 import { sameRecord, type PatchRecord } from "../report/record.js";
 import { SafeLoraReport } from "../report/schema.js";
+import { renderModelCard, type ModelCardContext } from "../report/model-card.js";
 import { TOOL } from "../version.js";
 import { adapterFileKeys } from "./adapters.js";
+import { measureVariant } from "./behaviour-check.js";
 import { onForge, type JobContext } from "./context.js";
 import type { JobKindDefinition } from "./job-kinds.js";
 import { modelAccessCheck } from "./model-access.js";
@@ -120,6 +122,15 @@ async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, s
   };
 }
 
+/** What the variant's card says beyond the report: the aligned model for `base_model`, the licence, how to reproduce it. */
+function cardContextOf(report: SafeLoraReport, inputs: OpenedInputs, folder: string, hubUrl: string): ModelCardContext {
+  return {
+    alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null,
+    license: cardLicense(inputs.adapterCard),
+    command: reproduceCommand(report, folder, { hubUrl: nonDefaultHubUrl(hubUrl) }),
+  };
+}
+
 /** The files of the commit: the variant folder, and the root README section when configured. */
 async function commitFiles(params: {
   readonly patched: PatchedAdapter;
@@ -134,11 +145,10 @@ async function commitFiles(params: {
 }): Promise<FileToCommit[]> {
   const { patched, inputs, folder, config, readmeFrom, hubUrl } = params;
   const report = patched.report;
-  const command = reproduceCommand(report, folder, { hubUrl: nonDefaultHubUrl(hubUrl) });
-  const license = cardLicense(inputs.adapterCard);
-  const files: FileToCommit[] = variantFiles(patched, { alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null, license, command }).map(
-    (file) => ({ path: posix.join(variantFolderOf(folder), file.path), content: new Blob([...file.chunks]) }),
-  );
+  const files: FileToCommit[] = variantFiles(patched, cardContextOf(report, inputs, folder, hubUrl)).map((file) => ({
+    path: posix.join(variantFolderOf(folder), file.path),
+    content: new Blob([...file.chunks]),
+  }));
   if (config.readmeSection) {
     const readme = (await readmeFrom.exists("README.md")) ? await readmeFrom.readText("README.md") : null;
     files.push({ path: "README.md", content: new Blob([withReadmeSection(readme, folder, report)]) });
@@ -295,6 +305,9 @@ async function unchanged(run: PatchRun, plan: OpenedPlan): Promise<PatchOutcome 
   if (!open || !prHead || !sameRecord((await committedReport(prHead, payload.folder))?.record, record)) return null;
   const { repo, folder } = payload;
   await refreshDescription(context, { repo, pr: open, head: prHead, prFolder: plan.prFolder, main: files });
+  // A run that committed the variant but stopped before the behavioural check (a crash, a restart) finishes it here.
+  const report = await committedReport(prHead, folder);
+  if (report && !report.behaviour && plan.config.behaviour.endpoint !== null) await checkBehaviour(run, plan, { num: open.num, commit: prHead.sha, report });
   await run.reply(`Nothing to do: this pull request already holds ${code(folder)} patched with \`${record.selection}\` from the same adapter and models.`);
   await resolveNotices(context, { repo, folder, outcome: `Pull request #${open.num} now holds a Safe LoRA variant of ${code(folder)} (\`${record.selection}\`).` });
   return { outcome: "unchanged", pr: open.num, reason: "same record" };
@@ -339,12 +352,21 @@ async function publish(run: PatchRun, plan: OpenedPlan, patched: PatchedAdapter)
       repo,
       baseSha: files.sha,
       title: pullRequestTitle(prFolder),
-      description: pullRequestDescription({ folder: prFolder, commandHelp: commentCommandHelp(forge.bot.name), tryVariant: (variant) => forge.tryVariant({ repo, num: null, ...variant }), variants: [{ folder, report: patched.report }], changes: [] }),
+      description: pullRequestDescription({
+        folder: prFolder,
+        commandHelp: commentCommandHelp(forge.bot.name),
+        tryVariant: (variant) => forge.tryVariant({ repo, num: null, ...variant }),
+        variants: [{ folder, report: patched.report }],
+        changes: [],
+        behaviourPending: plan.config.behaviour.endpoint,
+      }),
       files: await commitFiles({ patched, inputs: plan.inputs, folder, config: plan.config, readmeFrom: files, hubUrl: context.hub.hubUrl }),
     }));
   }
   const head = await forge.open({ repo, revision: forge.pullRequestHead(repo, num) });
-  await refreshDescription(context, { repo, pr: { num, description: open?.description ?? "" }, head, prFolder, main: files });
+  await refreshDescription(context, { repo, pr: { num, description: open?.description ?? "" }, head, prFolder, main: files, behaviourPending: plan.config.behaviour.endpoint });
+  // The variant is published first: the endpoint loads it from the pull request's commit, and a failed check takes nothing away.
+  await checkBehaviour(run, plan, { num, commit, report: patched.report });
   const { projectedCount, moduleCount } = patched.report;
   const where = open ? "committed" : `opened pull request #${num} (${forge.pullRequestUrl(repo, num)}) with`;
   await run.reply(`Done: ${where} \`${commit.slice(0, 12)}\` — ${code(folder)} patched with \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected.`);
@@ -354,6 +376,46 @@ async function publish(run: PatchRun, plan: OpenedPlan, patched: PatchedAdapter)
     outcome: `Done: pull request #${num} holds a Safe LoRA variant of ${code(folder)} (commit \`${commit.slice(0, 12)}\`, \`${record.selection}\`, ${projectedCount} of ${moduleCount} modules projected).`,
   });
   return { outcome: "committed", pr: num, commit, projected: projectedCount, modules: moduleCount, created: !open };
+}
+
+/**
+ * The behavioural check of the variant committed at `commit`, when the repo has an endpoint: its evidence (figures, or
+ * why there are none) is committed beside the variant — the report and its card — and the description shows it.
+ * Nothing is committed when the pull request has moved on to another variant meanwhile: the figures would be stale.
+ */
+async function checkBehaviour(run: PatchRun, plan: OpenedPlan, variant: { num: number; commit: string; report: SafeLoraReport }): Promise<void> {
+  const { context, files } = run;
+  const { repo, folder } = run.payload;
+  const evidence = await measureVariant(context, {
+    repo,
+    isPrivate: files.private,
+    folder,
+    config: plan.config,
+    originalSha: files.sha,
+    patchedCommit: variant.commit,
+    alignedModel: variant.report.inputs.aligned.location,
+    signal: plan.signal,
+  });
+  if (!evidence) return;
+  const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, variant.num) });
+  if (!sameRecord((await committedReport(head, folder))?.record, plan.record)) return;
+  const report: SafeLoraReport = { ...variant.report, behaviour: evidence };
+  const where = variantFolderOf(folder);
+  await pushWithRetry(context, {
+    repo,
+    pr: { num: variant.num },
+    folder,
+    record: plan.record,
+    files: [
+      { path: `${where}/README.md`, content: new Blob([renderModelCard(report, cardContextOf(report, plan.inputs, folder, context.hub.hubUrl))]) },
+      { path: `${where}/${REPORT_FILE}`, content: new Blob([`${JSON.stringify(report, null, 2)}\n`]) },
+    ],
+    title: plainLine(`Safe LoRA: behavioural check of ${folder} (${evidence.status === "measured" ? "measured" : "could not run"})`),
+    landed: async (retried) => JSON.stringify((await committedReport(retried, folder))?.behaviour) === JSON.stringify(evidence),
+  });
+  const description = (await context.forge.pullRequests(repo)).find((pr) => pr.num === variant.num)?.description ?? "";
+  const described = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, variant.num) });
+  await refreshDescription(context, { repo, pr: { num: variant.num, description }, head: described, prFolder: plan.prFolder, main: files });
 }
 
 /**
@@ -403,19 +465,22 @@ async function pushWithRetry(
   context: JobContext,
   params: {
     readonly repo: string;
-    readonly pr: BotPullRequest;
+    readonly pr: Pick<BotPullRequest, "num">;
     /** The adapter folder, whose committed report says whether a retried commit is already there. */
     readonly folder: string;
     readonly record: PatchRecord;
     readonly files: readonly FileToCommit[];
     /** The commit's title. */
     readonly title: string;
+    /** Whether a head already holds what this commit would (a retried commit that landed); by default, the same record. */
+    readonly landed?: (head: PinnedRepo) => Promise<boolean>;
   },
 ) {
   const { repo, pr, folder, record, files, title } = params;
+  const landed = params.landed ?? (async (head: PinnedRepo) => sameRecord((await committedReport(head, folder))?.record, record));
   for (let attempt = 1; ; attempt++) {
     const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, pr.num) });
-    if (attempt > 1 && sameRecord((await committedReport(head, folder))?.record, record)) return { commit: head.sha };
+    if (attempt > 1 && (await landed(head))) return { commit: head.sha };
     const result = await context.forge.pushToPullRequest({ repo, num: pr.num, parent: head.sha, title, files });
     if (result !== "stale") return result;
     if (attempt >= 5) throw new SafeLoraError(`${repo}: pull request #${pr.num} kept moving while committing; will retry`, "hub-unavailable");
@@ -452,13 +517,22 @@ async function refreshDescription(
     readonly prFolder: string;
     /** What it is compared with: the default branch at the commit the adapter was read at. */
     readonly main: PinnedRepo;
+    /** The endpoint whose behavioural check is about to run, for a line saying its figures are coming. */
+    readonly behaviourPending?: string | null;
   },
 ): Promise<void> {
   const { repo, pr, head, prFolder, main } = params;
   const variants = await committedReports(head);
   if (variants.length === 0) return;
   const changes = await pullRequestChanges(head, main, variants.map((variant) => variant.folder));
-  const description = pullRequestDescription({ folder: prFolder, commandHelp: commentCommandHelp(context.forge.bot.name), tryVariant: (variant) => context.forge.tryVariant({ repo, num: pr.num, ...variant }), variants, changes });
+  const description = pullRequestDescription({
+    folder: prFolder,
+    commandHelp: commentCommandHelp(context.forge.bot.name),
+    tryVariant: (variant) => context.forge.tryVariant({ repo, num: pr.num, ...variant }),
+    variants,
+    changes,
+    behaviourPending: params.behaviourPending ?? null,
+  });
   if (description.trim() !== pr.description.trim()) await context.forge.updateDescription({ repo, num: pr.num, text: description });
 }
 

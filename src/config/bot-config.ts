@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
@@ -196,7 +197,9 @@ export function loadBotConfig(path: string | undefined): BotConfig {
     const { key, message, line } = result.problem;
     throw new SafeLoraError(`BOT_CONFIG ${path}${line ? `:${line}` : ""}: ${key ? `${key}: ` : ""}${message}`, "usage");
   }
-  return result.value;
+  // A prompt set beside the config file is named relative to it, wherever the bot is started from.
+  const promptSet = result.value.behaviourPromptSet;
+  return promptSet === null ? result.value : { ...result.value, behaviourPromptSet: resolve(dirname(path), promptSet) };
 }
 
 /**
