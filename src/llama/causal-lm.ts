@@ -53,8 +53,10 @@ interface LoraRun {
 }
 
 // No spinning: pool threads would otherwise busy-wait between ops, taking the cores that the rest of the process
-// (an HTTP server, other sessions) needs — as projection-session.ts does.
-const SESSION_OPTIONS = { executionProviders: ["cpu"], graphOptimizationLevel: "all", logSeverityLevel: 4, extra: { session: { intra_op: { allow_spinning: "0" } } } } as const;
+// (an HTTP server, other sessions) needs — as projection-session.ts does. One intra-op thread: the miniature's
+// matrices are too small to split (measured: 224 generations took 18 s with the default pool, 13 s with one
+// thread on 2 busy cores).
+const SESSION_OPTIONS = { executionProviders: ["cpu"], intraOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 4, extra: { session: { intra_op: { allow_spinning: "0" } } } } as const;
 
 /**
  * transformers' LlamaForCausalLM run by onnxruntime on the CPU, batch 1, with LoRA adapters applied at run time
@@ -117,6 +119,15 @@ export class CausalLm {
     return lora;
   }
 
+  /** Releases an adapter's session; using the adapter afterwards is a usage error. */
+  async closeLora(lora: LlamaLora): Promise<void> {
+    const run = this.loras.get(lora);
+    if (!run) return;
+    this.loras.delete(lora);
+    this.sessions.delete(run.session);
+    await (await run.session).release();
+  }
+
   /** Prompt → ids; a character outside the vocabulary is a SafeLoraError (code "usage") naming it. */
   encode(text: string): number[] {
     return this.vocabulary.encode(text);
@@ -124,23 +135,14 @@ export class CausalLm {
 
   /** Last-position logits for a prompt, fp32, length vocab_size. */
   async lastLogits(prompt: string, lora: LlamaLora | null = null): Promise<Float32Array> {
-    const ids = this.encode(prompt);
-    if (ids.length === 0) throw new SafeLoraError("the prompt is empty; the model needs at least one character to predict the next", "usage");
-    if (ids.length > this.shape.maxPositions) {
-      throw new SafeLoraError(`the prompt is ${ids.length} characters, more than the model's ${this.shape.maxPositions} positions (max_position_embeddings)`, "usage");
-    }
-    return this.run(ids, lora);
+    return this.run(this.promptIds(prompt), lora);
   }
 
   /** Greedy decoding: stop after an eos or pad token, or maxNewTokens new tokens, or max_position_embeddings positions in all. */
   async generate(prompt: string, options: { lora?: LlamaLora | null; maxNewTokens: number; signal?: AbortSignal }): Promise<Generation> {
     const { maxNewTokens, signal } = options;
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new SafeLoraError(`maxNewTokens is ${maxNewTokens}; it must be a whole number, 0 or more`, "usage");
-    const ids = this.encode(prompt);
-    if (ids.length === 0) throw new SafeLoraError("the prompt is empty; the model needs at least one character to continue", "usage");
-    if (ids.length > this.shape.maxPositions) {
-      throw new SafeLoraError(`the prompt is ${ids.length} characters, more than the model's ${this.shape.maxPositions} positions (max_position_embeddings)`, "usage");
-    }
+    const ids = this.promptIds(prompt);
     const tokens: number[] = [];
     const nearTies: Array<{ step: number; margin: number }> = [];
     let finish: Generation["finish"] = "length";
@@ -156,6 +158,16 @@ export class CausalLm {
       }
     }
     return { text: this.vocabulary.decode(tokens), tokens, finish, nearTies };
+  }
+
+  /** The prompt's ids, refused when there is nothing to predict from or more than the model's positions. */
+  private promptIds(prompt: string): number[] {
+    const ids = this.encode(prompt);
+    if (ids.length === 0) throw new SafeLoraError("the prompt is empty; the model needs at least one character to predict the next", "usage");
+    if (ids.length > this.shape.maxPositions) {
+      throw new SafeLoraError(`the prompt is ${ids.length} characters, more than the model's ${this.shape.maxPositions} positions (max_position_embeddings)`, "usage");
+    }
+    return ids;
   }
 
   private async run(ids: readonly number[], lora: LlamaLora | null): Promise<Float32Array> {
