@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import { inSubfolder, type RepoFiles } from "../storage/repo-files.js";
+import { parseModelJson } from "./llama-config.js";
 
 export const VOCABULARY_FILE = "vocab.json";
 
@@ -18,13 +19,7 @@ export class CharVocabulary {
   ) {}
 
   static parse(text: string, where: string, vocabSize: number): CharVocabulary {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new SafeLoraError(`${where} is not JSON (${(error as Error).message})`, "invalid-model-config", { cause: error });
-    }
-    const parsed = VocabularyJson.safeParse(json);
+    const parsed = VocabularyJson.safeParse(parseModelJson(text, where));
     if (!parsed.success) {
       throw new SafeLoraError(`${where} is not a character vocabulary (a JSON array of the token of each id): ${parsed.error.issues[0]?.message}`, "invalid-model-config");
     }

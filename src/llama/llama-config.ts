@@ -84,15 +84,18 @@ function checkSupported(config: LlamaConfig, where: string): void {
   if (outside !== undefined) refuse(`token id ${outside} (eos_token_id or pad_token_id) is not below vocab_size ${shape.vocab}`);
 }
 
-/** Parses `config` (the JSON text of config.json from `where`) and refuses values the forward pass does not implement. */
-export function parseLlamaConfig(text: string, where: string): LlamaConfig {
-  let json: unknown;
+/** The JSON of a model file (config.json, vocab.json) from `where`; text that is not JSON is the model's fault. */
+export function parseModelJson(text: string, where: string): unknown {
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
     throw new SafeLoraError(`${where} is not JSON (${(error as Error).message})`, "invalid-model-config", { cause: error });
   }
-  const parsed = LlamaConfig.safeParse(json);
+}
+
+/** Parses `config` (the JSON text of config.json from `where`) and refuses values the forward pass does not implement. */
+export function parseLlamaConfig(text: string, where: string): LlamaConfig {
+  const parsed = LlamaConfig.safeParse(parseModelJson(text, where));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const at = issue ? `${issue.path.map(String).join(".") || "(root)"}: ${issue.message}` : "it does not match transformers' LlamaConfig";

@@ -1,9 +1,9 @@
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import { baseWeightCandidates } from "../peft/lora-modules.js";
-import { openAdapter, type OpenedAdapter } from "../peft/open-adapter.js";
+import { ADAPTER_CONFIG, openAdapter, type OpenedAdapter } from "../peft/open-adapter.js";
 import { decodeToFloat32 } from "../safetensors/dtype.js";
-import type { RepoFiles } from "../storage/repo-files.js";
+import { REPO_ROOT, type RepoFiles } from "../storage/repo-files.js";
 import type { LlamaShape } from "./llama-config.js";
 import { loraInputNames, type LoraSlot } from "./llama-graph.js";
 import { adaptableWeights } from "./llama-weights.js";
@@ -19,6 +19,7 @@ const LoraScaling = z.looseObject({
   bias: z.string().nullish(),
   modules_to_save: z.array(z.string()).nullish(),
 });
+type LoraScaling = z.infer<typeof LoraScaling>;
 
 /** A LoRA adapter ready to feed to the graph: which weights it adapts, with what scale, and the factors as fp32 inputs. */
 export interface LoadedLora {
@@ -43,8 +44,22 @@ function patternValue(pattern: Record<string, number> | null | undefined, module
  */
 export async function loadLlamaLora(files: RepoFiles, folder: string, shape: LlamaShape): Promise<LoadedLora> {
   const adapter = await openAdapter(files, folder);
-  const where = `${files.description}${adapter.subfolder === "." ? "" : `/${adapter.subfolder}`}`;
-  const scaling = LoraScaling.parse(adapter.config);
+  const where = `${files.description}${adapter.subfolder === REPO_ROOT ? "" : `/${adapter.subfolder}`}`;
+  try {
+    return await readFactors(adapter, where, shape, checkScaling(adapter, where));
+  } finally {
+    await adapter.weights.close();
+  }
+}
+
+/** The config's scaling keys, once it is clear the adapter holds nothing but LoRA factors. */
+function checkScaling(adapter: OpenedAdapter, where: string): LoraScaling {
+  const parsed = LoraScaling.safeParse(adapter.config);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SafeLoraError(`${where}/${ADAPTER_CONFIG}: ${issue?.path.map(String).join(".")}: ${issue?.message}`, "invalid-adapter-config");
+  }
+  const scaling = parsed.data;
   if (scaling.bias && scaling.bias !== "none") {
     throw new SafeLoraError(`${where} trains biases (bias: ${JSON.stringify(scaling.bias)}); the local forward pass applies LoRA factors only`, "unsupported-adapter");
   }
@@ -52,15 +67,10 @@ export async function loadLlamaLora(files: RepoFiles, folder: string, shape: Lla
     const what = scaling.modules_to_save?.length ? `modules_to_save ${JSON.stringify(scaling.modules_to_save)}` : `tensor "${adapter.untouched[0]}"`;
     throw new SafeLoraError(`${where} holds more than LoRA factors (${what}); the local forward pass applies lora_A/lora_B pairs only`, "unsupported-adapter");
   }
-  try {
-    return await readFactors(adapter, where, shape);
-  } finally {
-    await adapter.weights.close();
-  }
+  return scaling;
 }
 
-async function readFactors(adapter: OpenedAdapter, where: string, shape: LlamaShape): Promise<LoadedLora> {
-  const scaling = LoraScaling.parse(adapter.config);
+async function readFactors(adapter: OpenedAdapter, where: string, shape: LlamaShape, scaling: LoraScaling): Promise<LoadedLora> {
   const adaptable = adaptableWeights(shape);
   const slots: LoraSlot[] = [];
   const factors = new Map<string, Float32Array>();
