@@ -45,7 +45,7 @@ function fileOn(repoName: string, ref: string, path: string): string | null {
 beforeAll(async () => {
   world = await BotWorld.create();
   await seedMiniatureFamily(world.hub, MINIATURE);
-  for (const name of ["acme/mini-lora", "acme/mini-lora-slow"]) await seedRepo(world.hub, name, [{ path: "README.md", data: "---\nlicense: apache-2.0\n---\n# A miniature adapter\n" }]);
+  for (const name of ["acme/mini-lora", "acme/mini-lora-slow", "acme/mini-lora-later"]) await seedRepo(world.hub, name, [{ path: "README.md", data: "---\nlicense: apache-2.0\n---\n# A miniature adapter\n" }]);
   endpoint = await serveChat();
   hanging = await serveChat();
   hanging.faults.hang = true;
@@ -137,5 +137,39 @@ describe("the behavioural check in the bot's pull request (the miniature through
     expect(description).toContain("| Modules projected | 5 / 8 |");
     expect(fileOn("acme/mini-lora-slow", ref, "safe-lora/README.md")).toContain("**Behavioural check could not run**");
     expect(hanging.requests.length).toBeGreaterThan(0);
+  }, 150_000);
+
+  it("a variant committed without its check (the check off then) gets it from a re-patch that changes nothing else", async () => {
+    const repo = "acme/mini-lora-later";
+    await world.commitFiles({ "safe-lora.yaml": "behaviour:\n  endpoint: off\n" }, { repo, title: "No check yet" });
+    await world.commitFiles(await adapterFiles(), { repo, title: "Upload adapter" });
+    await world.idle(120_000);
+    const [pr] = world.pullRequests(repo);
+    const ref = `refs/pr/${pr!.num}`;
+    expect(SafeLoraReport.parse(JSON.parse(fileOn(repo, ref, "safe-lora/safe-lora-report.json")!)).behaviour).toBeUndefined();
+    expect(pr!.events[0]!.content).not.toContain("Behavioural check");
+    const asked = endpoint.requests.length;
+
+    // Turning it on changes nothing in the patch (no new job); asking for the same patch again runs the check.
+    await world.commitFiles({ "safe-lora.yaml": "behaviour:\n  endpoint: miniature\n" }, { repo, title: "Check behaviour" });
+    await world.idle(120_000);
+    expect(world.prCommits(pr!.num, repo)).toHaveLength(1);
+    const response = await fetch(`${world.hub.url}/api/models/${repo}/discussions/${pr!.num}/comment`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${world.alice.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ comment: "@safe-lora-bot repatch" }),
+    });
+    expect(response.ok).toBe(true);
+    await world.idle(120_000);
+    expect(world.prCommits(pr!.num, repo)).toHaveLength(2);
+    const report = SafeLoraReport.parse(JSON.parse(fileOn(repo, ref, "safe-lora/safe-lora-report.json")!));
+    if (report.behaviour?.status !== "measured") throw new Error(`expected measured behaviour, got ${JSON.stringify(report.behaviour)}`);
+    expect(report.behaviour.subjects.map((subject) => subject.scores)).toEqual([
+      asEvidence(REFERENCE.results["chat+harmful-mix"]!.scores),
+      asEvidence(REFERENCE.safe_lora.variants["threshold:0.5"]!.scores),
+    ]);
+    expect(endpoint.requests.length - asked).toBe(2 * (19 + 21 + 16));
+    expect(pr!.events.some((event) => event.content?.startsWith("Nothing to do"))).toBe(true);
+    expect(pr!.events[0]!.content).toContain("| Harmful requests refused | 0.0 % (0/19) | 94.7 % (18/19) | +94.7 pts |");
   }, 150_000);
 });
