@@ -69,6 +69,8 @@ export class CausalLm {
   private readonly baseSession: Promise<ort.InferenceSession>;
   private readonly loras = new WeakMap<LlamaLora, LoraRun>();
   private readonly sessions = new Set<Promise<ort.InferenceSession>>();
+  /** Session runs in progress, so that no session is released under one. */
+  private readonly running = new Set<Promise<unknown>>();
   private released = false;
 
   private constructor(
@@ -125,6 +127,8 @@ export class CausalLm {
     if (!run) return;
     this.loras.delete(lora);
     this.sessions.delete(run.session);
+    // A generation may be mid-step on it (a server evicting a cached adapter): release only once that step ends.
+    await this.settled();
     await (await run.session).release();
   }
 
@@ -170,7 +174,16 @@ export class CausalLm {
     return ids;
   }
 
-  private async run(ids: readonly number[], lora: LlamaLora | null): Promise<Float32Array> {
+  /** One forward pass, counted as running from the call on, so a release in between waits for it. */
+  private run(ids: readonly number[], lora: LlamaLora | null): Promise<Float32Array> {
+    const running = this.runSession(ids, lora);
+    this.running.add(running);
+    const done = () => this.running.delete(running);
+    running.then(done, done);
+    return running;
+  }
+
+  private async runSession(ids: readonly number[], lora: LlamaLora | null): Promise<Float32Array> {
     this.checkOpen();
     const adapter = lora === null ? null : this.loras.get(lora);
     if (lora !== null && !adapter) {
@@ -183,15 +196,21 @@ export class CausalLm {
     return results[LlamaGraphOutput.lastLogits]!.data as Float32Array;
   }
 
+  /** Waits for the runs in progress, whatever their outcome. */
+  private async settled(): Promise<void> {
+    await Promise.allSettled([...this.running]);
+  }
+
   private checkOpen(): void {
     if (this.released) throw new SafeLoraError("this model was released; open it again with CausalLm.open", "usage");
   }
 
-  /** Releases every onnxruntime session (the base graph's and each adapter's); the model cannot run afterwards. */
+  /** Releases every onnxruntime session (the base graph's and each adapter's) once the runs in progress end; the model cannot run afterwards. */
   async release(): Promise<void> {
     this.released = true;
     const sessions = [...this.sessions];
     this.sessions.clear();
+    await this.settled();
     await Promise.all(sessions.map(async (session) => (await session.catch(() => null))?.release()));
   }
 }

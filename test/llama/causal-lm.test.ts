@@ -54,6 +54,18 @@ describe("CausalLm's decoding rule", () => {
     await expect(model.generate("#say bread?\n", { maxNewTokens: 40, signal: controller.signal })).rejects.toThrow("client went away");
   });
 
+  it("lets a step in progress end before an adapter's or the model's session is released", async () => {
+    const lora = await model.openLora(folders[1]!);
+    const generation = model.generate("#say bread?\n", { lora, maxNewTokens: 40 });
+    await model.closeLora(lora);
+    // The step under way finished on the open session; the next one is refused, as the adapter is closed.
+    await expect(generation).rejects.toMatchObject({ code: "usage", message: expect.stringContaining("closed") });
+    const other = await CausalLm.open(folders[0]!);
+    const logits = other.lastLogits("#say bread?\n");
+    await other.release();
+    expect((await logits).length).toBe(other.config.vocab_size);
+  });
+
   it("refuses an adapter once closed, and anything once released", async () => {
     const lora = await model.openLora(folders[1]!);
     expect(lora.adaptedWeights).toContain("model.layers.0.self_attn.q_proj.weight");
