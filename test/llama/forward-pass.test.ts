@@ -6,6 +6,7 @@ import { SafeLoraError } from "../../src/errors.js";
 import { CausalLm, type LlamaLora } from "../../src/llama/causal-lm.js";
 import { LocalFolder } from "../../src/storage/local-folder.js";
 import { editJson, rewriteSafetensors } from "../helpers/fixture-copy.js";
+import { shardCheckpoint } from "../helpers/shard.js";
 import { decodingLimits, MINIATURE, PROMPT_KINDS, readReference } from "./miniature.js";
 
 const reference = readReference();
@@ -89,6 +90,26 @@ describe("the forward pass against PyTorch's (reference.json)", () => {
     if (mismatches.length > 0) console.log(`differences:\n${mismatches.join("\n")}`);
     expect(compared).toBe(Object.keys(reference.results).length * PROMPT_KINDS.reduce((sum, kind) => sum + reference.prompts[kind].length, 0));
     expect(mismatches.filter((line) => !line.endsWith("(after a near-tie)"))).toEqual([]);
+  });
+});
+
+describe("where the weights come from", () => {
+  it("reads a sharded checkpoint (index and shards) in a subfolder as the single file", async () => {
+    const root = mkdtempSync(join(tmpdir(), "safe-lora-llama-shards-"));
+    try {
+      cpSync(join(MINIATURE, "chat"), join(root, "models", "chat"), { recursive: true });
+      await shardCheckpoint(join(root, "models", "chat"), 3);
+      const files = new LocalFolder(root);
+      const sharded = await CausalLm.open(files, "models/chat");
+      try {
+        for (const prompt of reference.logit_probes.prompts) expect(await sharded.lastLogits(prompt)).toEqual(await chat.lastLogits(prompt));
+      } finally {
+        await sharded.release();
+        await files.close();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 
