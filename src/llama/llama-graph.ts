@@ -100,7 +100,8 @@ export function buildLlamaModel(spec: LlamaGraphSpec, loras: readonly LoraSlot[]
   g.constant("rms_norm_eps", floatTensor([], [spec.rmsNormEps]));
   g.constant("attention_scale", floatTensor([], [1 / Math.sqrt(headDim)]));
   g.constant("zero", int64Tensor([1], [0]));
-  g.constant("one_scalar", int64Tensor([], [1]));
+  // Trilu keeps k = 1 diagonals above the main one: the future positions each query must not see.
+  g.constant("mask_diagonal_offset", int64Tensor([], [1]));
   g.constant("last_index", int64Tensor([1], [-1]));
   g.constant("query_heads_shape", int64Tensor([4], [-1, kvHeads, group, headDim]));
   g.constant("kv_heads_shape", int64Tensor([4], [-1, kvHeads, 1, headDim]));
@@ -112,7 +113,7 @@ export function buildLlamaModel(spec: LlamaGraphSpec, loras: readonly LoraSlot[]
   const sin = g.op("Slice", ["rope_sin_table", "zero", seq, "zero"], "rope_sin");
   const squareShape = g.op("Concat", [seq, seq], "mask_shape", [int("axis", 0)]);
   const filled = g.op("ConstantOfShape", [squareShape], "mask_filled", [tensorAttribute("value", floatTensor([1], [FLOAT32_MIN]))]);
-  const mask = g.op("Trilu", [filled, "one_scalar"], "causal_mask", [int("upper", 1)]);
+  const mask = g.op("Trilu", [filled, "mask_diagonal_offset"], "causal_mask", [int("upper", 1)]);
 
   const rmsNorm = (x: string, weight: string, prefix: string) => {
     const squared = g.op("Mul", [x, x], `${prefix}.squared`);

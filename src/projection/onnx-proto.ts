@@ -47,7 +47,6 @@ const root = protobuf.Root.fromJSON({
             f: { type: "float", id: 2 },
             i: { type: "int64", id: 3 },
             t: { type: "TensorProto", id: 5 },
-            floats: { rule: "repeated", type: "float", id: 7, options: { packed: true } },
             ints: { rule: "repeated", type: "int64", id: 8, options: { packed: true } },
             type: { type: "int32", id: 20 },
           },
@@ -86,7 +85,7 @@ const ModelProto = root.lookupType("onnx.ModelProto");
 /** TensorProto.DataType values. */
 export const ElemType = { FLOAT: 1, INT64: 7, DOUBLE: 11 } as const;
 /** AttributeProto.AttributeType values. */
-export const AttributeType = { FLOAT: 1, INT: 2, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
+export const AttributeType = { FLOAT: 1, INT: 2, TENSOR: 4, INTS: 7 } as const;
 
 /** A constant tensor (an initializer, named; or an attribute's value): its values as little-endian bytes (the host's order: dtype.ts refuses big-endian hosts). */
 export interface OnnxTensor {
@@ -102,7 +101,6 @@ export interface OnnxAttribute {
   f?: number;
   i?: number;
   t?: OnnxTensor;
-  floats?: number[];
   ints?: number[];
 }
 export interface OnnxNode {
