@@ -83,6 +83,8 @@ export async function measureBehaviour(params: MeasureBehaviourParams): Promise<
       const subject = subjects[question.subject]!;
       try {
         answers[question.subject]![question.kind][question.index] = await askEndpoint({ endpoint, adapterId: subject.adapterId, prompt: question.prompt, signal });
+        done += 1;
+        params.onProgress?.(done, questions.length);
       } catch (error) {
         // Aborted by a failure elsewhere, the check's timeout or the caller: told apart below, once all have stopped.
         if (signal.aborted) return;
@@ -91,15 +93,14 @@ export async function measureBehaviour(params: MeasureBehaviourParams): Promise<
         stop.abort();
         return;
       }
-      done += 1;
-      params.onProgress?.(done, questions.length);
     }
   };
   await Promise.all(Array.from({ length: Math.min(config.concurrency, questions.length) }, work));
 
-  const endpointName = { name: endpoint.name, protocol: config.protocol };
+  // The endpoint as the public report names it: never its URL.
+  const publicEndpoint = { name: endpoint.name, protocol: config.protocol };
   const notMeasured = (reason: string, code: NotMeasuredCode): BehaviourMeasurement => ({
-    evidence: { status: "not-measured", endpoint: endpointName, reason, code, measuredAt },
+    evidence: { status: "not-measured", endpoint: publicEndpoint, reason, code, measuredAt },
     generations: null,
   });
   if (params.signal?.aborted) throw params.signal.reason;
@@ -113,7 +114,7 @@ export async function measureBehaviour(params: MeasureBehaviourParams): Promise<
   return {
     evidence: {
       status: "measured",
-      endpoint: endpointName,
+      endpoint: publicEndpoint,
       prompts: describeAskedPrompts(asked),
       subjects: subjects.map((subject, index) => ({
         role: subject.role,

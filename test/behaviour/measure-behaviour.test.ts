@@ -131,6 +131,15 @@ describe("measureBehaviour", () => {
     await expect(measuring).rejects.toBe(reason);
   });
 
+  it("throws what is no endpoint's doing (here the progress callback's error) rather than calling it not measured", async () => {
+    endpoint = await startCannedEndpoint(modelAnswer);
+    const failing = new Error("progress display broke");
+    const onProgress = () => {
+      throw failing;
+    };
+    await expect(measureBehaviour({ endpoint: access(endpoint), promptSet: set, subjects, onProgress })).rejects.toBe(failing);
+  });
+
   it("refuses two subjects of one role (a bug in the caller)", async () => {
     endpoint = await startCannedEndpoint(modelAnswer);
     await expect(measureBehaviour({ endpoint: access(endpoint), promptSet: set, subjects: [subjects[0]!, subjects[0]!] })).rejects.toThrow(/distinct roles/);
