@@ -12,6 +12,8 @@ export interface RequestRecord {
   adapterId: string | null;
   authorized: boolean;
   promptChars: number;
+  /** The status answered; `abandoned`: the client went away (or the endpoint closed) first; null: not done yet. */
+  outcome: number | "abandoned" | null;
 }
 
 /** One request being answered: what a route reads and how it answers. */
@@ -22,8 +24,6 @@ export interface Exchange {
   readonly runner: ModelRunner;
   /** The served model's name (TGI model_id, the OpenAI base model name). */
   readonly modelId: string;
-  /** This endpoint's base URL. */
-  readonly url: string;
   readonly record: RequestRecord;
   /** Aborted when the client goes away before the answer is sent. */
   readonly signal: AbortSignal;

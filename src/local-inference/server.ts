@@ -73,7 +73,7 @@ export class LocalInferenceEndpoint {
     this.routes = new Map(this.flavour === "tgi" ? [...openAi, ...tgi] : openAi);
   }
 
-  /** What was asked, in order: route, adapter id (null: the model alone), whether an Authorization header came, the prompt's length. */
+  /** What was asked, in order: route, adapter id (null: the model alone), whether an Authorization header came, the prompt's length, how it ended. */
   get requests(): ReadonlyArray<Readonly<RequestRecord>> {
     return this.records;
   }
@@ -106,7 +106,7 @@ export class LocalInferenceEndpoint {
   private async answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
     const route = `${request.method ?? "GET"} ${path}`;
-    const record: RequestRecord = { route, adapterId: null, authorized: request.headers.authorization !== undefined, promptChars: 0 };
+    const record: RequestRecord = { route, adapterId: null, authorized: request.headers.authorization !== undefined, promptChars: 0, outcome: null };
     this.records.push(record);
     // The client going away (an abort, a timeout) stops the request wherever it is: queued, generating or waiting.
     const gone = new AbortController();
@@ -120,10 +120,12 @@ export class LocalInferenceEndpoint {
       this.checkToken(request);
       const handler = this.routes.get(route);
       if (!handler) throw new InferenceHttpError(404, "not-found", `no route ${route} on this ${this.flavour === "tgi" ? "TGI" : "OpenAI-compatible"} endpoint`);
-      await handler({ request, response, flavour: this.flavour, runner: this.runner!, modelId: this.options.model.id, url: this.baseUrl, record, signal });
+      await handler({ request, response, flavour: this.flavour, runner: this.runner!, modelId: this.options.model.id, record, signal });
       if (!response.headersSent) response.writeHead(200).end();
     } catch (error) {
       this.answerError(response, signal.aborted ? error : explainForClient(error, this.flavour));
+    } finally {
+      record.outcome = response.writableFinished ? response.statusCode : "abandoned";
     }
   }
 
