@@ -27,7 +27,6 @@ export const TgiGenerateRequest = z.looseObject({
       stop: z.array(StopSequence).max(MAX_STOP_SEQUENCES).nullish(),
       do_sample: z.boolean().nullish(),
       return_full_text: z.boolean().nullish(),
-      temperature: z.number().nonnegative().nullish(),
     })
     .nullish(),
   stream: z.boolean().nullish(),

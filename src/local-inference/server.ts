@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CausalLm } from "../llama/causal-lm.js";
 import type { RepoFiles } from "../storage/repo-files.js";
 import type { Exchange, RequestRecord } from "./exchange.js";
@@ -86,7 +87,7 @@ export class LocalInferenceEndpoint {
   async start(port = 0): Promise<this> {
     const { model, hub } = this.options;
     const served = await CausalLm.open(model.files, model.folder);
-    this.runner = new ModelRunner(served, hub ? { hubUrl: hub.hubUrl, ...(hub.accessToken ? { accessToken: hub.accessToken } : {}) } : null);
+    this.runner = new ModelRunner(served, hub ?? null);
     this.server = createServer((request, response) => void this.answer(request, response));
     await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
     this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
@@ -129,17 +130,10 @@ export class LocalInferenceEndpoint {
     }
   }
 
+  /** Waits out a delay or a hang (cut short when `signal` aborts), then fails the request if a failure is set. */
   private async applyFaults(signal: AbortSignal): Promise<void> {
-    const until = (ms: number | null) =>
-      new Promise<void>((resolve) => {
-        const timer = ms === null ? null : setTimeout(resolve, ms);
-        signal.addEventListener("abort", () => {
-          if (timer) clearTimeout(timer);
-          resolve();
-        });
-      });
-    if (this.faults.delayMs > 0) await until(this.faults.delayMs);
-    if (this.faults.hang) await until(null);
+    if (this.faults.delayMs > 0) await sleep(this.faults.delayMs, undefined, { signal }).catch(() => undefined);
+    if (this.faults.hang && !signal.aborted) await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
     const fail = this.faults.fail;
     if (fail && fail.times > 0 && !signal.aborted) {
       fail.times -= 1;

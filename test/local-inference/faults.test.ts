@@ -69,13 +69,21 @@ describe("faults the tests set", () => {
     expect((await ask()).generated_text).toBe(expected);
   });
 
-  it("delay: the answer comes after the delay, unchanged", async () => {
-    endpoint.faults.delayMs = 50;
+  it("delay: a delayed request is held while one sent after it is answered", async () => {
+    endpoint.faults.delayMs = 600_000;
+    const abort = new AbortController();
+    const asked = endpoint.requests.length;
+    const held = failure(ask({ signal: abort.signal }));
     try {
+      await until(() => endpoint.requests.length, (count) => count > asked);
+      endpoint.faults.delayMs = 0;
       expect((await ask()).generated_text).toBe(expected);
+      expect(endpoint.requests[asked]).toMatchObject({ outcome: null });
     } finally {
       endpoint.faults.delayMs = 0;
+      abort.abort();
     }
+    expect(await held).toMatchObject({ name: "AbortError" });
   });
 });
 
