@@ -11,7 +11,7 @@ import { ChatCompletionRequest, CompletionRequest, DEFAULT_MAX_NEW_TOKENS, type 
  * placeholder `tgi`, or a URL (@huggingface/inference sends its endpointUrl as `model` when given none). Anything
  * else must be an adapter id; on vLLM a name that cannot be one is a model that does not exist (404).
  */
-export function openAiAdapterId(exchange: Exchange, model: string | null | undefined): string | null {
+function openAiAdapterId(exchange: Exchange, model: string | null | undefined): string | null {
   if (!model || model === exchange.modelId || /^https?:\/\//.test(model)) return null;
   if (exchange.flavour === "tgi" && model === "tgi") return null;
   if (exchange.flavour === "vllm") {
@@ -30,7 +30,7 @@ export function openAiAdapterId(exchange: Exchange, model: string | null | undef
  * messages' texts are concatenated in order (a system message is kept, as dropping it would change the answer
  * unseen). Assistant and tool turns are refused: without a template a multi-turn chat has no faithful rendering.
  */
-export function chatPrompt(exchange: Exchange, messages: ChatBody["messages"]): string {
+function chatPrompt(exchange: Exchange, messages: ChatBody["messages"]): string {
   let prompt = "";
   for (const [index, message] of messages.entries()) {
     if (message.role !== "user" && message.role !== "system") {

@@ -126,7 +126,7 @@ export class LocalInferenceEndpoint {
     } catch (error) {
       this.answerError(response, signal.aborted ? error : explainForClient(error, this.flavour));
     } finally {
-      record.outcome = response.writableFinished ? response.statusCode : "abandoned";
+      record.outcome = response.writableEnded ? response.statusCode : "abandoned";
     }
   }
 

@@ -6,7 +6,7 @@ import { DEFAULT_MAX_NEW_TOKENS, TgiGenerateRequest } from "./request-schemas.js
 const FINISH_REASONS: Record<GenerationResult["finish"], string> = { stop: "eos_token", length: "length", "stop-sequence": "stop_sequence" };
 
 /** The adapter TGI's `adapter_id` names: none, empty or the served model's own id mean the model alone. */
-export function tgiAdapterId(adapterId: string | null | undefined, modelId: string): string | null {
+function tgiAdapterId(adapterId: string | null | undefined, modelId: string): string | null {
   return !adapterId || adapterId === modelId ? null : adapterId;
 }
 
