@@ -11,7 +11,7 @@ export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 /** An endpoint as the check asks it. */
 export interface EndpointAccess {
-  /** The operator's name for it (BOT_CONFIG `behaviour.endpoints.<name>`): what messages say instead of its URL. */
+  /** The operator's name for it (BOT_CONFIG `inferenceEndpoints.<name>`): what messages say instead of its URL. */
   readonly name: string;
   readonly config: InferenceEndpointConfig;
   /** The value of the variable the config's `tokenEnv` names; null without one. Never passed without `tokenEnv`. */

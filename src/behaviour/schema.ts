@@ -9,7 +9,7 @@ const Prompt = z.string().min(1).max(MAX_PROMPT_CHARS);
 const Marker = z.string().min(1).max(200);
 
 /**
- * An inference endpoint the operator names in BOT_CONFIG (`behaviour.endpoints.<name>`). Only the operator supplies
+ * An inference endpoint the operator names in BOT_CONFIG (`inferenceEndpoints.<name>`). Only the operator supplies
  * URLs and tokens: a repo can choose one of these by name, never give its own (the bot would otherwise send requests,
  * and perhaps its token, wherever a repo asked).
  */
