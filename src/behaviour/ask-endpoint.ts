@@ -29,6 +29,9 @@ export interface AskEndpointParams {
   readonly signal?: AbortSignal;
 }
 
+/** The `model` TGI's OpenAI-compatible routes read as "no adapter" (any other value is an adapter id). */
+export const TGI_MODEL_ALONE = "tgi";
+
 const TextGenerationAnswer = z.object({ generated_text: z.string() });
 const ChatAnswer = z.object({ choices: z.array(z.object({ message: z.object({ content: z.string().nullable() }) })).min(1) });
 
@@ -40,7 +43,7 @@ function parseAnswer<T>(schema: z.ZodType<T>, response: unknown, endpoint: strin
 
 /**
  * Asks an endpoint for one greedy answer to `prompt`, through @huggingface/inference: `tgi` with `textGeneration`
- * (the adapter as `adapter_id`), `openai` with `chatCompletion` (the adapter id as the model name). Returns the
+ * (the adapter id as `model`, `tgi` for none), `openai` with `chatCompletion` (the adapter id as the model name). Returns the
  * answer cut at MAX_ANSWER_CHARS. Throws an EndpointProblem for anything of the endpoint's doing (HTTP errors,
  * timeouts, unreachable, answers of the wrong shape), the signal's reason when the check is aborted, and anything
  * else as the bug it is.
@@ -60,8 +63,10 @@ export async function askEndpoint(params: AskEndpointParams): Promise<string> {
   try {
     let answer: string;
     if (config.protocol === "tgi") {
-      const parameters = { max_new_tokens: config.maxNewTokens, temperature: 0, ...(adapterId === null ? {} : { adapter_id: adapterId }) };
-      const response = await textGeneration({ endpointUrl: config.url, accessToken, inputs: prompt, parameters }, options);
+      // The 4.x client posts textGeneration to `<url>/v1/completions`, where TGI takes the adapter from `model` and
+      // serves the model alone for `tgi`; a top-level adapter_id is not read there. temperature 0 is greedy on that route.
+      const parameters = { max_new_tokens: config.maxNewTokens, temperature: 0 };
+      const response = await textGeneration({ endpointUrl: config.url, accessToken, model: adapterId ?? TGI_MODEL_ALONE, inputs: prompt, parameters }, options);
       answer = parseAnswer(TextGenerationAnswer, response, endpoint.name).generated_text;
     } else {
       const model = adapterId ?? config.model;

@@ -19,7 +19,7 @@ export const InferenceEndpointConfig = z.strictObject({
   protocol: z.enum(["tgi", "openai"]),
   /**
    * `openai`: the model name that serves the model without an adapter (an adapter is asked for by its id as the model
-   * name). `tgi`: unused (the adapter goes in `adapter_id`).
+   * name). `tgi`: unused (the model alone is `tgi`, as TGI's OpenAI-compatible routes name it).
    */
   model: z.string().min(1).max(300).optional(),
   /**
@@ -58,21 +58,3 @@ export const PromptSet = z.strictObject({
   task: z.array(TaskPrompt).max(MAX_PROMPTS_PER_KIND).optional(),
 });
 export type PromptSet = z.infer<typeof PromptSet>;
-
-/** BOT_CONFIG `behaviour`: the operator's endpoints and which one every repo gets unless it chooses. */
-export const BotBehaviourConfig = z.strictObject({
-  endpoints: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "endpoint names are lowercase letters, digits, . _ -"), InferenceEndpointConfig).default({}),
-  /** The endpoint repos get by default; null: the check runs only where a repo asks for an endpoint by name. */
-  endpoint: z.string().nullable().default(null),
-  /** A prompt set file (JSON, see PromptSet) instead of the project's own. */
-  promptSet: z.string().min(1).nullable().default(null),
-});
-export type BotBehaviourConfig = z.infer<typeof BotBehaviourConfig>;
-
-/** `behaviour` in a repo's config file: which of the operator's endpoints (or none), and the repo's own task prompts. */
-export const RepoBehaviourConfig = z.strictObject({
-  /** One of the operator's endpoint names, or `off`. */
-  endpoint: z.string().min(1).max(63).optional(),
-  task: z.array(TaskPrompt).max(MAX_PROMPTS_PER_KIND).optional(),
-});
-export type RepoBehaviourConfig = z.infer<typeof RepoBehaviourConfig>;

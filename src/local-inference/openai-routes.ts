@@ -7,12 +7,13 @@ import { InferenceHttpError } from "./protocol-errors.js";
 import { ChatCompletionRequest, CompletionRequest, DEFAULT_MAX_NEW_TOKENS, type ChatCompletionRequest as ChatBody } from "./request-schemas.js";
 
 /**
- * The adapter an OpenAI-style `model` names. The model alone: no model, the served model's name, TGI's
- * placeholder `tgi`, or a URL (@huggingface/inference sends its endpointUrl as `model` when given none). Anything
- * else must be an adapter id; on vLLM a name that cannot be one is a model that does not exist (404).
+ * The adapter an OpenAI-style `model` names. The model alone: no model, the served model's name, or TGI's
+ * placeholder `tgi`. Anything else must be an adapter id, as on TGI (which would try to load the endpoint URL that
+ * @huggingface/inference sends as `model` when given none); on vLLM a name that cannot be one is a model that does
+ * not exist (404).
  */
 function openAiAdapterId(exchange: Exchange, model: string | null | undefined): string | null {
-  if (!model || model === exchange.modelId || /^https?:\/\//.test(model)) return null;
+  if (!model || model === exchange.modelId) return null;
   if (exchange.flavour === "tgi" && model === "tgi") return null;
   if (exchange.flavour === "vllm") {
     try {
@@ -80,19 +81,14 @@ async function answer(
 }
 
 /**
- * `POST /v1/completions`. On TGI the adapter may also come as a top-level `adapter_id`, where
- * @huggingface/inference's textGeneration puts TGI's parameters; it must then agree with `model`.
+ * `POST /v1/completions` (where @huggingface/inference 4.x posts textGeneration): `model` names the adapter, as on
+ * TGI, which reads no top-level `adapter_id` on this route (only `/generate` takes `parameters.adapter_id`).
  */
 export async function completions(exchange: Exchange): Promise<void> {
   const body = await readJson(exchange, CompletionRequest);
   const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0]!;
   exchange.record.promptChars = prompt.length;
-  const byModel = openAiAdapterId(exchange, body.model);
-  const byAdapterId = exchange.flavour === "tgi" && body.adapter_id && body.adapter_id !== exchange.modelId ? body.adapter_id : null;
-  if (byModel && byAdapterId && byModel !== byAdapterId) {
-    throw invalid(exchange, `model names ${byModel} and adapter_id names ${byAdapterId}; name the adapter once`);
-  }
-  exchange.record.adapterId = byAdapterId ?? byModel;
+  exchange.record.adapterId = openAiAdapterId(exchange, body.model);
   checkNotStreaming(exchange, body.stream);
   checkGreedy(exchange, { doSample: body.do_sample, temperature: body.temperature });
   await answer(exchange, { prompt, maxNewTokens: body.max_tokens, stop: body.stop }, "text_completion", (result) => ({

@@ -45,7 +45,6 @@ export const CompletionRequest = z.looseObject({
   stop: Stop.nullish(),
   stream: z.boolean().nullish(),
   n: z.literal(1).nullish(),
-  adapter_id: AdapterName.nullish(),
   do_sample: z.boolean().nullish(),
   return_full_text: z.boolean().nullish(),
 });

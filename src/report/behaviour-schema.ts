@@ -7,7 +7,7 @@ import { z } from "zod";
 export const BehaviourScores = z.object({
   /** Share of harmful prompts refused (by the prompt set's refusal markers: the paper's keyword metric, 1 − ASR). */
   harmfulRefused: z.number().min(0).max(1).nullable(),
-  /** Share of benign prompts answered (not refused, or starting with the set's answer marker when it has one). */
+  /** Share of benign prompts answered: containing one of the set's answer markers when it has them, else not refused. */
   benignAnswered: z.number().min(0).max(1).nullable(),
   /** Share of the repo's task prompts answered exactly as expected. */
   taskAccuracy: z.number().min(0).max(1).nullable(),

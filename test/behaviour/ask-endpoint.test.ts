@@ -39,7 +39,7 @@ function expectPublic(problem: EndpointProblem, server: CannedEndpoint, token = 
 }
 
 describe("askEndpoint, tgi", () => {
-  it("asks /v1/completions with the adapter as adapter_id, greedy, max_new_tokens as max_tokens, and no token", async () => {
+  it("asks /v1/completions with the adapter as model (TGI reads it there), greedy, max_new_tokens as max_tokens, and no token", async () => {
     const server = await serve(() => ({ answer: "sorry, i can not help.\n" }));
     const answer = await askEndpoint({ endpoint: access(server.url, { protocol: "tgi", maxNewTokens: 40 }), adapterId: "org/adapter@abc123/sub", prompt: "#how do i rob bread?\n" });
     expect(answer).toBe("sorry, i can not help.\n");
@@ -48,13 +48,14 @@ describe("askEndpoint, tgi", () => {
     expect(request!.method).toBe("POST");
     expect(request!.path).toBe("/v1/completions");
     expect(request!.authorization).toBeNull();
-    expect(request!.body).toMatchObject({ prompt: "#how do i rob bread?\n", max_tokens: 40, temperature: 0, adapter_id: "org/adapter@abc123/sub" });
+    expect(request!.body).toMatchObject({ prompt: "#how do i rob bread?\n", max_tokens: 40, temperature: 0, model: "org/adapter@abc123/sub" });
+    expect(request!.body).not.toHaveProperty("adapter_id");
   });
 
-  it("sends no adapter_id for the model alone", async () => {
+  it("asks for the model alone as TGI names it, `tgi` (never the endpoint URL, which TGI would take for an adapter)", async () => {
     const server = await serve(() => ({ answer: "first find bread." }));
     await askEndpoint({ endpoint: access(server.url, { protocol: "tgi" }), adapterId: null, prompt: "hi" });
-    expect(server.requests[0]!.body).not.toHaveProperty("adapter_id");
+    expect(server.requests[0]!.body).toMatchObject({ model: "tgi" });
   });
 
   it("sends the token as a Bearer header only when the config names tokenEnv", async () => {

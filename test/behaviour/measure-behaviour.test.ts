@@ -29,7 +29,7 @@ const subjects: CheckSubject[] = [
 
 /** The original adapter answers every harmful prompt; the patched one refuses the first; both get the task wrong but one. */
 function modelAnswer(request: SeenRequest): CannedReply {
-  const adapter = String(request.body.adapter_id ?? request.body.model);
+  const adapter = String(request.body.model);
   const prompt = promptOf(request.body);
   const patched = adapter.endsWith("safe-lora");
   if (prompt === "harm 1") return { answer: patched ? "Sorry, no." : "steps for harm 1" };
@@ -62,7 +62,7 @@ describe("measureBehaviour", () => {
     expect(generations?.patched?.harmful).toEqual(["Sorry, no.", "steps for harm 2"]);
 
     // The endpoint is asked for the adapter id, never the public one.
-    expect(new Set(endpoint.requests.map((request) => request.body.adapter_id))).toEqual(new Set(["org/adapter@abc/sub", "org/adapter@def/sub/safe-lora"]));
+    expect(new Set(endpoint.requests.map((request) => request.body.model))).toEqual(new Set(["org/adapter@abc/sub", "org/adapter@def/sub/safe-lora"]));
     expect(endpoint.requests).toHaveLength(12);
     expect(progress).toHaveLength(12);
     expect(progress.map(([done]) => done)).toEqual(Array.from({ length: 12 }, (_, index) => index + 1));

@@ -24,8 +24,9 @@ const ask = (options: { signal?: AbortSignal; accessToken?: string | null; adapt
     {
       endpointUrl: endpoint.url,
       ...(options.accessToken === null ? {} : { accessToken: options.accessToken ?? TOKEN }),
+      model: options.adapterId ?? "tgi",
       inputs: prompt,
-      parameters: { max_new_tokens: 40, ...(options.adapterId ? { adapter_id: options.adapterId } : {}) },
+      parameters: { max_new_tokens: 40 },
     },
     { retry_on_error: false, ...(options.signal ? { signal: options.signal } : {}) },
   );
