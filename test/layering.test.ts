@@ -10,7 +10,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
  * below it, never from one above. Folders of src/ by name; the files at src/'s top by file name.
  */
 const LAYERS: ReadonlyArray<readonly string[]> = [
-  ["errors.ts", "version.ts", "did-you-mean.ts"],
+  ["errors.ts", "version.ts", "did-you-mean.ts", "http-basics.ts"],
   ["storage"],
   ["safetensors"],
   ["peft", "projection", "llama"],

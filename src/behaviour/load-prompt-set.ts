@@ -11,7 +11,7 @@ export const MAX_PROMPT_SET_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_PROMPT_SET: PromptSet = PromptSet.parse(defaultSet);
 
 /**
- * The prompt set the check asks: the file BOT_CONFIG `behaviour.promptSet` names, or the project's own for null.
+ * The prompt set the check asks: the file BOT_CONFIG `behaviourPromptSet` names, or the project's own for null.
  * A file that cannot be read or does not fit the schema is the operator's to fix, and the message says where.
  */
 export function loadPromptSet(path: string | null): PromptSet {
@@ -25,7 +25,7 @@ export function loadPromptSet(path: string | null): PromptSet {
     text = readFileSync(path, "utf8");
   } catch (error) {
     if (error instanceof SafeLoraError) throw error;
-    throw new SafeLoraError(`prompt set ${path} cannot be read (${(error as Error).message}); check BOT_CONFIG behaviour.promptSet`, "usage", { cause: error });
+    throw new SafeLoraError(`prompt set ${path} cannot be read (${(error as Error).message}); check BOT_CONFIG behaviourPromptSet`, "usage", { cause: error });
   }
   let data: unknown;
   try {

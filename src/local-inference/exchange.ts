@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { BodyTooLarge, readBody } from "../http-basics.js";
 import type { z } from "zod";
 import { payloadProblem } from "../forge/events.js";
 import type { ModelRunner } from "./model-runner.js";
@@ -31,18 +32,16 @@ export interface Exchange {
 
 /** Reads the body up to MAX_REQUEST_BYTES (413 past it), parses it as JSON (400) and by `schema` (422/400). */
 export async function readJson<T>(exchange: Exchange, schema: z.ZodType<T>): Promise<T> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of exchange.request) {
-    size += (chunk as Buffer).byteLength;
-    if (size > MAX_REQUEST_BYTES) {
-      throw new InferenceHttpError(413, "too-large", `the request body is over ${MAX_REQUEST_BYTES} bytes; send one prompt of at most a few thousand characters`);
-    }
-    chunks.push(chunk as Buffer);
+  let body: Buffer;
+  try {
+    body = await readBody(exchange.request, MAX_REQUEST_BYTES);
+  } catch (error) {
+    if (!(error instanceof BodyTooLarge)) throw error;
+    throw new InferenceHttpError(413, "too-large", `the request body is over ${MAX_REQUEST_BYTES} bytes; send one prompt of at most a few thousand characters`);
   }
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    value = JSON.parse(body.toString("utf8"));
   } catch {
     throw new InferenceHttpError(400, "validation", "the request body is not JSON; send a JSON object with Content-Type: application/json");
   }

@@ -1,7 +1,7 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { sameSecret } from "../http-basics.js";
 import { CausalLm } from "../llama/causal-lm.js";
 import type { RepoFiles } from "../storage/repo-files.js";
 import type { Exchange, RequestRecord } from "./exchange.js";
@@ -34,12 +34,6 @@ export interface InferenceFaults {
 type Route = (exchange: Exchange) => Promise<void> | void;
 
 const FAULT_KINDS = { 429: "overloaded", 503: "unavailable" } as const;
-
-/** Compares tokens in constant time (hashing first, so lengths leak nothing either). */
-function sameToken(given: string, expected: string): boolean {
-  const digest = (value: string) => createHash("sha256").update(value).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
 
 /**
  * A local inference endpoint on 127.0.0.1 serving one model, with LoRA adapters by id from a Hub: TGI's routes
@@ -148,7 +142,7 @@ export class LocalInferenceEndpoint {
     if (expected === undefined) return;
     const header = request.headers.authorization;
     const given = header?.startsWith("Bearer ") ? header.slice(7) : null;
-    if (given === null || !sameToken(given, expected)) {
+    if (given === null || !sameSecret(given, expected)) {
       throw new InferenceHttpError(401, "unauthorized", given === null ? "Unauthorized: send the endpoint's token as Authorization: Bearer <token>" : "Unauthorized: the token is not this endpoint's");
     }
   }

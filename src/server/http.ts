@@ -1,29 +1,16 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readBody as readCappedBody } from "../http-basics.js";
+
+export { BodyTooLarge, sameSecret } from "../http-basics.js";
 
 /** Larger than any webhook the Hub sends; a bigger body is refused before it is held in memory. */
 const MAX_BODY = 5 * 1024 * 1024;
 
 export const HTML = "text/html; charset=utf-8";
 
-/** Compares secrets in constant time (hashing first, so lengths leak nothing either). */
-export function sameSecret(given: string, expected: string): boolean {
-  const digest = (value: string) => createHash("sha256").update(value).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
-
-export class BodyTooLarge extends Error {}
-
 /** The body, up to `maxBytes` (default: larger than any webhook the Hub sends); beyond it BodyTooLarge. */
-export async function readBody(request: IncomingMessage, maxBytes = MAX_BODY): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).byteLength;
-    if (size > maxBytes) throw new BodyTooLarge();
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+export function readBody(request: IncomingMessage, maxBytes = MAX_BODY): Promise<Buffer> {
+  return readCappedBody(request, maxBytes);
 }
 
 /**
