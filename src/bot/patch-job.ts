@@ -411,7 +411,11 @@ async function checkBehaviour(run: PatchRun, plan: OpenedPlan, variant: { num: n
       { path: `${where}/${REPORT_FILE}`, content: new Blob([`${JSON.stringify(report, null, 2)}\n`]) },
     ],
     title: plainLine(`Safe LoRA: behavioural check of ${folder} (${evidence.status === "measured" ? "measured" : "could not run"})`),
-    landed: async (retried) => JSON.stringify((await committedReport(retried, folder))?.behaviour) === JSON.stringify(evidence),
+    // Done when the evidence landed, and not to be committed onto another variant that got there first.
+    nothingToDo: async (moved) => {
+      const committed = await committedReport(moved, folder);
+      return !sameRecord(committed?.record, plan.record) || JSON.stringify(committed?.behaviour) === JSON.stringify(evidence);
+    },
   });
   const description = (await context.forge.pullRequests(repo)).find((pr) => pr.num === variant.num)?.description ?? "";
   const described = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, variant.num) });
@@ -472,15 +476,18 @@ async function pushWithRetry(
     readonly files: readonly FileToCommit[];
     /** The commit's title. */
     readonly title: string;
-    /** Whether a head already holds what this commit would (a retried commit that landed); by default, the same record. */
-    readonly landed?: (head: PinnedRepo) => Promise<boolean>;
+    /**
+     * Whether, after a stale head, there is nothing (more) to commit onto the new one; by default, when it holds the
+     * same record (a retried commit that landed).
+     */
+    readonly nothingToDo?: (head: PinnedRepo) => Promise<boolean>;
   },
 ) {
   const { repo, pr, folder, record, files, title } = params;
-  const landed = params.landed ?? (async (head: PinnedRepo) => sameRecord((await committedReport(head, folder))?.record, record));
+  const nothingToDo = params.nothingToDo ?? (async (head: PinnedRepo) => sameRecord((await committedReport(head, folder))?.record, record));
   for (let attempt = 1; ; attempt++) {
     const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, pr.num) });
-    if (attempt > 1 && (await landed(head))) return { commit: head.sha };
+    if (attempt > 1 && (await nothingToDo(head))) return { commit: head.sha };
     const result = await context.forge.pushToPullRequest({ repo, num: pr.num, parent: head.sha, title, files });
     if (result !== "stale") return result;
     if (attempt >= 5) throw new SafeLoraError(`${repo}: pull request #${pr.num} kept moving while committing; will retry`, "hub-unavailable");
