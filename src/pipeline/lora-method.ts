@@ -4,6 +4,7 @@ import type { OpenedAdapter } from "../peft/open-adapter.js";
 import { baseWeightCandidates, checkRank, DEFAULT_MAX_RANK, type LoraModule } from "../peft/lora-modules.js";
 import { alignmentKeyId, type AlignmentCache, type AlignmentKey } from "../projection/alignment-cache.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
+import { formatOperator, type Operator } from "../projection/operator.js";
 import type { LoraBytes, PairBytes, ProjectionReply } from "../projection/projection-messages.js";
 import type { Alignment, ModuleProjection } from "../projection/projection-session.js";
 import type { ProjectionThread } from "../projection/projection-thread.js";
@@ -28,6 +29,8 @@ export interface LoraRun {
   readonly base: Checkpoint;
   readonly aligned: Checkpoint;
   readonly selection: Selection;
+  /** Which operator projects: the paper's C, or the subspace projector P (projection/operator.ts). */
+  readonly operator: Operator;
   readonly executionProvider: ExecutionProviderChoice;
   readonly cache: AlignmentCache | null;
   /** The projection thread's warm pairs, within this budget (bytes of V); null: not used by this run. */
@@ -238,8 +241,9 @@ function cosineOf(projection: ModuleProjection): { cosineExact: number | null; s
 }
 
 /**
- * Safe LoRA on a LoRA adapter: per module, V = W_aligned − W_base, the cosine between CΔW and ΔW and C·B, computed
- * in the projection thread; then the selection decides which `lora_B` tensors are replaced by C·B.
+ * Safe LoRA on a LoRA adapter: per module, V = W_aligned − W_base, the cosine between CΔW and ΔW and C·B (or PΔW
+ * and P·B with the subspace operator), computed in the projection thread; then the selection decides which
+ * `lora_B` tensors are replaced by C·B (P·B).
  */
 export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOutcome> {
   private opened: OpenedProvider = { provider: "cpu", fallbacks: [] };
@@ -324,7 +328,7 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
   }
 
   async computeModule(plan: ModulePlan, input: ModuleInput): Promise<ModuleOutcome> {
-    const { thread, pool, base, aligned, minWeightCosine } = this.run;
+    const { thread, pool, base, aligned, minWeightCosine, operator } = this.run;
     const { provider } = this.opened;
     const { slot } = input;
     let reply: ProjectionReply;
@@ -332,16 +336,16 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
     if (input.from === "warm") {
       this.cacheUse.hits += 1;
       this.sources.warm += 1;
-      reply = await thread.projectWarm(provider, input.lora, slot!.warmId!);
+      reply = await thread.projectWarm(provider, input.lora, slot!.warmId!, operator);
     } else if (input.from === "cache") {
       this.cacheUse.hits += 1;
       this.sources.cache += 1;
-      reply = await thread.projectWith(provider, input.lora, input.cached, slot!.warmId);
+      reply = await thread.projectWith(provider, input.lora, input.cached, slot!.warmId, operator);
     } else {
       const toDisk = slot && this.cache ? slot.key : null;
       if (slot) this.cacheUse.misses += 1;
       this.sources.weights += 1;
-      reply = await thread.project(provider, input.lora, input.pair, toDisk ? pool.floats(plan.dOut * plan.dIn) : null, slot?.warmId ?? null);
+      reply = await thread.project(provider, input.lora, input.pair, toDisk ? pool.floats(plan.dOut * plan.dIn) : null, slot?.warmId ?? null, operator);
       if (toDisk) await this.cache!.putAlignment(toDisk, [plan.dOut, plan.dIn], reply.alignment!);
     }
     if (reply.kept) this.sources.keptWarm += 1;
@@ -363,7 +367,7 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
   }
 
   async assemble(outcomes: readonly ModuleOutcome[]): Promise<AssembledVariant> {
-    const { adapter, base, aligned, selection, staging } = this.run;
+    const { adapter, base, aligned, selection, operator, staging } = this.run;
     await this.cache?.evict();
     if (outcomes.length > 0 && outcomes.every(({ projection }) => projection.vNormSq === 0)) throw identicalPair(base, aligned);
 
@@ -384,6 +388,9 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
         normRatio: projection.bNormSq === 0 || skipped ? null : Math.sqrt(projection.projectedBNormSq / projection.bNormSq),
         alignmentDistance: projection.wBaseNormSq === 0 ? null : Math.sqrt(projection.vNormSq / projection.wBaseNormSq),
         weightCosine: weightCosine(projection),
+        ...(projection.subspace
+          ? { subspaceRank: projection.subspace.rank, capturedEnergy: projection.subspace.capturedEnergy, subspaceCapped: projection.subspace.capped }
+          : {}),
       };
     });
     const projectedCount = modules.filter((module) => module.projected).length;
@@ -391,6 +398,8 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
       ...adapter.weights.header.metadata,
       "safe_lora.version": TOOL.version,
       "safe_lora.selection": formatSelection(selection),
+      // Only when it is not the paper's, so that a paper variant's weights stay byte for byte what they were.
+      ...(operator.kind === "paper" ? {} : { "safe_lora.operator": formatOperator(operator) }),
       "safe_lora.threshold": String(threshold),
       "safe_lora.projected": `${projectedCount}/${modules.length}`,
     };

@@ -3,6 +3,7 @@ import { openAdapter } from "../peft/open-adapter.js";
 import type { AlignmentCache } from "../projection/alignment-cache.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { ProjectionThread } from "../projection/projection-thread.js";
+import { DEFAULT_OPERATOR, type Operator } from "../projection/operator.js";
 import type { Selection } from "../projection/selection.js";
 import type { PatchRecord } from "../report/record.js";
 import type { SafeLoraReport } from "../report/schema.js";
@@ -21,6 +22,8 @@ export interface PatchRequest {
   readonly base: WeightsInput;
   readonly aligned: WeightsInput;
   readonly selection: Selection;
+  /** Which operator projects (default: the paper's C = V Vᵀ / ‖V‖_F). */
+  readonly operator?: Operator;
   readonly executionProvider: ExecutionProviderChoice;
   /** Where V of pairs seen before is kept; null or absent: no cache. Used only for files with content keys. */
   readonly cache?: AlignmentCache | null;
@@ -105,6 +108,7 @@ export async function patchAdapter(request: PatchRequest): Promise<PatchedAdapte
     base,
     aligned,
     selection: request.selection,
+    operator: request.operator ?? DEFAULT_OPERATOR,
     executionProvider: request.executionProvider,
     cache: request.cache ?? null,
     warmPairs: request.warmPairs ?? null,

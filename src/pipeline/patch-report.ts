@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, type OpenedAdapter } from "../peft/open-adapter.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
+import { DEFAULT_OPERATOR, formatOperator, operatorFormula, type Operator } from "../projection/operator.js";
 import type { PatchRecord } from "../report/record.js";
 import type { FileDigest, HeaderDigest, SafeLoraReport } from "../report/schema.js";
 import { projectsMostModules, type Selection } from "../projection/selection.js";
@@ -12,7 +13,8 @@ import type { AssembledVariant } from "./patch-method.js";
 /** A transformers model's config, hashed whole for local folders (it is small and says which model this is). */
 const MODEL_CONFIG = "config.json";
 
-export const OPERATOR_FORMULA = "C = V Vᵀ / ‖V‖_F with V = W_aligned − W_base (fp32); lora_B ← C·lora_B";
+/** The paper operator's formula: what reports and records made before there was a choice say. */
+export const OPERATOR_FORMULA = operatorFormula(DEFAULT_OPERATOR);
 
 /** Hashed in pieces of this size, so that hashing a large adapter never holds the event loop for long. */
 const HASH_PIECE = 4 * 1024 * 1024;
@@ -72,6 +74,7 @@ export interface ReportInputs {
     readonly base: WeightsInput;
     readonly aligned: WeightsInput;
     readonly selection: Selection;
+    readonly operator?: Operator | undefined;
     readonly executionProvider: ExecutionProviderChoice;
     readonly record?: PatchRecord | undefined;
   };
@@ -90,6 +93,7 @@ export async function buildReport({ request, adapter, base, aligned, variant, st
   const at = (name: string) => inSubfolder(adapter.subfolder, name);
   const adapterDigests = [await digest(adapter.files, at(ADAPTER_CONFIG)), await digest(adapter.files, at(ADAPTER_WEIGHTS))];
   const { modules } = variant;
+  const operator = request.operator ?? DEFAULT_OPERATOR;
   const projectedCount = modules.filter((module) => module.projected).length;
   const identity = async (input: WeightsInput, checkpoint: Checkpoint) =>
     input.revision === null ? localIdentity(checkpoint, input.subfolder ?? "") : { files: await hubDigests(checkpoint) };
@@ -101,7 +105,9 @@ export async function buildReport({ request, adapter, base, aligned, variant, st
     createdAt: new Date().toISOString(),
     selection: { mode: request.selection.mode, value: request.selection.value, threshold: variant.threshold },
     operator: {
-      formula: OPERATOR_FORMULA,
+      kind: operator.kind,
+      setting: formatOperator(operator),
+      formula: operatorFormula(operator),
       executionProvider: variant.provider.provider,
       requestedProvider: request.executionProvider,
       ...(variant.provider.fallbacks.length > 0 ? { providerFallbacks: [...variant.provider.fallbacks] } : {}),

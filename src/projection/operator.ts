@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
+import { SUBSPACE_SEED } from "./subspace-operator.js";
 
 /** A rank beyond any model's hidden size is a typo, not a request. */
 const MAX_SUBSPACE_RANK = 65_536;
@@ -29,6 +30,14 @@ export function formatOperator(operator: Operator): string {
 }
 
 /**
+ * The reproduce command's `--operator` flag: none for the paper's, the default, so that the commands of paper
+ * variants stay as they were.
+ */
+export function operatorFlag(operator: Operator): string {
+  return operator.kind === "paper" ? "" : ` --operator ${formatOperator(operator)}`;
+}
+
+/**
  * Parses an operator: `paper`, `subspace:8` (k by count) or `subspace:0.9` (k by captured energy); `=` works
  * like `:` as in selections. The one parser for the CLI, safe-lora.yaml and comments.
  */
@@ -48,12 +57,6 @@ export function parseOperator(text: string): Operator {
   }
   return parsed.data;
 }
-
-/**
- * The seed of the randomised SVD's Gaussian sketch. Fixed, so that a run is reproducible: the same V and operator
- * give the same U_k, bit for bit, in every run and on every machine (the sketch is drawn in TS, not by a device).
- */
-export const SUBSPACE_SEED = 13;
 
 /** The report's readable formula of each operator. */
 export function operatorFormula(operator: Operator): string {

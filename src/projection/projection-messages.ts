@@ -1,6 +1,7 @@
 import { SafeLoraError, type ErrorFix, type SafeLoraErrorCode } from "../errors.js";
 import type { Dtype } from "../safetensors/dtype.js";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
+import type { Operator } from "./operator.js";
 import type { ModuleProjection } from "./projection-session.js";
 
 /**
@@ -27,6 +28,10 @@ export interface PairBytes {
   readonly wAligned: RawTensor;
 }
 
+/**
+ * `operator` on the projecting requests: `paper` runs the graph alone; `subspace` also needs V, computes (or finds
+ * warm beside V) its top singular vectors, and replaces C·B and the cosine's traces by P·B's.
+ */
 export type ProjectionRequest =
   /**
    * Creates (or finds) the thread's session for a choice, so an unavailable provider fails before any read; `auto`
@@ -40,11 +45,11 @@ export type ProjectionRequest =
    * under this id (alignmentKeyId); it stays in the thread. Either way one run of the fused graph, with V as an
    * output, computes the module (its figures are those of the fused graph and of a cache hit, bit for bit).
    */
-  | { readonly op: "project"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly pair: PairBytes; readonly alignmentInto: Float32Array | null; readonly keep: string | null }
+  | { readonly op: "project"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly pair: PairBytes; readonly alignmentInto: Float32Array | null; readonly keep: string | null; readonly operator: Operator }
   /** One module from a known V (a cache hit), fp32 [d_out, d_in]; `keep`: the thread keeps that V warm (it is not handed back). */
-  | { readonly op: "projectWith"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number; readonly keep: string | null }
+  | { readonly op: "projectWith"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number; readonly keep: string | null; readonly operator: Operator }
   /** One module from the V the thread holds warm under `warm`, which the run's lease keeps there. */
-  | { readonly op: "projectWarm"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly warm: string }
+  | { readonly op: "projectWarm"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly warm: string; readonly operator: Operator }
   /** Sets the warm pairs' budget and leases those of `ids` that are held, for one run. Answered with a WarmLease. */
   | { readonly op: "leaseWarm"; readonly maxBytes: number; readonly ids: readonly string[] }
   | { readonly op: "releaseWarm"; readonly lease: number }

@@ -3,6 +3,7 @@ import { SafeLoraError } from "../errors.js";
 // Types only: the projection thread loads this module, and the choice's schema (zod) has no business there.
 import type { ExecutionProvider } from "./execution-provider.js";
 import { knownMissing, loadFailure, ProviderUnavailable } from "./provider-loading.js";
+import type { SubspaceRank } from "./subspace-operator.js";
 import { GraphInput, GraphOutput, buildProjectionModel, buildSafeLoraModel, buildSafeLoraModelWithAlignment } from "./safe-lora-graph.js";
 
 /** One module's LoRA factors, fp32 row-major. */
@@ -44,6 +45,8 @@ export interface ModuleProjection {
   readonly projectedUpdateNormSq: number;
   readonly bNormSq: number;
   readonly projectedBNormSq: number;
+  /** With the subspace operator: the k it used, the energy of ‖V‖_F² it captures, and whether a cap bound k. */
+  readonly subspace?: SubspaceRank;
 }
 
 // onnxruntime logs provider load failures itself; we report them as one clear error instead.

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
+import { DEFAULT_OPERATOR, type Operator } from "./operator.js";
 import { fromThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage, type WarmLease, type WarmStatus } from "./projection-messages.js";
 import type { OpenedProvider } from "./provider-loading.js";
 
@@ -112,22 +113,35 @@ export class ProjectionThread {
    * the caller must not use them afterwards. The weights' buffers come back in `buffers` for reuse, and
    * `alignmentInto` as the reply's `alignment.v`.
    */
-  project(provider: ExecutionProvider, lora: LoraBytes, pair: PairBytes, alignmentInto: Float32Array | null = null, keep: string | null = null): Promise<ProjectionReply> {
+  project(
+    provider: ExecutionProvider,
+    lora: LoraBytes,
+    pair: PairBytes,
+    alignmentInto: Float32Array | null = null,
+    keep: string | null = null,
+    operator: Operator = DEFAULT_OPERATOR,
+  ): Promise<ProjectionReply> {
     const moved = { lora: ownLora(lora), pair: { wBase: ownTensor(pair.wBase), wAligned: ownTensor(pair.wAligned) }, alignmentInto: alignmentInto && own(alignmentInto) };
     const views = [moved.lora.loraA, moved.lora.loraB, moved.pair.wBase, moved.pair.wAligned].map((t): ArrayBufferView => t.bytes);
-    return this.call({ op: "project", provider, ...moved, keep }, buffersOf(moved.alignmentInto ? [...views, moved.alignmentInto] : views));
+    return this.call({ op: "project", provider, ...moved, keep, operator }, buffersOf(moved.alignmentInto ? [...views, moved.alignmentInto] : views));
   }
 
   /** One module from a known V; moved like `project`'s buffers. V's comes back in `buffers`, unless it was kept warm. */
-  projectWith(provider: ExecutionProvider, lora: LoraBytes, alignment: { v: Float32Array; wBaseNormSq: number; wAlignedNormSq: number }, keep: string | null = null): Promise<ProjectionReply> {
+  projectWith(
+    provider: ExecutionProvider,
+    lora: LoraBytes,
+    alignment: { v: Float32Array; wBaseNormSq: number; wAlignedNormSq: number },
+    keep: string | null = null,
+    operator: Operator = DEFAULT_OPERATOR,
+  ): Promise<ProjectionReply> {
     const moved = { lora: ownLora(lora), v: own(alignment.v) };
-    return this.call({ op: "projectWith", provider, ...alignment, ...moved, keep }, buffersOf([moved.lora.loraA.bytes, moved.lora.loraB.bytes, moved.v]));
+    return this.call({ op: "projectWith", provider, ...alignment, ...moved, keep, operator }, buffersOf([moved.lora.loraA.bytes, moved.lora.loraB.bytes, moved.v]));
   }
 
   /** One module from the V the thread holds warm under `warm` (leased by leaseWarm): only the LoRA factors travel. */
-  projectWarm(provider: ExecutionProvider, lora: LoraBytes, warm: string): Promise<ProjectionReply> {
+  projectWarm(provider: ExecutionProvider, lora: LoraBytes, warm: string, operator: Operator = DEFAULT_OPERATOR): Promise<ProjectionReply> {
     const moved = ownLora(lora);
-    return this.call({ op: "projectWarm", provider, lora: moved, warm }, buffersOf([moved.loraA.bytes, moved.loraB.bytes]));
+    return this.call({ op: "projectWarm", provider, lora: moved, warm, operator }, buffersOf([moved.loraA.bytes, moved.loraB.bytes]));
   }
 
   /**

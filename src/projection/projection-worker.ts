@@ -7,7 +7,9 @@ import { ScratchBuffer } from "../safetensors/scratch-buffer.js";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
 import { toThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type WarmStatus } from "./projection-messages.js";
 import { ProjectionSession, type Alignment, type LoraFactors, type ModuleProjection } from "./projection-session.js";
+import type { Operator } from "./operator.js";
 import { openFirstAvailable, type OpenedProvider } from "./provider-loading.js";
+import { chooseRank, randomizedSvd, sketchWidth, subspaceProjection, subspaceTag, SUBSPACE_SEED, type Subspace } from "./subspace-operator.js";
 import { WarmPairs } from "./warm-pairs.js";
 
 const sessions = new Map<ExecutionProvider, Promise<ProjectionSession>>();
@@ -68,6 +70,25 @@ function ownAlignment(alignment: Alignment): Alignment {
   return { ...alignment, v: owned(alignment.v) };
 }
 
+/**
+ * The operator on the graph's figures: `paper` as the graph gave them; `subspace` replaces C·B and the cosine's
+ * traces by those of P = U_k U_kᵀ, from U found warm beside V under `warmId` or computed here (in TS: the sketch's
+ * products are a few times the graph's for small k, and run on this thread either way) and then kept beside it.
+ */
+function applyOperator(operator: Operator, projection: ModuleProjection, v: Float32Array, lora: LoraFactors, warmId: string | null): ModuleProjection {
+  // V = 0: nothing to project onto; the module is skipped with its graph figures, as under the paper operator.
+  if (operator.kind === "paper" || projection.vNormSq === 0) return projection;
+  const width = sketchWidth(operator, lora.dOut, lora.dIn);
+  const tag = subspaceTag(width);
+  let subspace: Subspace | undefined = warmId === null ? undefined : warm.subspace(warmId, tag);
+  if (!subspace) {
+    subspace = randomizedSvd({ rows: lora.dOut, cols: lora.dIn, data: v }, width, SUBSPACE_SEED);
+    if (warmId !== null) warm.keepSubspace(warmId, tag, subspace);
+  }
+  const rank = chooseRank(operator, subspace);
+  return { ...projection, ...subspaceProjection(subspace, rank.rank, lora), subspace: rank };
+}
+
 async function handle(request: ProjectionRequest): Promise<{ value: unknown; transfer: ArrayBuffer[] }> {
   switch (request.op) {
     case "open":
@@ -88,22 +109,25 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
     const alignment = warm.get(request.warm);
     // A lease keeps it: missing means the main thread planned from a lease this thread never gave (a bug).
     if (!alignment) throw new Error(`warm pair entry ${request.warm} is not held; it was leased for this run`);
-    reply = { projection: ownedProjection(await projector.projectWith(alignment, lora)), buffers: [] };
+    const projection = applyOperator(request.operator, await projector.projectWith(alignment, lora), alignment.v, lora, request.warm);
+    reply = { projection: ownedProjection(projection), buffers: [] };
   } else if (request.op === "projectWith") {
     const { v, wBaseNormSq, wAlignedNormSq, keep } = request;
-    const projection = ownedProjection(await projector.projectWith({ v, wBaseNormSq, wAlignedNormSq }, lora));
     const kept = keep !== null && warm.keep(keep, { v, wBaseNormSq, wAlignedNormSq });
+    const computed = await projector.projectWith({ v, wBaseNormSq, wAlignedNormSq }, lora);
+    const projection = ownedProjection(applyOperator(request.operator, computed, v, lora, kept ? keep : null));
     // A V kept warm stays here; any other goes back to the caller's pool.
     reply = { projection, buffers: kept ? [] : [v.buffer as ArrayBuffer], ...(keep !== null ? { kept } : {}) };
   } else {
     const { pair, keep } = request;
     const module = { ...lora, ...weights(pair) };
     const buffers = [pair.wBase.bytes.buffer as ArrayBuffer, pair.wAligned.bytes.buffer as ArrayBuffer];
-    if (request.alignmentInto || keep !== null) {
+    // The subspace operator needs V itself: the graph that hands it out.
+    if (request.alignmentInto || keep !== null || request.operator.kind !== "paper") {
       const computed = await projector.projectKeepingAlignment(module);
       const alignment = ownAlignment(computed.alignment);
-      const projection = ownedProjection(computed.projection);
       const kept = keep !== null && warm.keep(keep, alignment);
+      const projection = ownedProjection(applyOperator(request.operator, computed.projection, alignment.v, lora, kept ? keep : null));
       const into = request.alignmentInto;
       if (into) into.set(alignment.v);
       reply = { projection, buffers, ...(into ? { alignment: { ...alignment, v: into } } : {}), ...(keep !== null ? { kept } : {}) };

@@ -15,6 +15,12 @@ export const POWER_ITERATIONS = 2;
 /** For `subspace:<e>`, the sketch's width: k can be at most this (or V's smaller side), the energy cap. */
 export const ENERGY_SKETCH_COLUMNS = 64;
 
+/**
+ * The seed of the Gaussian sketch. Fixed, so that a run is reproducible: the same V and operator give the same
+ * U_k, bit for bit, in every run and on every machine (the sketch is drawn here, not by a device).
+ */
+export const SUBSPACE_SEED = 13;
+
 /** Deterministic uniform numbers in [0, 1) (mulberry32): the sketch must be reproducible. */
 export function seededUniform(seed: number): () => number {
   let state = seed >>> 0;
@@ -49,6 +55,14 @@ export interface Matrix {
   readonly rows: number;
   readonly cols: number;
   readonly data: Float64Array | Float32Array;
+}
+
+/**
+ * What identifies a computed subspace of one V: the sketch's width and seed (and the fixed power iterations). An
+ * energy share and a k that need the same width share it; the warm pairs keep it beside V under this tag.
+ */
+export function subspaceTag(width: number): string {
+  return `sketch=${width};seed=${SUBSPACE_SEED};power=${POWER_ITERATIONS}`;
 }
 
 /** V's leading singular triplets as far as the sketch reached: U [rows, count] row-major, σ descending. */

@@ -1,4 +1,5 @@
 import type { Alignment } from "./projection-session.js";
+import type { Subspace } from "./subspace-operator.js";
 
 /**
  * The warm tier in front of the alignment cache: per module, V and the weights' norms of recently used base/aligned
@@ -9,7 +10,8 @@ import type { Alignment } from "./projection-session.js";
  * Least recently used first out, within `maxBytes` (V's bytes; the norms are noise). A run leases the entries it
  * found resident when it planned: a leased entry is not evicted until the lease ends, so a module planned as warm
  * is still there when it is computed. An evicted entry is dropped from the map, the only reference to its V: the
- * memory is the collector's at once.
+ * memory is the collector's at once. Beside an entry's V, the subspaces computed from it (subspace operator: U and
+ * σ, by subspaceTag) are kept and go with it; their bytes count in the budget.
  *
  * On every provider V is kept here, in the thread's memory, as fp32. For the GPU providers that still means one
  * upload of V per module and run (onnxruntime-node copies a CPU tensor in on each run()); keeping V on the device
@@ -19,6 +21,7 @@ import type { Alignment } from "./projection-session.js";
 export class WarmPairs {
   /** Insertion order is recency: a use moves an entry to the end, eviction takes from the front. */
   private readonly entries = new Map<string, Alignment>();
+  private readonly subspaces = new Map<string, Map<string, Subspace>>();
   private readonly pins = new Map<string, number>();
   private readonly leases = new Map<number, readonly string[]>();
   private nextLease = 1;
@@ -73,6 +76,24 @@ export class WarmPairs {
     return true;
   }
 
+  /** The subspace kept beside `id`'s V under `tag`; undefined when either is not held. */
+  subspace(id: string, tag: string): Subspace | undefined {
+    return this.entries.has(id) ? this.subspaces.get(id)?.get(tag) : undefined;
+  }
+
+  /** Keeps a subspace of `id`'s V beside it, when V is held and it fits; returns whether it was kept. */
+  keepSubspace(id: string, tag: string, subspace: Subspace): boolean {
+    if (!this.entries.has(id)) return false;
+    if (this.subspace(id, tag)) return true;
+    const bytes = subspaceBytes(subspace);
+    if (!this.makeRoom(bytes, id) || !this.entries.has(id)) return false;
+    let kept = this.subspaces.get(id);
+    if (!kept) this.subspaces.set(id, (kept = new Map()));
+    kept.set(tag, subspace);
+    this.total += bytes;
+    return true;
+  }
+
   /** Leases the entries of `ids` that are held (refreshing them) and says which; release() ends the lease. */
   lease(ids: readonly string[]): { readonly lease: number; readonly resident: readonly boolean[] } {
     const held = ids.filter((id) => this.get(id) !== undefined);
@@ -93,11 +114,11 @@ export class WarmPairs {
     this.makeRoom(0);
   }
 
-  /** Evicts unleased entries, oldest first, until `bytes` more fit; false when they cannot. */
-  private makeRoom(bytes: number): boolean {
+  /** Evicts unleased entries (but `spare`), oldest first, until `bytes` more fit; false when they cannot. */
+  private makeRoom(bytes: number, spare: string | null = null): boolean {
     for (const id of [...this.entries.keys()]) {
       if (this.total + bytes <= this.budget) break;
-      if (!this.pins.has(id)) this.drop(id);
+      if (!this.pins.has(id) && id !== spare) this.drop(id);
     }
     return this.total + bytes <= this.budget;
   }
@@ -107,5 +128,11 @@ export class WarmPairs {
     if (!entry) return;
     this.entries.delete(id);
     this.total -= entry.v.byteLength;
+    for (const subspace of this.subspaces.get(id)?.values() ?? []) this.total -= subspaceBytes(subspace);
+    this.subspaces.delete(id);
   }
+}
+
+function subspaceBytes(subspace: Subspace): number {
+  return subspace.u.byteLength + subspace.sigma.byteLength;
 }

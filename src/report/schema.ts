@@ -27,6 +27,15 @@ export const ModuleReport = z.object({
   alignmentDistance: z.number().nullable(),
   /** cos(W_base, W_aligned): near 1 for a model and its fine-tune, near 0 for unrelated weights. */
   weightCosine: z.number().nullable(),
+  /** Subspace operator only (absent for a skipped module): the k of P = U_k U_kᵀ used here. */
+  subspaceRank: z.number().int().optional(),
+  /** Subspace operator only: Σ_{i≤k} σᵢ² / ‖V‖_F², the share of V's energy P keeps. */
+  capturedEnergy: z.number().optional(),
+  /**
+   * Subspace operator only: k was capped — by the sketch's width for `subspace:<e>` (no k within it reached e), or
+   * by V's rank for `subspace:<k>`.
+   */
+  subspaceCapped: z.boolean().optional(),
 });
 export type ModuleReport = z.infer<typeof ModuleReport>;
 
@@ -93,6 +102,10 @@ export const SafeLoraReport = z.object({
     threshold: z.number().nullable(),
   }),
   operator: z.object({
+    /** `paper` (C = V Vᵀ / ‖V‖_F) or `subspace` (P = U_k U_kᵀ). Absent from reports made before there was a choice: paper. */
+    kind: z.enum(["paper", "subspace"]).optional(),
+    /** As `--operator` takes it: `paper`, `subspace:8`, `subspace:0.9`. Absent with `kind`. */
+    setting: z.string().optional(),
     formula: z.string(),
     /** The onnxruntime execution provider the projection ran on: what `requestedProvider` resolved to. */
     executionProvider: z.string(),
