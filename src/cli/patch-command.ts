@@ -13,6 +13,7 @@ import { reproduceCommand } from "../report/reproduce-command.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
 import { variantFiles, writeVariant } from "../pipeline/variant-files.js";
 import { ExecutionProviderChoice } from "../projection/execution-provider.js";
+import { DEFAULT_OPERATOR, operatorFlag, parseOperator } from "../projection/operator.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 import type { CliIo } from "./io.js";
 import { formatBytes } from "../report/format-bytes.js";
@@ -41,6 +42,9 @@ or a Hub repo id, read by range requests at one pinned commit.
                       else $XDG_CACHE_HOME/safe-lora, else ~/.cache/safe-lora)
   --select <sel>      threshold:<τ> | top-k:<k> | fraction:<p>   (default ${formatSelection(DEFAULT_SELECTION)});
                       tau=<τ>, threshold=<τ>, top-k=<k>, fraction=<p> are the same
+  --operator <op>     paper | subspace:<k> | subspace:<e>   (default paper: C = V Vᵀ / ‖V‖_F);
+                      subspace projects onto V's top k left singular vectors (P = U_k U_kᵀ),
+                      k by count, or the smallest k keeping the share 0 < e < 1 of ‖V‖_F²
   --dry-run           compute and print the cosines and what this and other selections would
                       project, reading the same bytes; write nothing (--out is not checked)
   --out <dir>         output folder (default ./<adapter folder name>-safe-lora); written atomically
@@ -104,6 +108,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
         "no-model-tree": { type: "boolean", default: false },
         "no-cache": { type: "boolean", default: false },
         select: { type: "string" },
+        operator: { type: "string" },
         out: { type: "string" },
         force: { type: "boolean", default: false },
         "dry-run": { type: "boolean", default: false },
@@ -128,6 +133,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     throw new SafeLoraError(`--ep ${values.ep}: choose one of ${ExecutionProviderChoice.options.join(", ")}`, "usage");
   }
   const selection = values.select ? parseSelection(values.select) : DEFAULT_SELECTION;
+  const operator = values.operator ? parseOperator(values.operator) : DEFAULT_OPERATOR;
   const adapterSpec = values.adapter;
   const out = values.out ?? (await defaultOut(adapterSpec, values.subfolder ?? ""));
   const localInputs = [];
@@ -153,6 +159,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
       base: inputs.base,
       aligned: inputs.aligned,
       selection,
+      operator,
       executionProvider: epParsed.data,
       cache,
       onProgress: (event) => progress.update(event),
@@ -176,7 +183,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     }
     return 0;
   }
-  const command = reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) });
+  const command = `${reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) })}${operatorFlag(operator)}`;
   // A local aligned folder has no Hub id for the card's base_model; the licence is the adapter card's.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
   await writeVariant(out, variantFiles(patched, { alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions).finally(() => patched.release());
