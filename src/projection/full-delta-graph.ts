@@ -48,7 +48,7 @@ function productNodes(order: ProductOrder): OnnxNode[] {
 
 /**
  * Safe LoRA on one module of a full fine-tune: from the three weights, ΔW = W_finetuned − W_aligned,
- * V = W_aligned − W_base, C ΔW = V Vᵀ ΔW / ‖V‖_F (never forming C for d_out > d_in), W_aligned + C ΔW, the norms
+ * V = W_aligned − W_base, C ΔW = V Vᵀ ΔW / ‖V‖_F (the smaller square first: see ProductOrder), W_aligned + C ΔW, the norms
  * that tell whether the three are one family, and the cosine's inner products over fp64 copies of ΔW and C ΔW.
  * Shapes are symbolic: one model per order serves every module.
  */

@@ -214,6 +214,33 @@ describe("a full fine-tune that cannot be patched", () => {
     expect(readdirSync(stagingParent)).toEqual([]);
   });
 
+  it("is refused when a weight holds NaN, and stops between modules when its signal aborts, leaving nothing staged", async () => {
+    const damaged = await writeTinyFullFinetune(join(root, "damaged"), {
+      editFinetuned: (tensor) => {
+        if (tensor.name !== "model.layers.1.mlp.down_proj.weight") return tensor;
+        const values = decodeToFloat32(tensor.data, "F32");
+        values[5] = Number.NaN;
+        return { ...tensor, data: encodeFromFloat32(values, "F32") };
+      },
+    });
+    const error = await patchFullFinetune(request(damaged)).catch((thrown: unknown) => thrown);
+    expect((error as SafeLoraError).code).toBe("non-finite");
+    expect((error as SafeLoraError).message).toContain('"model.layers.1.mlp.down_proj.weight": the base, aligned or fine-tuned weights contain NaN or infinite values');
+    expect(readdirSync(stagingParent)).toEqual([]);
+
+    const models = await writeTinyFullFinetune(root);
+    const controller = new AbortController();
+    const seen: string[] = [];
+    const onProgress = ({ module, done }: { module: string; done: number }) => {
+      seen.push(module);
+      if (done === 3) controller.abort(new SafeLoraError("the job ran out of time", "limit-exceeded"));
+    };
+    const stopped = await patchFullFinetune(request(models, { signal: controller.signal, onProgress })).catch((thrown: unknown) => thrown);
+    expect((stopped as SafeLoraError).message).toBe("the job ran out of time");
+    expect(seen.length).toBeLessThan(14);
+    expect(readdirSync(stagingParent)).toEqual([]);
+  });
+
   it("is refused when the aligned model lacks a tensor the fine-tune has, or the fine-tune has no decoder linears", async () => {
     const models = await writeTinyFullFinetune(root);
     const extra = await writeTinyFullFinetune(join(root, "other"), { editFinetuned: (tensor) => (tensor.name === "model.layers.0.self_attn.v_proj.weight" ? null : tensor) });
