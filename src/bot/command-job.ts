@@ -92,7 +92,7 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
           forge: context.forge.name,
           repo,
           private: head.private,
-          payload: { repo, folder, sha: null, selection: command.selection, command: { discussion, commentId, ackId } },
+          payload: { repo, folder, sha: null, selection: command.selection, operator: command.operator ?? null, command: { discussion, commentId, ackId } },
         });
         return { queued: "repatch", folder };
       }

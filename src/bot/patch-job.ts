@@ -9,7 +9,8 @@ import type { RepoConfig } from "../config/bot-config.js";
 import { isUsersToFix, SafeLoraError, type SafeLoraErrorCode } from "../errors.js";
 import type { BotPullRequest, FileToCommit, ForgeName, PinnedRepo } from "../forge/forge.js";
 import { openInputs, type OpenedInputs } from "../pipeline/open-inputs.js";
-import { OPERATOR_FORMULA, patchAdapter, type PatchedAdapter } from "../pipeline/patch-adapter.js";
+import { patchAdapter, type PatchedAdapter } from "../pipeline/patch-adapter.js";
+import { Operator, operatorFlag, operatorFormula } from "../projection/operator.js";
 import { REPORT_FILE, variantFiles } from "../pipeline/variant-files.js";
 import { VARIANT_FOLDER, variantFolderOf } from "../report/variant-folder.js";
 import { formatSelection, Selection } from "../projection/selection.js";
@@ -37,6 +38,8 @@ export const PatchPayload = z.object({
   sha: z.string().nullable(),
   /** A command's selection; null: the repo's configured one. */
   selection: Selection.nullable(),
+  /** A command's operator; null: the repo's configured one. Absent from jobs queued before it existed. */
+  operator: Operator.nullable().default(null),
   /** Set when a comment asked for it: the acknowledgement to edit with the result. */
   command: z.object({ discussion: z.number().int(), commentId: z.string(), ackId: z.string() }).nullable(),
 });
@@ -102,7 +105,7 @@ async function committedReports(files: PinnedRepo): Promise<Array<{ folder: stri
 }
 
 /** What the patch would be made from: known before any weight is read. */
-async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, selection: Selection): Promise<PatchRecord> {
+async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, selection: Selection, operator: Operator): Promise<PatchRecord> {
   const pair = async (input: OpenedInputs["base"]) => {
     const weights: string[] = [];
     for (const path of (input.files as PinnedRepo).paths?.() ?? []) {
@@ -117,7 +120,8 @@ async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, s
     base: await pair(inputs.base),
     aligned: await pair(inputs.aligned),
     selection: formatSelection(selection),
-    operator: OPERATOR_FORMULA,
+    // The paper's is the formula records always carried, so a variant made before the choice is not patched again.
+    operator: operatorFormula(operator),
     botVersion: TOOL.version,
   };
 }
@@ -127,7 +131,7 @@ function cardContextOf(report: SafeLoraReport, inputs: OpenedInputs, folder: str
   return {
     alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null,
     license: cardLicense(inputs.adapterCard),
-    command: reproduceCommand(report, folder, { hubUrl: nonDefaultHubUrl(hubUrl) }),
+    command: `${reproduceCommand(report, folder, { hubUrl: nonDefaultHubUrl(hubUrl) })}${operatorFlag(report.operator)}`,
   };
 }
 
@@ -171,6 +175,7 @@ interface PatchRun {
 interface PatchPlan {
   readonly config: RepoConfig;
   readonly selection: Selection;
+  readonly operator: Operator;
   /** The adapter's files by path -> content key. */
   readonly adapter: Record<string, string>;
   /** The folder the pull request covers: the adapter's, or "*" for one per repo. */
@@ -253,7 +258,7 @@ async function decide(run: PatchRun): Promise<PatchPlan | PatchOutcome> {
     const covered = await alreadyCovered(context, { repo, mine, main: files, folder, adapter: adapter.files });
     if (covered) return { outcome: "skipped", reason: covered };
   }
-  return { config, selection: payload.selection ?? config.select, adapter: adapter.files, prFolder, open };
+  return { config, selection: payload.selection ?? config.select, operator: payload.operator ?? config.operator, adapter: adapter.files, prFolder, open };
 }
 
 /**
@@ -286,7 +291,7 @@ async function withInputs<T>(run: PatchRun, plan: PatchPlan, jobSignal: AbortSig
       hubOnly: true,
     });
     try {
-      const record = await recordOf(inputs, plan.adapter, plan.selection);
+      const record = await recordOf(inputs, plan.adapter, plan.selection, plan.operator);
       const prHead = plan.open ? await context.forge.open({ repo: payload.repo, revision: context.forge.pullRequestHead(payload.repo, plan.open.num) }) : null;
       const signal = jobSignal ? AbortSignal.any([jobSignal, repoDeadline.signal]) : repoDeadline.signal;
       return await step({ ...plan, inputs, record, prHead, signal });
@@ -321,6 +326,7 @@ async function compute(run: PatchRun, plan: OpenedPlan): Promise<PatchedAdapter>
   const patched = await patchAdapter({
     ...plan.inputs,
     selection: plan.selection,
+    operator: plan.operator,
     executionProvider: context.executionProvider,
     cache: context.cache,
     warmPairs: context.warmPairs,

@@ -183,7 +183,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     }
     return 0;
   }
-  const command = `${reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) })}${operatorFlag(operator)}`;
+  const command = `${reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) })}${operatorFlag(patched.report.operator)}`;
   // A local aligned folder has no Hub id for the card's base_model; the licence is the adapter card's.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
   await writeVariant(out, variantFiles(patched, { alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions).finally(() => patched.release());

@@ -1,11 +1,18 @@
 import { z } from "zod";
+import { Operator, formatOperator, parseOperator } from "../projection/operator.js";
 import { Selection, formatSelection, parseSelection } from "../projection/selection.js";
 import { didYouMean } from "../did-you-mean.js";
 import { repoPathProblem } from "../storage/repo-files.js";
 
 /** What people can ask the bot in a comment: a comment command (not a CLI command, nor the job kind that runs one). */
 export const CommentCommand = z.discriminatedUnion("name", [
-  z.object({ name: z.literal("repatch"), selection: Selection.nullable(), folder: z.string().nullable() }),
+  z.object({
+    name: z.literal("repatch"),
+    selection: Selection.nullable(),
+    /** `operator=paper|subspace:<k | e>`; absent: the repo's configured one. */
+    operator: Operator.optional(),
+    folder: z.string().nullable(),
+  }),
   z.object({ name: z.literal("status"), folder: z.string().nullable() }),
   z.object({ name: z.literal("stop"), folder: z.string().nullable() }),
   z.object({ name: z.literal("start"), folder: z.string().nullable() }),
@@ -26,6 +33,7 @@ export function commentCommandHelp(botName: string): string {
     "",
     `- \`@${botName} repatch\` — patch again with the configured selection;`,
     `  \`@${botName} repatch threshold:0.4\` (or \`tau=0.4\`), \`top-k:10\` (\`top-k=10\`), \`fraction:0.1\` (\`fraction=0.1\`)`,
+    `  and \`operator=subspace:8\` (project onto V's top 8 singular directions), \`operator=subspace:0.9\` (those keeping 90 % of its energy) or \`operator=paper\`, alone or with a selection`,
     `- \`@${botName} status\` — what the pull request holds and how it was made`,
     `- \`@${botName} stop\` — close the pull request and stop covering this adapter; \`@${botName} start\` undoes it`,
     `- \`@${botName} help\` — this message`,
@@ -56,7 +64,8 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&
 /**
  * Finds `@<bot> <command> [args]` (or `/<slash> <command> [args]` at the start of a line, where the forge has
  * one) in a comment. Selections are read by the CLI's parser (`threshold:0.4`, or the aliases `tau=0.4`,
- * `top-k=3`, `fraction=0.1`); `folder=<path>` names an adapter folder.
+ * `top-k=3`, `fraction=0.1`), operators by its `--operator` parser (`operator=subspace:8`); `folder=<path>` names
+ * an adapter folder.
  */
 export function parseComment(text: string, bot: string | BotAddress): ParsedComment {
   const { name: botName, slashCommand } = typeof bot === "string" ? { name: bot, slashCommand: undefined } : bot;
@@ -79,6 +88,7 @@ export function parseComment(text: string, bot: string | BotAddress): ParsedComm
   }
   let folder: string | null = null;
   let selection: Selection | null = null;
+  let operator: Operator | null = null;
   for (const arg of args) {
     const folderMatch = /^folder=(.+)$/i.exec(arg);
     if (folderMatch) {
@@ -89,6 +99,16 @@ export function parseComment(text: string, bot: string | BotAddress): ParsedComm
       continue;
     }
     if (command !== "repatch") return { kind: "invalid", error: `\`${command}\` takes no argument \`${arg}\``, text: line };
+    const operatorMatch = /^operator[=:](.*)$/i.exec(arg);
+    if (operatorMatch) {
+      if (operator) return { kind: "invalid", error: `more than one operator (\`${arg}\`)`, text: line };
+      try {
+        operator = parseOperator(operatorMatch[1]!);
+      } catch (error) {
+        return { kind: "invalid", error: (error as Error).message, text: line };
+      }
+      continue;
+    }
     let next: Selection;
     try {
       next = parseSelection(arg);
@@ -99,13 +119,15 @@ export function parseComment(text: string, bot: string | BotAddress): ParsedComm
     selection = next;
   }
   const parsed = CommentCommand.safeParse(
-    command === "repatch" ? { name: command, selection, folder } : command === "help" ? { name: command } : { name: command, folder },
+    command === "repatch" ? { name: command, selection, ...(operator ? { operator } : {}), folder } : command === "help" ? { name: command } : { name: command, folder },
   );
   if (!parsed.success) return { kind: "invalid", error: `unknown command \`${command}\``, text: line };
   return { kind: "command", command: parsed.data, text: line };
 }
 
 export function describeCommentCommand(command: CommentCommand): string {
-  if (command.name === "repatch") return `repatch${command.selection ? ` ${formatSelection(command.selection)}` : ""}`;
+  if (command.name === "repatch") {
+    return `repatch${command.selection ? ` ${formatSelection(command.selection)}` : ""}${command.operator ? ` operator=${formatOperator(command.operator)}` : ""}`;
+  }
   return command.name;
 }

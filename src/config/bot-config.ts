@@ -5,12 +5,23 @@ import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
 import { InferenceEndpointConfig, MAX_PROMPTS_PER_KIND, TaskPrompt } from "../behaviour/schema.js";
 import { isRepoId } from "../hub/repo-ref.js";
+import { DEFAULT_OPERATOR, formatOperator, parseOperator } from "../projection/operator.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 
 /** `threshold:<τ>` etc., checked with the one selection parser. */
 const SelectionText = z.string().transform((text, context) => {
   try {
     return parseSelection(text);
+  } catch (error) {
+    context.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** `paper` or `subspace:<k | e>`, checked with the one operator parser. */
+const OperatorText = z.string().transform((text, context) => {
+  try {
+    return parseOperator(text);
   } catch (error) {
     context.addIssue({ code: "custom", message: (error as Error).message });
     return z.NEVER;
@@ -40,6 +51,8 @@ export const RepoConfigShape = {
   /** Installing the webhook is the consent; a repo opts out with `enabled: false`. */
   enabled: z.boolean(),
   select: SelectionText,
+  /** Which operator projects the selected modules: `paper` (the default) or `subspace:<k | e>` (projection/operator.ts). */
+  operator: OperatorText,
   /** Adapter folders to cover / to skip, as globs ("." is the root). */
   include: z.array(z.string().min(1)),
   exclude: z.array(z.string().min(1)),
@@ -74,6 +87,7 @@ export const RepoConfigShape = {
 export const RepoConfig = z.strictObject({
   enabled: RepoConfigShape.enabled.default(true),
   select: RepoConfigShape.select.prefault(formatSelection(DEFAULT_SELECTION)),
+  operator: RepoConfigShape.operator.prefault(formatOperator(DEFAULT_OPERATOR)),
   include: RepoConfigShape.include.default(["**"]),
   exclude: RepoConfigShape.exclude.default([]),
   checkpoints: RepoConfigShape.checkpoints.default(false),
@@ -93,6 +107,7 @@ export type RepoConfig = z.infer<typeof RepoConfig>;
 export const RepoConfigFile = z.strictObject({
   enabled: RepoConfigShape.enabled.optional(),
   select: RepoConfigShape.select.optional(),
+  operator: RepoConfigShape.operator.optional(),
   include: RepoConfigShape.include.optional(),
   exclude: RepoConfigShape.exclude.optional(),
   checkpoints: RepoConfigShape.checkpoints.optional(),

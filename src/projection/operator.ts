@@ -30,11 +30,11 @@ export function formatOperator(operator: Operator): string {
 }
 
 /**
- * The reproduce command's `--operator` flag: none for the paper's, the default, so that the commands of paper
- * variants stay as they were.
+ * The reproduce command's `--operator` flag, from what a report says ran (`operator.kind` and `.setting`): none
+ * for the paper's, the default, so that the commands of paper variants stay as they were.
  */
-export function operatorFlag(operator: Operator): string {
-  return operator.kind === "paper" ? "" : ` --operator ${formatOperator(operator)}`;
+export function operatorFlag(ran: { readonly kind?: string | undefined; readonly setting?: string | undefined }): string {
+  return ran.kind === "subspace" && ran.setting ? ` --operator ${ran.setting}` : "";
 }
 
 /**

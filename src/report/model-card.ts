@@ -47,6 +47,7 @@ export function cardSummary(report: SafeLoraReport): string {
     "",
     `- **Projected:** ${report.projectedCount} of ${report.moduleCount} modules`,
     `- **Selection:** \`${selection.mode}:${selection.value}\` (${threshold}; a module is projected when its rounded cosine is ≤ τ)`,
+    ...(isSubspace(report) ? [`- **Operator:** \`${report.operator.setting}\` — ${report.operator.formula}`] : []),
     `- **Execution:** ${report.operator.executionProvider}, ${(report.durationMs / 1000).toFixed(1)} s`,
   ].join("\n");
 }
@@ -59,6 +60,7 @@ function skipNote(module: ModuleReport): string {
 
 /** Every module: cosine, projected or not, ‖CB‖/‖B‖, and why an unchanged one is; then the tensors copied as they were. */
 export function modulesSection(report: SafeLoraReport): string {
+  if (isSubspace(report)) return subspaceModulesSection(report);
   const rows = report.modules.map(
     (m) =>
       `| ${m.layer ?? "—"} | ${tableCell(code(m.target))} | ${fmt(m.cosine)} | ${m.projected ? "**yes**" : "no"} | ${fmt(m.normRatio, 4)} | ${skipNote(m)} |`,
@@ -112,17 +114,46 @@ export function reproduceSection(command: string): string {
 }
 
 /** What the variant is not: a full evaluation of behaviour, a true projection, a patch of every tensor. */
+/** A report of the subspace operator (P = U_k U_kᵀ); older reports and paper runs are the paper's. */
+function isSubspace(report: SafeLoraReport): boolean {
+  return report.operator.kind === "subspace";
+}
+
+/** The modules table of a subspace run: P in place of C, and per module the k used and the energy of V it keeps. */
+function subspaceModulesSection(report: SafeLoraReport): string {
+  const rows = report.modules.map(
+    (m) =>
+      `| ${m.layer ?? "—"} | ${tableCell(code(m.target))} | ${fmt(m.cosine)} | ${m.projected ? "**yes**" : "no"} | ${fmt(m.normRatio, 4)} | ${m.subspaceRank ?? "—"}${m.subspaceCapped ? " (capped)" : ""} | ${m.capturedEnergy === undefined ? "—" : `${(100 * m.capturedEnergy).toFixed(1)} %`} | ${skipNote(m)} |`,
+  );
+  return [
+    "## Modules",
+    "",
+    "cos = cos(PΔW, ΔW) with P = U_k U_kᵀ, the projector onto V's top k left singular vectors; ‖PB‖/‖B‖ is the share of `lora_B`'s norm P keeps " +
+      "(applied only where projected); energy = Σ_{i≤k} σᵢ² / ‖V‖_F², the share of V that those k directions hold.",
+    "",
+    "| layer | module | cos | projected | ‖PB‖/‖B‖ | k | energy | note |",
+    "|---:|---|---:|:---:|---:|---:|---:|---|",
+    ...rows,
+  ].join("\n") + untouchedLine(report);
+}
+
 export function caveatsSection(report: SafeLoraReport): string {
   const behaviour =
     report.behaviour?.status === "measured"
       ? "- The selection is a weight-space heuristic. The behaviour figures above come from a few prompts scored by keyword: evaluate the variant on your task and on your own safety prompts before you rely on it."
       : "- This is a weight-space heuristic. Nothing here measures the model's behaviour: evaluate the variant on your task and on safety prompts before you rely on it.";
-  return ["## Caveats", "", behaviour, ...OTHER_CAVEATS].join("\n");
+  return ["## Caveats", "", behaviour, isSubspace(report) ? SUBSPACE_CAVEAT : PAPER_CAVEAT, ...OTHER_CAVEATS].join("\n");
 }
 
-const OTHER_CAVEATS = [
+const PAPER_CAVEAT =
   "- The operator C = V Vᵀ / ‖V‖_F is not a projection: it scales each component of `lora_B` along V's singular directions by σᵢ²/‖V‖_F, " +
-    "and can shrink a projected module's update by orders of magnitude (see ‖CB‖/‖B‖). This follows the paper's reference implementation.",
+  "and can shrink a projected module's update by orders of magnitude (see ‖CB‖/‖B‖). This follows the paper's reference implementation.";
+
+const SUBSPACE_CAVEAT =
+  "- The subspace operator P = U_k U_kᵀ is this project's extension, not the paper's: a true projection that keeps the part of `lora_B` " +
+  "within V's top k singular directions unchanged and removes the rest. U_k comes from a seeded randomised SVD; k and the energy it keeps are per module above.";
+
+const OTHER_CAVEATS = [
   "- Tensors other than LoRA factors (LoRA biases, `modules_to_save`) are copied unchanged and are not covered by Safe LoRA.",
 ];
 

@@ -78,6 +78,7 @@ export function summaryTable({ folder, report }: { folder: string; report: SafeL
     ["Aligned model", `${pinned(report.inputs.aligned)} — ${resolvedByWords(report.inputs.aligned.resolvedBy)}`],
     ["Base model", `${pinned(report.inputs.base)} — ${resolvedByWords(report.inputs.base.resolvedBy)}`],
     ["Selection", `\`${selection.mode}:${selection.value}\` (${tau})`],
+    ...(report.operator.kind === "subspace" ? [["Operator", `\`${report.operator.setting}\` — ${report.operator.formula}`] as [string, string]] : []),
     ["Modules projected", `${report.projectedCount} / ${report.moduleCount}`],
     ["Bytes read", bytesReadText(report)],
     ["Run time", `${(report.durationMs / 1000).toFixed(1)} s`],
@@ -107,7 +108,11 @@ export function commandsFolded(commandHelp: string): string {
 export function caveat(variants: PullRequestContext["variants"]): string {
   const measured = variants.length > 0 && variants.every((variant) => variant.report.behaviour?.status === "measured");
   const behaviour = measured ? "the behaviour figures come from a few prompts scored by keyword" : "nothing here measures how the model behaves";
-  return `_A weight-space heuristic: ${behaviour}. The operator rescales rather than projects; the report card shows by how much. Evaluate the variant before you rely on it._`;
+  const subspace = variants.length > 0 && variants.every((variant) => variant.report.operator.kind === "subspace");
+  const operator = subspace
+    ? "The subspace operator projects onto V's top singular directions; the report card shows how much of each update it keeps"
+    : "The operator rescales rather than projects; the report card shows by how much";
+  return `_A weight-space heuristic: ${behaviour}. ${operator}. Evaluate the variant before you rely on it._`;
 }
 
 /** What a reviewer must see before anything else about one variant: the warnings, then what was given up. */

@@ -25,7 +25,7 @@ beforeEach(async () => {
 });
 afterEach(() => t.close());
 
-const patch = (payload: Partial<PatchPayload> = {}) => runPatch(t.job, { repo: REPO, folder: ".", sha: null, selection: null, command: null, ...payload });
+const patch = (payload: Partial<PatchPayload> = {}) => runPatch(t.job, { repo: REPO, folder: ".", sha: null, selection: null, operator: null, command: null, ...payload });
 const commit = (files: Record<string, string | Uint8Array | null>) => t.forge.commitFiles({ repo: REPO, files, author: MEMBER });
 const pullRequest = (num: number) => t.forge.discussionOf(REPO, num);
 const headFile = (num: number, path: string) => t.forge.fileAt({ repo: REPO, revision: t.forge.pullRequestHead(REPO, num), path });

@@ -42,6 +42,7 @@ describe("safe-lora patch: usage errors (exit 2)", () => {
   it("a local --aligned without --base", () => expectRefusal(runCli(["patch", "--adapter", fixture.adapter, "--aligned", fixture.chat, "--out", out]), 2, /--aligned is a local folder.*pass --base/));
   it("an unknown flag", () => expectRefusal(patch("--tau", "0.3"), 2, /Unknown option '--tau'.*--help/));
   it("a bad selection", () => expectRefusal(patch("--select", "threshold:2"), 2, /the threshold value must be a number from -1 to 1/));
+  it("a bad --operator", () => expectRefusal(patch("--operator", "subspace:1.5"), 2, /"subspace:1\.5": subspace takes a whole number of directions from 1 to \d+ or an energy share strictly between 0 and 1/));
   it("a bad --ep", () => expectRefusal(patch("--ep", "tpu"), 2, /--ep tpu: choose one of auto, cpu, cuda, webgpu/));
   it("a bad SAFE_LORA_EP", () => expectRefusal(runCli(["patch", "--adapter", fixture.adapter, "--base", fixture.base, "--aligned", fixture.chat, "--out", out], { SAFE_LORA_EP: "tpu" }), 2, /SAFE_LORA_EP/));
   it("an unknown command", async () => {
@@ -241,6 +242,18 @@ describe("safe-lora patch: output", () => {
     const svg = readFileSync(join(out, "similarity.svg"), "utf8");
     expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     expect(svg.match(/fill="#f97316" rx/g)).toHaveLength(3);
+  });
+
+  it("--operator subspace:4: the report and card say which operator ran, and the card's command makes it again", async () => {
+    const result = await patch("--select", "top-k:3", "--operator", "subspace:4");
+    expect(result.code).toBe(0);
+    const report = SafeLoraReport.parse(JSON.parse(readFileSync(join(out, "safe-lora-report.json"), "utf8")));
+    expect(report.operator).toMatchObject({ kind: "subspace", setting: "subspace:4", formula: expect.stringMatching(/^P = U_k U_kᵀ/) });
+    expect(report.modules.filter((m) => m.projected).every((m) => m.subspaceRank === 4 && m.capturedEnergy! > 0)).toBe(true);
+    const card = readFileSync(join(out, "README.md"), "utf8");
+    expect(card).toMatch(/^safe-lora patch --adapter .* --select top-k:3 --operator subspace:4$/m);
+    expect(card).toMatch(/\*\*Operator:\*\* `subspace:4` — P = U_k U_kᵀ/);
+    expect(card).toMatch(/\| layer \| module \| cos \| projected \| ‖PB‖\/‖B‖ \| k \| energy \| note \|/);
   });
 
   it("reads only the target tensors of the base and aligned models", async () => {

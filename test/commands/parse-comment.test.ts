@@ -18,6 +18,10 @@ describe("parseComment", () => {
     ["@safe-lora-bot repatch threshold=0.3", { name: "repatch", selection: { mode: "threshold", value: 0.3 }, folder: null }],
     ["@safe-lora-bot repatch tau:0.3", { name: "repatch", selection: { mode: "threshold", value: 0.3 }, folder: null }],
     ["@safe-lora-bot repatch fraction:0.1", { name: "repatch", selection: { mode: "fraction", value: 0.1 }, folder: null }],
+    // The operator by --operator's parser, alone or with a selection, in either order.
+    ["@safe-lora-bot repatch operator=subspace:8", { name: "repatch", selection: null, operator: { kind: "subspace", rank: 8 }, folder: null }],
+    ["@safe-lora-bot repatch top-k:4 operator=subspace:0.9", { name: "repatch", selection: { mode: "top-k", value: 4 }, operator: { kind: "subspace", energy: 0.9 }, folder: null }],
+    ["@safe-lora-bot repatch operator:paper tau=0.3", { name: "repatch", selection: { mode: "threshold", value: 0.3 }, operator: { kind: "paper" }, folder: null }],
   ])("reads %j", (text, command) => {
     const parsed = parseComment(text, bot);
     if (command === null) {
@@ -38,6 +42,10 @@ describe("parseComment", () => {
     ["@safe-lora-bot repatch tau=2", /the threshold value must be a number from -1 to 1/],
     ["@safe-lora-bot repatch top-k=0", /top-k value must be a whole number of modules, at least 1/],
     ["@safe-lora-bot repatch tau=0.1 top-k=2", /more than one selection/],
+    ["@safe-lora-bot repatch operator=subspace:0", /"subspace:0": subspace takes a whole number of directions from 1/],
+    ["@safe-lora-bot repatch operator=projector", /"projector" is not an operator: write paper, subspace:<k>/],
+    ["@safe-lora-bot repatch operator=subspace:4 operator=paper", /more than one operator/],
+    ["@safe-lora-bot status operator=subspace:4", /`status` takes no argument `operator=subspace:4`/],
     ["@safe-lora-bot stop now", /`stop` takes no argument `now`/],
     ["@safe-lora-bot repatch folder=../../otherorg/private", /`folder=` must name a folder inside the repo.*"\.\." segment/],
     ["@safe-lora-bot status folder=adapters/../../x", /`folder=` must name a folder inside the repo/],

@@ -16,6 +16,17 @@ describe("safe-lora.yaml", () => {
     expect(config.limits).toMatchObject({ maxModules: 64, maxFetchGB: 40 });
   });
 
+  it("takes an operator beside the selection, from the repo's file over BOT_CONFIG's, paper by default", () => {
+    expect(BotConfig.parse({}).operator).toEqual({ kind: "paper" });
+    const bot = BotConfig.parse({ operator: "subspace:0.9" });
+    expect(bot.operator).toEqual({ kind: "subspace", energy: 0.9 });
+    const file = parseConfigYaml("select: top-k:4\noperator: subspace:8\n", RepoConfigFile);
+    expect(file.ok).toBe(true);
+    expect(effectiveConfig(bot, file.ok ? file.value : null)).toMatchObject({ select: { mode: "top-k", value: 4 }, operator: { kind: "subspace", rank: 8 } });
+    const wrong = parseConfigYaml("operator: subspace:1.5\n", RepoConfigFile);
+    expect(wrong).toMatchObject({ ok: false, problem: { key: "operator", line: 1, message: expect.stringMatching(/energy share strictly between 0 and 1/) } });
+  });
+
   // Issue 7 item 5: a repo's limits used to replace the operator's, so a repo could raise them.
   it("lets a repo lower the operator's limits but never raise them", () => {
     const bot = BotConfig.parse({ limits: { maxModules: 100, maxFetchGB: 10, maxRunMinutes: 30 } });
