@@ -6,7 +6,30 @@ import { WarmPairs } from "../../src/projection/warm-pairs.js";
 /** An alignment whose V takes `bytes` bytes. */
 const alignment = (bytes: number, fill = 1) => ({ v: new Float32Array(bytes / 4).fill(fill), wBaseNormSq: 1, wAlignedNormSq: 2 });
 
+/** A subspace whose U and σ take `bytes` bytes in all (Float64: 8 per number). */
+const subspace = (bytes: number) => ({ rows: 1, count: 1, u: new Float64Array(bytes / 8 - 1), sigma: new Float64Array(1), normSq: 1 });
+
 describe("warm pairs", () => {
+  it("keeps a subspace beside a held V, counted in the budget and gone with it", () => {
+    const warm = new WarmPairs(400);
+    expect(warm.keepSubspace("a", "sketch=14", subspace(80))).toBe(false);
+    warm.keep("a", alignment(200));
+    const kept = subspace(80);
+    expect(warm.keepSubspace("a", "sketch=14", kept)).toBe(true);
+    expect(warm.subspace("a", "sketch=14")).toBe(kept);
+    expect(warm.subspace("a", "sketch=64")).toBeUndefined();
+    expect(warm.bytes).toBe(280);
+    // A new V pushes out a's V and its subspace together.
+    warm.keep("b", alignment(200));
+    expect(warm.has("a")).toBe(false);
+    expect(warm.subspace("a", "sketch=14")).toBeUndefined();
+    expect(warm.bytes).toBe(200);
+    // A subspace that does not fit beside its V evicts others, never its own V.
+    warm.keep("c", alignment(200));
+    expect(warm.keepSubspace("c", "sketch=14", subspace(160))).toBe(true);
+    expect([warm.has("b"), warm.has("c"), warm.bytes]).toEqual([false, true, 360]);
+  });
+
   it("keeps entries within the budget, least recently used out first", () => {
     const warm = new WarmPairs(300);
     expect(warm.keep("a", alignment(100))).toBe(true);
