@@ -65,6 +65,21 @@ describe("the patch job: publishing", () => {
     expect(botCommits(1)).toHaveLength(1);
   });
 
+  it("takes another operator for another patch: the record, report, card and description say which ran", async () => {
+    commit(goldenAdapter());
+    await patch();
+    const { command } = await acknowledged(1);
+    const outcome = await patch({ operator: { kind: "subspace", rank: 4 }, command });
+    expect(outcome).toMatchObject({ outcome: "committed", pr: 1, created: false });
+    const report = JSON.parse(headFile(1, "safe-lora/safe-lora-report.json")!) as { operator: { kind: string; setting: string }; record: { operator: string } };
+    expect(report.operator).toMatchObject({ kind: "subspace", setting: "subspace:4" });
+    expect(report.record.operator).toMatch(/^P = U_k U_kᵀ.*k = 4; lora_B ← P·lora_B$/);
+    expect(headFile(1, "safe-lora/README.md")!).toMatch(/^safe-lora patch .* --operator subspace:4$/m);
+    expect(pullRequest(1).comments[0]!.text).toContain("| Operator | `subspace:4` — P = U_k U_kᵀ");
+    const again = await acknowledged(1);
+    expect(await patch({ operator: { kind: "subspace", rank: 4 }, command: again.command })).toMatchObject({ outcome: "unchanged" });
+  });
+
   it("commits a re-patch to the same pull request, and edits the acknowledgement with the result", async () => {
     commit(goldenAdapter());
     await patch();
