@@ -3,8 +3,8 @@ import { SafeLoraError } from "../errors.js";
 // Types only: the projection thread loads this module, and the choice's schema (zod) has no business there.
 import type { ExecutionProvider } from "./execution-provider.js";
 import { knownMissing, loadFailure, ProviderUnavailable } from "./provider-loading.js";
-import type { SubspaceRank } from "./subspace-operator.js";
-import { GraphInput, GraphOutput, buildProjectionModel, buildSafeLoraModel, buildSafeLoraModelWithAlignment } from "./safe-lora-graph.js";
+import type { AlignmentProducts, SubspaceRank } from "./subspace-operator.js";
+import { GraphInput, GraphOutput, buildProjectionModel, buildSafeLoraModel, buildSafeLoraModelWithAlignment, buildSketchProductModel } from "./safe-lora-graph.js";
 
 /** One module's LoRA factors, fp32 row-major. */
 export interface LoraFactors {
@@ -163,6 +163,20 @@ export class ProjectionSession {
     // The norms only: a projection that carried V would take it wherever the projection goes (to the main thread).
     const { wBaseNormSq, wAlignedNormSq } = alignment;
     return this.projection(results, lora.name, { wBaseNormSq, wAlignedNormSq });
+  }
+
+  /**
+   * The subspace operator's products with one module's V [d_out, d_in], run by onnxruntime in fp32 (the sketch is
+   * handed over as fp32 and the result read back as Float64 for the orthonormalisation).
+   */
+  alignmentProducts(v: Float32Array, dOut: number, dIn: number): AlignmentProducts {
+    const vTensor = new ort.Tensor("float32", v, [dOut, dIn]);
+    const run = async (transposed: boolean, x: Float64Array, width: number) => {
+      const session = await this.session(transposed ? "sketch-transposed" : "sketch", () => buildSketchProductModel(transposed));
+      const results = await session.run({ [GraphInput.alignment]: vTensor, [GraphInput.sketch]: new ort.Tensor("float32", Float32Array.from(x), [transposed ? dOut : dIn, width]) });
+      return Float64Array.from(results[GraphOutput.sketchProduct]!.data as Float32Array);
+    };
+    return { times: (x, width) => run(false, x, width), transposedTimes: (x, width) => run(true, x, width) };
   }
 
   async release(): Promise<void> {

@@ -72,17 +72,25 @@ function ownAlignment(alignment: Alignment): Alignment {
 
 /**
  * The operator on the graph's figures: `paper` as the graph gave them; `subspace` replaces C·B and the cosine's
- * traces by those of P = U_k U_kᵀ, from U found warm beside V under `warmId` or computed here (in TS: the sketch's
- * products are a few times the graph's for small k, and run on this thread either way) and then kept beside it.
+ * traces by those of P = U_k U_kᵀ, from U found warm beside V under `warmId` or computed here and then kept beside
+ * it. The sketch's products with V run in onnxruntime (in TS they took 85 times the paper graph's time on a
+ * 4096 × 4096 module); its orthonormalisation and small eigenproblem in TS, in Float64.
  */
-function applyOperator(operator: Operator, projection: ModuleProjection, v: Float32Array, lora: LoraFactors, warmId: string | null): ModuleProjection {
+async function applyOperator(
+  projector: ProjectionSession,
+  operator: Operator,
+  projection: ModuleProjection,
+  v: Float32Array,
+  lora: LoraFactors,
+  warmId: string | null,
+): Promise<ModuleProjection> {
   // V = 0: nothing to project onto; the module is skipped with its graph figures, as under the paper operator.
   if (operator.kind === "paper" || projection.vNormSq === 0) return projection;
   const width = sketchWidth(operator, lora.dOut, lora.dIn);
   const tag = subspaceTag(width);
   let subspace: Subspace | undefined = warmId === null ? undefined : warm.subspace(warmId, tag);
   if (!subspace) {
-    subspace = randomizedSvd({ rows: lora.dOut, cols: lora.dIn, data: v }, width, SUBSPACE_SEED);
+    subspace = await randomizedSvd({ rows: lora.dOut, cols: lora.dIn, data: v }, width, SUBSPACE_SEED, projector.alignmentProducts(v, lora.dOut, lora.dIn));
     if (warmId !== null) warm.keepSubspace(warmId, tag, subspace);
   }
   const rank = chooseRank(operator, subspace);
@@ -109,13 +117,13 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
     const alignment = warm.get(request.warm);
     // A lease keeps it: missing means the main thread planned from a lease this thread never gave (a bug).
     if (!alignment) throw new Error(`warm pair entry ${request.warm} is not held; it was leased for this run`);
-    const projection = applyOperator(request.operator, await projector.projectWith(alignment, lora), alignment.v, lora, request.warm);
+    const projection = await applyOperator(projector, request.operator, await projector.projectWith(alignment, lora), alignment.v, lora, request.warm);
     reply = { projection: ownedProjection(projection), buffers: [] };
   } else if (request.op === "projectWith") {
     const { v, wBaseNormSq, wAlignedNormSq, keep } = request;
     const kept = keep !== null && warm.keep(keep, { v, wBaseNormSq, wAlignedNormSq });
     const computed = await projector.projectWith({ v, wBaseNormSq, wAlignedNormSq }, lora);
-    const projection = ownedProjection(applyOperator(request.operator, computed, v, lora, kept ? keep : null));
+    const projection = ownedProjection(await applyOperator(projector, request.operator, computed, v, lora, kept ? keep : null));
     // A V kept warm stays here; any other goes back to the caller's pool.
     reply = { projection, buffers: kept ? [] : [v.buffer as ArrayBuffer], ...(keep !== null ? { kept } : {}) };
   } else {
@@ -127,7 +135,7 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
       const computed = await projector.projectKeepingAlignment(module);
       const alignment = ownAlignment(computed.alignment);
       const kept = keep !== null && warm.keep(keep, alignment);
-      const projection = ownedProjection(applyOperator(request.operator, computed.projection, alignment.v, lora, kept ? keep : null));
+      const projection = ownedProjection(await applyOperator(projector, request.operator, computed.projection, alignment.v, lora, kept ? keep : null));
       const into = request.alignmentInto;
       if (into) into.set(alignment.v);
       reply = { projection, buffers, ...(into ? { alignment: { ...alignment, v: into } } : {}), ...(keep !== null ? { kept } : {}) };

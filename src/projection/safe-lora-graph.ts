@@ -1,7 +1,7 @@
 import { AttributeType, ElemType, encodeModel, type OnnxNode, type OnnxValueInfo } from "./onnx-proto.js";
 
 /** Graph input and output names; sessions feed and read them by these. */
-export const GraphInput = { wBase: "w_base", wAligned: "w_aligned", alignment: "v", loraA: "lora_a", loraB: "lora_b" } as const;
+export const GraphInput = { wBase: "w_base", wAligned: "w_aligned", alignment: "v", loraA: "lora_a", loraB: "lora_b", sketch: "x" } as const;
 export const GraphOutput = {
   /** V = W_aligned − W_base, fp32, [d_out, d_in] (the fused graph that hands V out, for the cache and warm pairs). */
   alignment: "v_out",
@@ -21,6 +21,8 @@ export const GraphOutput = {
   /** ‖B‖_F² and ‖CB‖_F², fp64, for the report's ‖CB‖/‖B‖. */
   bNormSq: "b_norm_sq",
   projectedBNormSq: "projected_b_norm_sq",
+  /** The subspace operator's sketch products: V·X or Vᵀ·X, fp32. */
+  sketchProduct: "v_x",
 } as const;
 
 const OPSET = 17;
@@ -134,4 +136,15 @@ export function buildSafeLoraModelWithAlignment(): Uint8Array {
 /** The projection from a given V (cached or just computed). */
 export function buildProjectionModel(): Uint8Array {
   return model("safe_lora_projection", projectionNodes(GraphInput.alignment), [tensor(GraphInput.alignment, ElemType.FLOAT, ["d_out", "d_in"]), ...loraInputs], projectionOutputs);
+}
+
+/**
+ * The subspace operator's large products (subspace-operator.ts, AlignmentProducts): V·X for X [d_in, w], or, with
+ * `transposed`, Vᵀ·X for X [d_out, w] (Gemm reads V transposed, as the projection does). fp32, like the graph's.
+ */
+export function buildSketchProductModel(transposed: boolean): Uint8Array {
+  const v = tensor(GraphInput.alignment, ElemType.FLOAT, ["d_out", "d_in"]);
+  const x = tensor(GraphInput.sketch, ElemType.FLOAT, [transposed ? "d_out" : "d_in", "w"]);
+  const product = transposed ? node("Gemm", [GraphInput.alignment, GraphInput.sketch], out.sketchProduct, { transA: 1 }) : node("MatMul", [GraphInput.alignment, GraphInput.sketch], out.sketchProduct);
+  return model(transposed ? "sketch_product_transposed" : "sketch_product", [product], [v, x], [tensor(out.sketchProduct, ElemType.FLOAT, [transposed ? "d_in" : "d_out", "w"])]);
 }

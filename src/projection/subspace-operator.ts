@@ -3,9 +3,9 @@ import type { SubspaceOperator } from "./operator.js";
 /**
  * The subspace operator's math: V's leading left singular vectors by a randomised SVD (Halko, Martinsson & Tropp
  * 2011, algorithms 4.4 and 5.1), and the orthogonal projector P = U_k U_kᵀ applied to `lora_B` in its low-rank
- * form (P is d_out × d_out and never formed). Everything runs in Float64 in TS: the sketch is seeded, so the same V
- * gives the same U_k on every machine, and the products are small next to the paper operator's graph for the
- * sketch sizes used (k + OVERSAMPLING columns).
+ * form (P is d_out × d_out and never formed). The sketch is seeded, so the same V gives the same U_k in every run;
+ * the products with V are pluggable (AlignmentProducts): in Float64 here, or in onnxruntime in the projection thread,
+ * where TS took 8.4 s for one 4096 × 4096 V at subspace:8 against 98 ms for the paper's whole graph.
  */
 
 /** Extra sketch columns beyond k: they make the top k singular directions accurate (HMT §4.2). */
@@ -17,7 +17,8 @@ export const ENERGY_SKETCH_COLUMNS = 64;
 
 /**
  * The seed of the Gaussian sketch. Fixed, so that a run is reproducible: the same V and operator give the same
- * U_k, bit for bit, in every run and on every machine (the sketch is drawn here, not by a device).
+ * U_k, bit for bit, in every run on the same execution provider (the sketch is drawn here, not by a device; the
+ * fp32 products with V may round differently on another provider).
  */
 export const SUBSPACE_SEED = 13;
 
@@ -207,23 +208,41 @@ export function sketchWidth(operator: SubspaceOperator, rows: number, cols: numb
 }
 
 /**
- * V's leading `width` singular triplets by a randomised SVD: Y = V Ω with a seeded Gaussian Ω [cols, width], then
- * POWER_ITERATIONS rounds of Q ← orth(V orth(Vᵀ Q)); B = Qᵀ V; B Bᵀ = W Λ Wᵀ by Jacobi; U = Q W, σ = √λ.
+ * The sketch's large products with V [rows, cols]: V·X for X [cols, width] and Vᵀ·X for X [rows, width]. They are
+ * all of the SVD's work that grows with V (six passes over it with two power iterations); the rest is small.
  */
-export function randomizedSvd(v: Matrix, width: number, seed: number): Subspace {
+export interface AlignmentProducts {
+  times(x: Float64Array, width: number): Promise<Float64Array>;
+  transposedTimes(x: Float64Array, width: number): Promise<Float64Array>;
+}
+
+/** The products in Float64 in TS: exact to rounding, for tests and small matrices (the projection thread uses onnxruntime's). */
+export function float64Products(v: Matrix): AlignmentProducts {
+  return {
+    times: async (x, width) => multiply(v, { rows: v.cols, cols: width, data: x }),
+    transposedTimes: async (x, width) => multiplyTransposed(v, { rows: v.rows, cols: width, data: x }),
+  };
+}
+
+/**
+ * V's leading `width` singular triplets by a randomised SVD: Y = V Ω with a seeded Gaussian Ω [cols, width], then
+ * POWER_ITERATIONS rounds of Q ← orth(V orth(Vᵀ Q)); B = Qᵀ V; B Bᵀ = W Λ Wᵀ by Jacobi; U = Q W, σ = √λ. The
+ * products with V run in `products`; orthonormalisation and the small eigenproblem in Float64 here.
+ */
+export async function randomizedSvd(v: Matrix, width: number, seed: number, products: AlignmentProducts = float64Products(v)): Promise<Subspace> {
   const { rows, cols } = v;
   let normSq = 0;
   for (let i = 0; i < v.data.length; i++) normSq += v.data[i]! * v.data[i]!;
   const gaussian = seededGaussian(seed);
   const omega = Float64Array.from({ length: cols * width }, gaussian);
-  let q = orthonormalColumns(multiply(v, { rows: cols, cols: width, data: omega }), rows, width);
+  let q = orthonormalColumns(await products.times(omega, width), rows, width);
   for (let iteration = 0; iteration < POWER_ITERATIONS; iteration++) {
-    const z = orthonormalColumns(multiplyTransposed(v, { rows, cols: q.cols, data: q.q }), cols, q.cols);
-    q = orthonormalColumns(multiply(v, { rows: cols, cols: z.cols, data: z.q }), rows, z.cols);
+    const z = orthonormalColumns(await products.transposedTimes(q.q, q.cols), cols, q.cols);
+    q = orthonormalColumns(await products.times(z.q, z.cols), rows, z.cols);
   }
   const count = q.cols;
   // Bᵀ = Vᵀ Q [cols, count]; B Bᵀ = (Bᵀ)ᵀ Bᵀ [count, count].
-  const bt: Matrix = { rows: cols, cols: count, data: multiplyTransposed(v, { rows, cols: count, data: q.q }) };
+  const bt: Matrix = { rows: cols, cols: count, data: await products.transposedTimes(q.q, count) };
   const { values, vectors } = symmetricEigen(multiplyTransposed(bt, bt), count);
   const u = multiply({ rows, cols: count, data: q.q }, { rows: count, cols: count, data: vectors });
   const sigma = values.map((value) => Math.sqrt(Math.max(0, value)));

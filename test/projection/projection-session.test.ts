@@ -1,6 +1,7 @@
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ProjectionSession, type ModuleProjection, type ModuleTensors } from "../../src/projection/projection-session.js";
+import { float64Products, randomizedSvd, seededGaussian } from "../../src/projection/subspace-operator.js";
 import { cudaProviderInstalled } from "../helpers/onnxruntime.js";
 
 /** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
@@ -152,6 +153,24 @@ describe("a module whose V is kept (disk cache, warm pairs)", () => {
   });
 });
 
+
+describe("the subspace operator's sketch products (alignmentProducts)", () => {
+  it("are V·X and Vᵀ·X to fp32 rounding, and give the SVD that Float64 products give", async () => {
+    const [dOut, dIn, width] = [48, 40, 7];
+    const gaussian = seededGaussian(77);
+    const v = Float32Array.from({ length: dOut * dIn }, gaussian);
+    const exact = float64Products({ rows: dOut, cols: dIn, data: v });
+    const onnx = session.alignmentProducts(v, dOut, dIn);
+    const x = Float64Array.from({ length: dIn * width }, gaussian);
+    const y = Float64Array.from({ length: dOut * width }, gaussian);
+    const relative = (a: Float64Array, b: Float64Array) => Math.max(...a.map((value, i) => Math.abs(value - b[i]!))) / Math.max(...b.map(Math.abs));
+    expect(relative(await onnx.times(x, width), await exact.times(x, width))).toBeLessThan(1e-5);
+    expect(relative(await onnx.transposedTimes(y, width), await exact.transposedTimes(y, width))).toBeLessThan(1e-5);
+    const m = { rows: dOut, cols: dIn, data: v };
+    const [fromOnnx, fromFloat64] = [await randomizedSvd(m, 10, 13, onnx), await randomizedSvd(m, 10, 13)];
+    expect(relative(fromOnnx.sigma.subarray(0, 3), fromFloat64.sigma.subarray(0, 3))).toBeLessThan(1e-5);
+  });
+});
 
 describe("ProjectionSession.create", () => {
   it.skipIf(cudaProviderInstalled)("fails clearly when the execution provider is not available", async () => {

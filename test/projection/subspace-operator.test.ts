@@ -35,9 +35,9 @@ describe("randomizedSvd on random data", () => {
     [64, 48, 4],
     [96, 192, 8],
     [200, 120, 16],
-  ])("%i×%i, subspace:%i: U_k is orthonormal and P = U_k U_kᵀ is idempotent and symmetric", (rows, cols, k) => {
+  ])("%i×%i, subspace:%i: U_k is orthonormal and P = U_k U_kᵀ is idempotent and symmetric", async (rows, cols, k) => {
     const v = gaussianMatrix(rows, cols, rows * 7 + cols);
-    const subspace = randomizedSvd({ rows, cols, data: v }, sketchWidth(rank(k), rows, cols), 13);
+    const subspace = await randomizedSvd({ rows, cols, data: v }, sketchWidth(rank(k), rows, cols), 13);
     const { rank: used } = chooseRank(rank(k), subspace);
     expect(used).toBe(k);
     const p = projector(subspace.u, rows, subspace.count, used);
@@ -50,19 +50,19 @@ describe("randomizedSvd on random data", () => {
     expect(maxAbsDifference(p, pt)).toBeLessThan(1e-14);
   });
 
-  it("is reproducible: the same seed gives the same U and σ bit for bit, another seed a different sketch", () => {
+  it("is reproducible: the same seed gives the same U and σ bit for bit, another seed a different sketch", async () => {
     const v = { rows: 50, cols: 40, data: gaussianMatrix(50, 40, 3) };
-    const first = randomizedSvd(v, 14, 13);
-    const again = randomizedSvd(v, 14, 13);
-    const other = randomizedSvd(v, 14, 14);
+    const first = await randomizedSvd(v, 14, 13);
+    const again = await randomizedSvd(v, 14, 13);
+    const other = await randomizedSvd(v, 14, 14);
     expect(again.u).toEqual(first.u);
     expect(again.sigma).toEqual(first.sigma);
     expect(other.u).not.toEqual(first.u);
   });
 
-  it("P keeps the norm of what lies in its range and removes what is orthogonal to it", () => {
+  it("P keeps the norm of what lies in its range and removes what is orthogonal to it", async () => {
     const rows = 30;
-    const subspace = randomizedSvd({ rows, cols: 20, data: gaussianMatrix(rows, 20, 5) }, 8, 13);
+    const subspace = await randomizedSvd({ rows, cols: 20, data: gaussianMatrix(rows, 20, 5) }, 8, 13);
     const k = 3;
     // B = U_k c + w, w ⟂ U: P·B must be exactly U_k c.
     const inRange = new Float64Array(rows);
@@ -83,9 +83,9 @@ describe("randomizedSvd against an exact SVD (one-sided Jacobi)", () => {
     [12, 9, 4, [9, 7, 5, 4, 1, 0.8, 0.5, 0.3, 0.1]],
     [40, 30, 4, Array.from({ length: 30 }, (_, i) => (i < 4 ? 10 - i : 2 * 0.8 ** i))],
     [40, 30, 8, Array.from({ length: 30 }, (_, i) => 0.7 ** i)],
-  ])("%i×%i at k = %i: σ and the subspace agree", (rows, cols, k, spectrum) => {
+  ])("%i×%i at k = %i: σ and the subspace agree", async (rows, cols, k, spectrum) => {
     const data = withSpectrum(rows, cols, spectrum, rows + cols + k);
-    const subspace = randomizedSvd({ rows, cols, data }, sketchWidth(rank(k), rows, cols), 13);
+    const subspace = await randomizedSvd({ rows, cols, data }, sketchWidth(rank(k), rows, cols), 13);
     const exact = exactSvd(data, rows, cols);
     const sigmaError = maxAbsDifference(subspace.sigma.subarray(0, k), exact.sigma.subarray(0, k));
     const exactAgainstSpectrum = maxAbsDifference(exact.sigma.subarray(0, k), spectrum.slice(0, k));
@@ -99,9 +99,9 @@ describe("randomizedSvd against an exact SVD (one-sided Jacobi)", () => {
     expect(projectorError).toBeLessThan(1e-6);
   });
 
-  it("a V of lower rank than the sketch: only its directions are computed, and k is capped to them", () => {
+  it("a V of lower rank than the sketch: only its directions are computed, and k is capped to them", async () => {
     const data = withSpectrum(20, 15, [5, 3, 1], 9);
-    const subspace = randomizedSvd({ rows: 20, cols: 15, data }, sketchWidth(rank(8), 20, 15), 13);
+    const subspace = await randomizedSvd({ rows: 20, cols: 15, data }, sketchWidth(rank(8), 20, 15), 13);
     expect(subspace.count).toBe(3);
     expect(chooseRank(rank(8), subspace)).toMatchObject({ rank: 3, capped: true });
     expect(chooseRank(rank(8), subspace).capturedEnergy).toBeCloseTo(1, 12);
@@ -127,9 +127,9 @@ describe("chooseRank by energy", () => {
 });
 
 describe("subspaceProjection", () => {
-  it("gives P·B and the traces of the Gram route as dense P ΔW computes them", () => {
+  it("gives P·B and the traces of the Gram route as dense P ΔW computes them", async () => {
     const [dOut, dIn, r, k] = [24, 16, 3, 5];
-    const subspace = randomizedSvd({ rows: dOut, cols: dIn, data: gaussianMatrix(dOut, dIn, 21) }, 15, 13);
+    const subspace = await randomizedSvd({ rows: dOut, cols: dIn, data: gaussianMatrix(dOut, dIn, 21) }, 15, 13);
     const loraA = Float32Array.from(gaussianMatrix(r, dIn, 22));
     const loraB = Float32Array.from(gaussianMatrix(dOut, r, 23));
     const result = subspaceProjection(subspace, k, { dOut, dIn, rank: r, loraA, loraB });
