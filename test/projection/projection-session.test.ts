@@ -1,19 +1,13 @@
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ProjectionSession, type ModuleProjection, type ModuleTensors } from "../../src/projection/projection-session.js";
-import { float64Products, randomizedSvd, seededGaussian } from "../../src/projection/subspace-operator.js";
+import { float64Products, randomizedSvd, seededGaussian, seededUniform } from "../../src/projection/subspace-operator.js";
 import { cudaProviderInstalled } from "../helpers/onnxruntime.js";
 
-/** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
+/** Deterministic pseudo-random numbers in [-0.5, 0.5) (the sketch's mulberry32), so failures reproduce. */
 function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const uniform = seededUniform(seed);
+  return () => uniform() - 0.5;
 }
 
 function matrix(rows: number, cols: number, next: () => number): Float32Array {
