@@ -10,7 +10,7 @@ import { isUsersToFix, SafeLoraError, type SafeLoraErrorCode } from "../errors.j
 import type { BotPullRequest, FileToCommit, ForgeName, PinnedRepo } from "../forge/forge.js";
 import { openInputs, type OpenedInputs } from "../pipeline/open-inputs.js";
 import { patchAdapter, type PatchedAdapter } from "../pipeline/patch-adapter.js";
-import { Operator, operatorFlag, operatorFormula } from "../projection/operator.js";
+import { Operator, operatorFormula } from "../projection/operator.js";
 import { REPORT_FILE, variantFiles } from "../pipeline/variant-files.js";
 import { VARIANT_FOLDER, variantFolderOf } from "../report/variant-folder.js";
 import { formatSelection, Selection } from "../projection/selection.js";
@@ -131,7 +131,7 @@ function cardContextOf(report: SafeLoraReport, inputs: OpenedInputs, folder: str
   return {
     alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null,
     license: cardLicense(inputs.adapterCard),
-    command: `${reproduceCommand(report, folder, { hubUrl: nonDefaultHubUrl(hubUrl) })}${operatorFlag(report.operator)}`,
+    command: reproduceCommand(report, folder, { hubUrl: nonDefaultHubUrl(hubUrl) }),
   };
 }
 

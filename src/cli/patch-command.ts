@@ -13,7 +13,7 @@ import { reproduceCommand } from "../report/reproduce-command.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
 import { variantFiles, writeVariant } from "../pipeline/variant-files.js";
 import { ExecutionProviderChoice } from "../projection/execution-provider.js";
-import { DEFAULT_OPERATOR, operatorFlag, parseOperator } from "../projection/operator.js";
+import { DEFAULT_OPERATOR, parseOperator } from "../projection/operator.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 import type { CliIo } from "./io.js";
 import { formatBytes } from "../report/format-bytes.js";
@@ -183,7 +183,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     }
     return 0;
   }
-  const command = `${reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) })}${operatorFlag(patched.report.operator)}`;
+  const command = reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) });
   // A local aligned folder has no Hub id for the card's base_model; the licence is the adapter card's.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
   await writeVariant(out, variantFiles(patched, { alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions).finally(() => patched.release());

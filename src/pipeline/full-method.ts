@@ -14,7 +14,7 @@ import { writeShardedSafetensors, type WrittenShards } from "../safetensors/shar
 import { FileByteSource } from "../storage/byte-source.js";
 import type { StagingDir } from "../storage/staging-dir.js";
 import { TOOL } from "../version.js";
-import { identicalPair, weightCosine } from "./lora-method.js";
+import { cosineOf, identicalPair, weightCosine } from "./lora-method.js";
 import type { AssembledVariant, PatchMethod } from "./patch-method.js";
 
 /**
@@ -199,14 +199,6 @@ function checkRelated(plan: FullModulePlan, figures: FullModuleFigures, run: Ful
   }
 }
 
-function cosineOf(figures: FullModuleFigures): { cosineExact: number | null; skipped: SkipReason | null } {
-  if (figures.updateNormSq === 0) return { cosineExact: null, skipped: "zero-update" };
-  if (figures.vNormSq === 0) return { cosineExact: null, skipped: "zero-alignment" };
-  // CΔW = 0 with ΔW ≠ 0: orthogonal to every alignment direction; counted least aligned, as the LoRA path does.
-  if (figures.projectedUpdateNormSq === 0) return { cosineExact: 0, skipped: null };
-  const cosine = figures.dot / Math.sqrt(figures.updateNormSq * figures.projectedUpdateNormSq);
-  return { cosineExact: Math.max(-1, Math.min(1, cosine)), skipped: null };
-}
 
 /**
  * Safe LoRA on a full fine-tune of an aligned model: per decoder linear, ΔW = W_finetuned − W_aligned and

@@ -230,7 +230,7 @@ export function identicalPair(base: { description: string }, aligned: { descript
   );
 }
 
-function cosineOf(projection: ModuleProjection): { cosineExact: number | null; skipped: SkipReason | null } {
+export function cosineOf(projection: Pick<ModuleProjection, "dot" | "updateNormSq" | "vNormSq" | "projectedUpdateNormSq">): { cosineExact: number | null; skipped: SkipReason | null } {
   if (projection.updateNormSq === 0) return { cosineExact: null, skipped: "zero-update" };
   if (projection.vNormSq === 0) return { cosineExact: null, skipped: "zero-alignment" };
   // CΔW = 0 with ΔW ≠ 0: the update is orthogonal to every alignment direction. The reference's

@@ -30,14 +30,6 @@ export function formatOperator(operator: Operator): string {
 }
 
 /**
- * The reproduce command's `--operator` flag, from what a report says ran (`operator.kind` and `.setting`): none
- * for the paper's, the default, so that the commands of paper variants stay as they were.
- */
-export function operatorFlag(ran: { readonly kind?: string | undefined; readonly setting?: string | undefined }): string {
-  return ran.kind === "subspace" && ran.setting ? ` --operator ${ran.setting}` : "";
-}
-
-/**
  * Parses an operator: `paper`, `subspace:8` (k by count) or `subspace:0.9` (k by captured energy); `=` works
  * like `:` as in selections. The one parser for the CLI, safe-lora.yaml and comments.
  */

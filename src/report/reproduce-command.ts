@@ -33,5 +33,7 @@ export function reproduceCommand(
     `--base ${pinned(report.inputs.base)}`,
     `--aligned ${pinned(report.inputs.aligned)}`,
     `--select ${report.selection.mode}:${report.selection.value}`,
+    // The paper's operator is the default: commands of paper variants stay as they were.
+    ...(report.operator.kind === "subspace" && report.operator.setting ? [`--operator ${shellQuote(report.operator.setting)}`] : []),
   ].join(" ");
 }
