@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_OPERATOR, formatOperator, operatorFormula, parseOperator } from "../../src/projection/operator.js";
+import { DEFAULT_OPERATOR, formatOperator, MAX_SUBSPACE_RANK, operatorFormula, parseOperator } from "../../src/projection/operator.js";
 
 describe("parseOperator", () => {
   it.each([
@@ -15,6 +15,11 @@ describe("parseOperator", () => {
 
   it.each(["subspace:0", "subspace:1.0", "subspace:-3", "subspace:abc", "subspace:", "subspace:1e9", "projector", "subspace"])("refuses %j as usage, naming the syntax", (text) => {
     expect(() => parseOperator(text)).toThrow(expect.objectContaining({ code: "usage", message: expect.stringMatching(/subspace:8|subspace:0\.9/) }));
+  });
+
+  it("keeps k within what a worker computes in seconds: subspace:256 is read, subspace:257 refused with the cap", () => {
+    expect(parseOperator("subspace:256")).toEqual({ kind: "subspace", rank: MAX_SUBSPACE_RANK });
+    expect(() => parseOperator("subspace:257")).toThrow(expect.objectContaining({ code: "usage", message: expect.stringContaining("from 1 to 256") }));
   });
 
   it("formats what it reads back to the same operator", () => {
