@@ -9,12 +9,9 @@ import { loadPromptSet } from "../src/behaviour/load-prompt-set.js";
 import { measureBehaviour, type CheckSubject } from "../src/behaviour/measure-behaviour.js";
 import { InferenceEndpointConfig } from "../src/behaviour/schema.js";
 import { seedRepo, type SeedFile } from "../src/local-hub/seed.js";
-import { patchAdapter } from "../src/pipeline/patch-adapter.js";
 import { formatOperator, parseOperator, type Operator } from "../src/projection/operator.js";
-import { parseSelection } from "../src/projection/selection.js";
 import type { ModuleReport } from "../src/report/schema.js";
-import { LocalFolder } from "../src/storage/local-folder.js";
-import { endpointWorld, MINIATURE_DIR, REFERENCE_MAX_NEW_TOKENS } from "../test/local-inference/endpoint-world.js";
+import { endpointWorld, MINIATURE_DIR, patchHarmfulMix, REFERENCE_MAX_NEW_TOKENS } from "../test/local-inference/endpoint-world.js";
 
 const SELECTIONS = ["threshold:0.5", "top-k:4"];
 const OPERATORS = ["paper", "subspace:1", "subspace:4", "subspace:16", "subspace:0.9"].map(parseOperator);
@@ -28,15 +25,7 @@ interface Variant {
 }
 
 async function makeVariant(selection: string, operator: Operator, files: SeedFile[]): Promise<Variant> {
-  const folders = { adapter: new LocalFolder(join(MINIATURE_DIR, "adapter-harmful-mix")), base: new LocalFolder(join(MINIATURE_DIR, "base")), aligned: new LocalFolder(join(MINIATURE_DIR, "chat")) };
-  const variant = await patchAdapter({
-    adapter: { files: folders.adapter, revision: null },
-    base: { files: folders.base, revision: null },
-    aligned: { files: folders.aligned, revision: null },
-    selection: parseSelection(selection),
-    operator,
-    executionProvider: "cpu",
-  }).finally(() => Promise.all(Object.values(folders).map((folder) => folder.close())));
+  const variant = await patchHarmfulMix(selection, operator);
   try {
     const folder = `${selection}_${formatOperator(operator)}`.replace(/:/g, "-");
     files.push({ path: `${folder}/adapter_model.safetensors`, data: Buffer.from(await variant.weights.arrayBuffer()) }, { path: `${folder}/adapter_config.json`, data: variant.configText });

@@ -14,7 +14,7 @@ import { DEFAULT_MIN_WEIGHT_COSINE, identicalPair } from "./lora-method.js";
 import { FullMethod, type FullFinetuneLimits, type FullModuleReport } from "./full-method.js";
 import { runModules } from "./module-loop.js";
 import type { PatchProgress } from "./patch-adapter.js";
-import type { WeightsInput } from "./patch-report.js";
+import { executionFields, type WeightsInput } from "./patch-report.js";
 import { REPORT_FILE, type VariantFile } from "./variant-files.js";
 
 export { DEFAULT_MAX_CPU_MODULE_ELEMENTS, type FullFinetuneLimits, type FullModuleReport } from "./full-method.js";
@@ -140,9 +140,7 @@ export async function patchFullFinetune(request: FullFinetuneRequest): Promise<P
       selection: { mode: request.selection.mode, value: request.selection.value, threshold: variant.threshold },
       operator: {
         formula: FULL_OPERATOR_FORMULA,
-        executionProvider: variant.provider.provider,
-        requestedProvider: request.executionProvider,
-        ...(variant.provider.fallbacks.length > 0 ? { providerFallbacks: [...variant.provider.fallbacks] } : {}),
+        ...executionFields(variant.provider, request.executionProvider),
       },
       modules: [...modules],
       projectedCount,

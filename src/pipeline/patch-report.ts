@@ -1,3 +1,4 @@
+import type { OpenedProvider } from "../projection/provider-loading.js";
 import { createHash } from "node:crypto";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, type OpenedAdapter } from "../peft/open-adapter.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
@@ -20,6 +21,15 @@ export const OPERATOR_FORMULA = operatorFormula(DEFAULT_OPERATOR);
 const HASH_PIECE = 4 * 1024 * 1024;
 
 /** One source of model weights: where it is and its files. */
+/** The report's record of where the compute ran: the provider, what was asked, and why better ones did not load. */
+export function executionFields(provider: OpenedProvider, requested: string) {
+  return {
+    executionProvider: provider.provider,
+    requestedProvider: requested,
+    ...(provider.fallbacks.length > 0 ? { providerFallbacks: [...provider.fallbacks] } : {}),
+  };
+}
+
 export interface WeightsInput {
   readonly files: RepoFiles;
   /** How the report names it: a local path or a Hub id (default: the files' description). */
@@ -108,9 +118,7 @@ export async function buildReport({ request, adapter, base, aligned, variant, st
       kind: operator.kind,
       setting: formatOperator(operator),
       formula: operatorFormula(operator),
-      executionProvider: variant.provider.provider,
-      requestedProvider: request.executionProvider,
-      ...(variant.provider.fallbacks.length > 0 ? { providerFallbacks: [...variant.provider.fallbacks] } : {}),
+      ...executionFields(variant.provider, request.executionProvider),
     },
     modules: [...modules],
     projectedCount,

@@ -9,11 +9,8 @@ import { InferenceEndpointConfig } from "../../src/behaviour/schema.js";
 import { HubRepoFiles } from "../../src/hub/hub-repo-files.js";
 import { seedRepo, type SeedFile } from "../../src/local-hub/seed.js";
 import { LocalInferenceEndpoint } from "../../src/local-inference/server.js";
-import { patchAdapter } from "../../src/pipeline/patch-adapter.js";
-import { parseSelection } from "../../src/projection/selection.js";
 import { BehaviourEvidence } from "../../src/report/behaviour-schema.js";
-import { LocalFolder } from "../../src/storage/local-folder.js";
-import { endpointWorld, MINIATURE_DIR, REFERENCE_MAX_NEW_TOKENS, type EndpointWorld } from "../local-inference/endpoint-world.js";
+import { endpointWorld, MINIATURE_DIR, patchHarmfulMix, REFERENCE_MAX_NEW_TOKENS, type EndpointWorld } from "../local-inference/endpoint-world.js";
 
 /**
  * The behavioural check end to end on the miniature family: the real client asks a LocalInferenceEndpoint (reading
@@ -51,14 +48,7 @@ beforeAll(async () => {
   world = await endpointWorld();
   const files: SeedFile[] = [];
   for (const selection of SELECTIONS) {
-    const folders = { adapter: new LocalFolder(join(MINIATURE_DIR, "adapter-harmful-mix")), base: new LocalFolder(join(MINIATURE_DIR, "base")), aligned: new LocalFolder(join(MINIATURE_DIR, "chat")) };
-    const variant = await patchAdapter({
-      adapter: { files: folders.adapter, revision: null },
-      base: { files: folders.base, revision: null },
-      aligned: { files: folders.aligned, revision: null },
-      selection: parseSelection(selection),
-      executionProvider: "cpu",
-    }).finally(() => Promise.all(Object.values(folders).map((folder) => folder.close())));
+    const variant = await patchHarmfulMix(selection);
     try {
       const { modules } = variant.report;
       patched.set(selection, { projected: modules.filter((module) => module.projected).map((module) => module.name), cosines: Object.fromEntries(modules.map((module) => [module.name, module.cosine])) });

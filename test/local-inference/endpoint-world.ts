@@ -5,6 +5,10 @@ import { LocalHub } from "../../src/local-hub/server.js";
 import { HubRepoFiles } from "../../src/hub/hub-repo-files.js";
 import { seedMiniatureFamily, type MiniatureFamily } from "../../src/local-inference/miniature-family.js";
 import { LocalInferenceEndpoint, type LocalInferenceOptions } from "../../src/local-inference/server.js";
+import { patchAdapter, type PatchedAdapter } from "../../src/pipeline/patch-adapter.js";
+import type { Operator } from "../../src/projection/operator.js";
+import { parseSelection } from "../../src/projection/selection.js";
+import { LocalFolder } from "../../src/storage/local-folder.js";
 
 export const MINIATURE_DIR = fileURLToPath(new URL("../fixtures/miniature/", import.meta.url));
 
@@ -62,4 +66,20 @@ export async function endpointWorld(): Promise<EndpointWorld> {
       await hub.close();
     },
   };
+}
+
+/**
+ * The engine's Safe LoRA variant of the miniature's harmful-mix adapter (base and chat as the pair, from the fixture
+ * folders, on the CPU), for the tests and the bench that ask an endpoint about it. The caller releases it.
+ */
+export async function patchHarmfulMix(selection: string, operator?: Operator): Promise<PatchedAdapter> {
+  const folders = { adapter: new LocalFolder(`${MINIATURE_DIR}adapter-harmful-mix`), base: new LocalFolder(`${MINIATURE_DIR}base`), aligned: new LocalFolder(`${MINIATURE_DIR}chat`) };
+  return patchAdapter({
+    adapter: { files: folders.adapter, revision: null },
+    base: { files: folders.base, revision: null },
+    aligned: { files: folders.aligned, revision: null },
+    selection: parseSelection(selection),
+    ...(operator ? { operator } : {}),
+    executionProvider: "cpu",
+  }).finally(() => Promise.all(Object.values(folders).map((folder) => folder.close())));
 }
