@@ -5,10 +5,11 @@ import { baseWeightCandidates, checkRank, DEFAULT_MAX_RANK, type LoraModule } fr
 import { alignmentKeyId, type AlignmentCache, type AlignmentKey } from "../projection/alignment-cache.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { formatOperator, type Operator } from "../projection/operator.js";
-import type { LoraBytes, PairBytes, ProjectionReply } from "../projection/projection-messages.js";
+import type { LoraBytes, PairBytes, ProjectionReply, SubspaceExchange } from "../projection/projection-messages.js";
 import type { Alignment, ModuleProjection } from "../projection/projection-session.js";
 import type { ProjectionThread } from "../projection/projection-thread.js";
 import type { OpenedProvider } from "../projection/provider-loading.js";
+import { sketchWidth, subspaceTag, type Subspace } from "../projection/subspace-operator.js";
 import { effectiveThreshold, formatSelection, isSelected, roundCosine, type Selection } from "../projection/selection.js";
 import type { ModuleReport, SkipReason } from "../report/schema.js";
 import type { Checkpoint } from "../safetensors/checkpoint.js";
@@ -60,13 +61,16 @@ interface AlignmentSlot {
   readonly warmId: string | null;
   /** Held warm by the projection thread, and leased for this run. */
   readonly warm: boolean;
+  /** Held warm with the subspace this run's operator needs beside V (so the disk's is not read). */
+  readonly subspaceWarm: boolean;
 }
 
 /**
  * One module's inputs as read: the LoRA factors, and V held warm by the projection thread, V from the disk cache,
- * or the pair's two weights. `slot`: the module's cache keys, when it has them.
+ * or the pair's two weights. `slot`: the module's cache keys, when it has them. `subspace`: the subspace operator's
+ * U and σ of V from the disk cache, when it had them and the thread holds none warm.
  */
-export type ModuleInput = { readonly lora: LoraBytes; readonly slot: AlignmentSlot | null } & (
+export type ModuleInput = { readonly lora: LoraBytes; readonly slot: AlignmentSlot | null; readonly subspace: Subspace | null } & (
   | { readonly from: "warm" }
   | { readonly from: "cache"; readonly cached: Alignment }
   | { readonly from: "weights"; readonly pair: PairBytes }
@@ -82,6 +86,13 @@ export interface AlignmentSources {
   readonly weights: number;
   /** Of those read from the cache or the weights, how many the thread kept warm for later runs. */
   readonly keptWarm: number;
+}
+
+/** The sketch the subspace operator runs on a module's V: its width and the tag its subspace is kept under; null under the paper operator. */
+function subspaceSketch(operator: Operator, plan: ModulePlan): { readonly tag: string; readonly width: number } | null {
+  if (operator.kind !== "subspace") return null;
+  const width = sketchWidth(operator, plan.dOut, plan.dIn);
+  return { tag: subspaceTag(width), width };
 }
 
 /** What is kept of one module: its figures (C·B itself waits on disk, in the staging folder). */
@@ -265,7 +276,8 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
     const plans = await planModules(adapter, base, aligned, limits?.maxRank ?? DEFAULT_MAX_RANK);
     await checkLimits(plans, base, aligned, limits);
     this.opened = await this.run.thread.open(this.run.executionProvider);
-    const cacheBytes = plans.reduce((sum, plan) => sum + plan.dOut * plan.dIn * 4, 0);
+    // V's fp32, and U's and σ's Float64 when the operator keeps a subspace of it.
+    const cacheBytes = plans.reduce((sum, plan) => sum + plan.dOut * plan.dIn * 4 + (subspaceSketch(this.run.operator, plan)?.width ?? 0) * (plan.dOut + 1) * 8, 0);
     if (this.cache && limits?.maxCacheBytes !== undefined && cacheBytes > limits.maxCacheBytes) {
       onNotice?.(
         `not caching this pair: its alignment data would take ${(cacheBytes / 1e9).toFixed(1)} GB of disk, more than the ${(limits.maxCacheBytes / 1e9).toFixed(1)} GB one job may use (limits.maxDiskGB)`,
@@ -288,17 +300,35 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
     const keys = await Promise.all(plans.map((plan) => alignmentKey(plan, base, aligned)));
     const ids = keys.map((key) => (key && warmPairs ? alignmentKeyId(key) : null));
     let resident: readonly boolean[] = [];
+    let subspaceResident: readonly boolean[] = [];
     if (warmPairs) {
-      const asked = ids.filter((id): id is string => id !== null);
-      const lease = await thread.leaseWarm(warmPairs.maxBytes, asked);
+      const asking = plans.flatMap((plan, index) => (ids[index] ? [{ id: ids[index], tag: this.subspaceTagOf(plan) }] : []));
+      const asked = asking.map(({ id }) => id);
+      // Tags only when a disk subspace could be read instead: otherwise the answer changes nothing.
+      const tags = this.cache && this.run.operator.kind === "subspace" ? asking.map(({ tag }) => tag) : undefined;
+      const lease = await thread.leaseWarm(warmPairs.maxBytes, asked, tags);
       this.warmLease = lease.lease;
       const held = new Set(asked.filter((_, index) => lease.resident[index]));
+      const heldWithSubspace = new Set(asked.filter((_, index) => lease.subspaceResident?.[index]));
       resident = ids.map((id) => id !== null && held.has(id));
+      subspaceResident = ids.map((id) => id !== null && heldWithSubspace.has(id));
     }
     plans.forEach((plan, index) => {
       const key = keys[index];
-      if (key) this.slots.set(plan, { key, warmId: ids[index]!, warm: resident[index] ?? false });
+      if (key) this.slots.set(plan, { key, warmId: ids[index]!, warm: resident[index] ?? false, subspaceWarm: subspaceResident[index] ?? false });
     });
+  }
+
+  /** The tag of the subspace this run's operator needs of a module's V; null under the paper operator. */
+  private subspaceTagOf(plan: ModulePlan): string | null {
+    return subspaceSketch(this.run.operator, plan)?.tag ?? null;
+  }
+
+  /** The module's subspace from the disk cache, when the operator needs one and the thread holds none warm. */
+  private async cachedSubspace(plan: ModulePlan, slot: AlignmentSlot | null): Promise<Subspace | null> {
+    const sketch = subspaceSketch(this.run.operator, plan);
+    if (!this.cache || !slot || slot.subspaceWarm || !sketch) return null;
+    return this.cache.getSubspace(slot.key, sketch.tag, { rows: plan.dOut, width: sketch.width });
   }
 
   async read(plan: ModulePlan): Promise<ModuleInput> {
@@ -307,11 +337,13 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
     const { name } = plan.module;
     const lora: LoraBytes = { name, dOut: plan.dOut, dIn: plan.dIn, rank: plan.rank, loraA: { bytes: aBytes, dtype: plan.a.dtype }, loraB: { bytes: bBytes, dtype: plan.b.dtype } };
     const slot = this.slots.get(plan) ?? null;
-    if (slot?.warm) return { lora, slot, from: "warm" };
+    // Looked up whatever V's source: V is cheap to form again, the SVD is not, and either entry may have aged out alone.
+    const subspace = await this.cachedSubspace(plan, slot);
+    if (slot?.warm) return { lora, slot, subspace, from: "warm" };
     if (slot && this.cache) {
       const into = pool.floats(plan.dOut * plan.dIn);
       const cached = await this.cache.getAlignment(slot.key, [plan.dOut, plan.dIn], into);
-      if (cached) return { lora, slot, from: "cache", cached };
+      if (cached) return { lora, slot, subspace, from: "cache", cached };
       pool.give(into.buffer as ArrayBuffer);
     }
     const [baseInfo, alignedInfo] = await Promise.all([base.info(plan.baseKey), aligned.info(plan.baseKey)]);
@@ -319,7 +351,7 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
       base.readBytes(plan.baseKey, pool.bytes(baseInfo.end - baseInfo.begin)),
       aligned.readBytes(plan.baseKey, pool.bytes(alignedInfo.end - alignedInfo.begin)),
     ]);
-    return { lora, slot, from: "weights", pair: { wBase: { bytes: wBase, dtype: baseInfo.dtype }, wAligned: { bytes: wAligned, dtype: alignedInfo.dtype } } };
+    return { lora, slot, subspace, from: "weights", pair: { wBase: { bytes: wBase, dtype: baseInfo.dtype }, wAligned: { bytes: wAligned, dtype: alignedInfo.dtype } } };
   }
 
   discard(input: ModuleInput): void {
@@ -331,23 +363,27 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
     const { thread, pool, base, aligned, minWeightCosine, operator } = this.run;
     const { provider } = this.opened;
     const { slot } = input;
+    const subspaceTag = this.subspaceTagOf(plan);
+    // A subspace the thread computes (none on disk, none warm) comes back for the disk cache.
+    const subspace: SubspaceExchange = { cached: input.subspace, handBack: this.cache !== null && slot !== null && subspaceTag !== null && input.subspace === null };
     let reply: ProjectionReply;
     // A warm hit counts as a cache hit in the report: V came from a cache tier, not from the pair's weights.
     if (input.from === "warm") {
       this.cacheUse.hits += 1;
       this.sources.warm += 1;
-      reply = await thread.projectWarm(provider, input.lora, slot!.warmId!, operator);
+      reply = await thread.projectWarm(provider, input.lora, slot!.warmId!, operator, subspace);
     } else if (input.from === "cache") {
       this.cacheUse.hits += 1;
       this.sources.cache += 1;
-      reply = await thread.projectWith(provider, input.lora, input.cached, slot!.warmId, operator);
+      reply = await thread.projectWith(provider, input.lora, input.cached, slot!.warmId, operator, subspace);
     } else {
       const toDisk = slot && this.cache ? slot.key : null;
       if (slot) this.cacheUse.misses += 1;
       this.sources.weights += 1;
-      reply = await thread.project(provider, input.lora, input.pair, toDisk ? pool.floats(plan.dOut * plan.dIn) : null, slot?.warmId ?? null, operator);
+      reply = await thread.project(provider, input.lora, input.pair, toDisk ? pool.floats(plan.dOut * plan.dIn) : null, slot?.warmId ?? null, operator, subspace);
       if (toDisk) await this.cache!.putAlignment(toDisk, [plan.dOut, plan.dIn], reply.alignment!);
     }
+    if (reply.subspace && subspace.handBack) await this.cache!.putSubspace(slot!.key, subspaceTag!, reply.subspace);
     if (reply.kept) this.sources.keptWarm += 1;
     for (const buffer of [...reply.buffers, ...(reply.alignment ? [reply.alignment.v.buffer as ArrayBuffer] : [])]) pool.give(buffer);
     const { projectedB, ...figures } = reply.projection;

@@ -7,6 +7,7 @@ import { decodeToFloat32 } from "../safetensors/dtype.js";
 import { SafetensorsFile } from "../safetensors/safetensors-file.js";
 import { writeSafetensors } from "../safetensors/write.js";
 import type { Alignment } from "./projection-session.js";
+import type { Subspace } from "./subspace-operator.js";
 
 /** Bump when the stored form changes: old entries are then simply never found, and age out. */
 const FORMAT = "v1";
@@ -27,6 +28,15 @@ const EntryMetadata = z.object({
   crc32: z.string().regex(/^[0-9a-f]{8}$/),
 });
 
+const SubspaceMetadata = z.object({
+  normSq: z.coerce.number(),
+  tensor: z.string(),
+  /** subspaceTag: the sketch's width and seed the subspace was computed with. */
+  tag: z.string(),
+  /** CRC-32 over the claims (tag, tensor, norm, shape), then U's and σ's bytes (subspaceChecksum). */
+  crc32: z.string().regex(/^[0-9a-f]{8}$/),
+});
+
 function digest(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
 }
@@ -34,6 +44,14 @@ function digest(parts: unknown): string {
 /** The id of one module's V: its entry's name on disk, and its key in the projection thread's warm pairs. */
 export function alignmentKeyId(key: AlignmentKey): string {
   return digest(key);
+}
+
+/**
+ * A subspace entry's name: the module's alignment key and the subspace's tag (one entry per V and sketch width). It is
+ * an entry of its own beside V's, each used and aged out on its own.
+ */
+function subspaceKeyId(key: AlignmentKey, tag: string): string {
+  return digest({ alignment: alignmentKeyId(key), subspace: tag });
 }
 
 /**
@@ -45,9 +63,44 @@ export function alignmentKeyId(key: AlignmentKey): string {
  */
 function entryChecksum(metadata: Readonly<Record<string, string>>, shape: readonly number[], data: Uint8Array): string {
   const { wBaseNormSq, wAlignedNormSq, tensor } = metadata;
-  const claims = crc32(JSON.stringify({ wBaseNormSq, wAlignedNormSq, tensor, shape }));
-  return crc32(data, claims).toString(16).padStart(8, "0");
+  return checksum({ wBaseNormSq, wAlignedNormSq, tensor, shape }, [data]);
 }
+
+/** CRC-32 of an entry's claims (as JSON), continued over its tensors' bytes in order. */
+function checksum(claims: unknown, data: readonly Uint8Array[]): string {
+  let crc = crc32(JSON.stringify(claims));
+  for (const bytes of data) crc = crc32(bytes, crc);
+  return crc.toString(16).padStart(8, "0");
+}
+
+/** The checksum of a subspace entry: its tag, tensor, ‖V‖_F² and shape as stored, then U's and σ's bytes. */
+function subspaceChecksum(metadata: Readonly<Record<string, string>>, rows: number, count: number, u: Uint8Array, sigma: Uint8Array): string {
+  const { normSq, tensor, tag } = metadata;
+  return checksum({ tag, tensor, normSq, rows, count }, [u, sigma]);
+}
+
+const bytesOf = (values: Float64Array | Float32Array) => new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+
+/**
+ * Whether a subspace read back is one the operator can use as computed: every value finite, σ non-negative and
+ * descending, ‖V‖_F² positive (a zero V never gets a subspace). The checksum catches damage; this catches an entry
+ * written wrong.
+ */
+function isUsableSubspace(subspace: Subspace): boolean {
+  if (!Number.isFinite(subspace.normSq) || subspace.normSq <= 0) return false;
+  for (let i = 0; i < subspace.count; i++) {
+    const sigma = subspace.sigma[i]!;
+    if (!Number.isFinite(sigma) || sigma < 0 || (i > 0 && sigma > subspace.sigma[i - 1]!)) return false;
+  }
+  return subspace.u.every(Number.isFinite);
+}
+
+/** What an entry reader returns for an entry it did not read, and which is therefore kept: a miss, not damage. */
+const UNREAD = Symbol("unread");
+
+/** Where entries live under the format's folder: V, subspaces of V (U and σ), documents. */
+const ENTRY_KINDS = ["v", "subspace", "doc"] as const;
+type EntryKind = (typeof ENTRY_KINDS)[number];
 
 /** A document entry is `DOCUMENT_TAG<sha256 of the text>\n<text>`; anything else is a miss. */
 const DOCUMENT_TAG = "safe-lora-cache sha256=";
@@ -55,8 +108,9 @@ const textChecksum = (text: string) => createHash("sha256").update(text).digest(
 
 /**
  * On-disk cache of what a job derives from a base/aligned pair: per module V in fp32 (plus the two weights'
- * norms), and the small documents needed to plan a run (safetensors headers, shard indexes), keyed by the
- * content of the files they came from. A commit that only edits a README keeps every entry valid.
+ * norms), the subspaces the subspace operator computed of it (U and σ in Float64, by subspaceTag: the randomised
+ * SVD costs far more than forming V), and the small documents needed to plan a run (safetensors headers, shard
+ * indexes), keyed by the content of the files they came from. A commit that only edits a README keeps every entry valid.
  *
  * Entries are written to a unique temporary name and renamed into place, so concurrent jobs never see a torn
  * entry; a reader holding an entry that another process evicts keeps reading it (POSIX unlink semantics).
@@ -64,6 +118,7 @@ const textChecksum = (text: string) => createHash("sha256").update(text).digest(
  */
 export class AlignmentCache {
   private readonly root: string;
+  private readonly subspaceCounts = { hits: 0, misses: 0 };
 
   constructor(
     dir: string,
@@ -73,8 +128,13 @@ export class AlignmentCache {
     this.root = join(dir, FORMAT);
   }
 
-  private pathOf(kind: "v" | "doc", key: string): string {
-    return join(this.root, kind, key.slice(0, 2), `${key}.${kind === "v" ? "safetensors" : "json"}`);
+  /** Subspace lookups by this instance, hits and misses (a damaged or mismatched entry is a miss). */
+  get subspaceLookups(): { readonly hits: number; readonly misses: number } {
+    return { ...this.subspaceCounts };
+  }
+
+  private pathOf(kind: EntryKind, key: string): string {
+    return join(this.root, kind, key.slice(0, 2), `${key}.${kind === "doc" ? "json" : "safetensors"}`);
   }
 
   private async writeAtomically(path: string, write: (temporary: string) => Promise<void>): Promise<void> {
@@ -112,7 +172,25 @@ export class AlignmentCache {
    * does not match — makes it a miss, and the entry (which this cache wrote) is removed so the next put replaces it.
    */
   async getAlignment(key: AlignmentKey, shape: readonly [number, number], into?: Float32Array): Promise<Alignment | null> {
-    const path = this.pathOf("v", alignmentKeyId(key));
+    return this.readEntry(this.pathOf("v", alignmentKeyId(key)), async (file) => {
+      const metadata = EntryMetadata.safeParse(file.header.metadata);
+      const info = file.header.tensors.get("v");
+      const byteLength = shape[0] * shape[1] * 4;
+      if (!metadata.success || !info || info.dtype !== "F32" || String(info.shape) !== String(shape) || info.end - info.begin !== byteLength) return null;
+      // Too small a buffer is the caller's matter, not damage: no read, and the entry stays.
+      if (into && into.byteLength < byteLength) return UNREAD;
+      const bytes = await file.readBytes("v", into ? new Uint8Array(into.buffer, into.byteOffset, byteLength) : undefined);
+      if (entryChecksum(file.header.metadata, shape, bytes) !== metadata.data.crc32) return null;
+      const { wBaseNormSq, wAlignedNormSq } = metadata.data;
+      return { v: into ? into.subarray(0, byteLength / 4) : decodeToFloat32(bytes, "F32"), wBaseNormSq, wAlignedNormSq };
+    });
+  }
+
+  /**
+   * One entry read by `read`: a hit refreshes it (least recently used goes first); a miss removes it, as whatever is
+   * wrong with an entry this cache wrote (unreadable, torn, mismatched) is damage, unless `read` left it UNREAD.
+   */
+  private async readEntry<T>(path: string, read: (file: SafetensorsFile) => Promise<T | null | typeof UNREAD>): Promise<T | null> {
     let file: SafetensorsFile;
     try {
       file = await SafetensorsFile.openPath(path);
@@ -120,27 +198,17 @@ export class AlignmentCache {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") await rm(path, { force: true });
       return null;
     }
-    let hit: Alignment | null = null;
+    let hit: T | null | typeof UNREAD;
     try {
-      const metadata = EntryMetadata.safeParse(file.header.metadata);
-      const info = file.header.tensors.get("v");
-      const byteLength = shape[0] * shape[1] * 4;
-      if (metadata.success && info && info.dtype === "F32" && String(info.shape) === String(shape) && info.end - info.begin === byteLength) {
-        // Too small a buffer is the caller's matter, not damage: no read, and the entry stays.
-        if (into && into.byteLength < byteLength) return null;
-        const bytes = await file.readBytes("v", into ? new Uint8Array(into.buffer, into.byteOffset, byteLength) : undefined);
-        if (entryChecksum(file.header.metadata, shape, bytes) === metadata.data.crc32) {
-          const { wBaseNormSq, wAlignedNormSq } = metadata.data;
-          hit = { v: into ? into.subarray(0, byteLength / 4) : decodeToFloat32(bytes, "F32"), wBaseNormSq, wAlignedNormSq };
-        }
-      }
+      hit = await read(file);
     } catch {
       hit = null;
     } finally {
       await file.close();
     }
-    if (hit) await this.touch(path);
-    else await rm(path, { force: true });
+    if (hit === UNREAD) return null;
+    if (hit === null) await rm(path, { force: true });
+    else await this.touch(path);
     return hit;
   }
 
@@ -150,6 +218,60 @@ export class AlignmentCache {
     const metadata = { wBaseNormSq: String(alignment.wBaseNormSq), wAlignedNormSq: String(alignment.wAlignedNormSq), tensor: key.tensor };
     await this.writeAtomically(path, (temporary) =>
       writeSafetensors(temporary, { ...metadata, crc32: entryChecksum(metadata, shape, data) }, [{ name: "v", dtype: "F32", shape, data }]),
+    );
+  }
+
+  /**
+   * The subspace of one module's V computed with `tag` (subspaceTag), or null on a miss. `expected`: the module's
+   * d_out and the sketch's width, which bounds the directions a subspace of it can have. As for V, whatever is wrong
+   * — unreadable, another shape or tag, a checksum that does not match, a value that is not finite — is a miss, and
+   * the entry is removed so that the next put replaces it.
+   */
+  async getSubspace(key: AlignmentKey, tag: string, expected: { readonly rows: number; readonly width: number }): Promise<Subspace | null> {
+    const hit = await this.readSubspace(key, tag, expected);
+    this.subspaceCounts[hit ? "hits" : "misses"] += 1;
+    return hit;
+  }
+
+  private readSubspace(key: AlignmentKey, tag: string, expected: { readonly rows: number; readonly width: number }): Promise<Subspace | null> {
+    return this.readEntry(this.pathOf("subspace", subspaceKeyId(key, tag)), async (file) => {
+      const metadata = SubspaceMetadata.safeParse(file.header.metadata);
+      const u = file.header.tensors.get("u");
+      const sigma = file.header.tensors.get("sigma");
+      const rows = expected.rows;
+      const count = sigma?.shape[0] ?? 0;
+      const fits =
+        metadata.success &&
+        metadata.data.tag === tag &&
+        metadata.data.tensor === key.tensor &&
+        u?.dtype === "F64" &&
+        sigma?.dtype === "F64" &&
+        String(u.shape) === String([rows, count]) &&
+        sigma.shape.length === 1 &&
+        count >= 1 &&
+        count <= expected.width &&
+        u.end - u.begin === rows * count * 8 &&
+        sigma.end - sigma.begin === count * 8;
+      if (!fits) return null;
+      const values = { u: new Float64Array(rows * count), sigma: new Float64Array(count) };
+      await file.readBytes("u", bytesOf(values.u));
+      await file.readBytes("sigma", bytesOf(values.sigma));
+      const subspace: Subspace = { rows, count, ...values, normSq: metadata.data.normSq };
+      const stored = subspaceChecksum(file.header.metadata, rows, count, bytesOf(values.u), bytesOf(values.sigma));
+      return stored === metadata.data.crc32 && isUsableSubspace(subspace) ? subspace : null;
+    });
+  }
+
+  async putSubspace(key: AlignmentKey, tag: string, subspace: Subspace): Promise<void> {
+    const path = this.pathOf("subspace", subspaceKeyId(key, tag));
+    const { rows, count } = subspace;
+    const [u, sigma] = [bytesOf(subspace.u), bytesOf(subspace.sigma)];
+    const metadata = { normSq: String(subspace.normSq), tensor: key.tensor, tag };
+    await this.writeAtomically(path, (temporary) =>
+      writeSafetensors(temporary, { ...metadata, crc32: subspaceChecksum(metadata, rows, count, u, sigma) }, [
+        { name: "u", dtype: "F64", shape: [rows, count], data: u },
+        { name: "sigma", dtype: "F64", shape: [count], data: sigma },
+      ]),
     );
   }
 
@@ -183,7 +305,7 @@ export class AlignmentCache {
   /** Removes least recently used entries until the cache fits its limit. Returns the bytes removed. */
   async evict(): Promise<number> {
     const entries: Array<{ path: string; size: number; used: number }> = [];
-    for (const kind of ["v", "doc"]) {
+    for (const kind of ENTRY_KINDS) {
       const base = join(this.root, kind);
       const shards = await readdir(base).catch(() => [] as string[]);
       for (const shard of shards) {

@@ -3,6 +3,7 @@ import type { Dtype } from "../safetensors/dtype.js";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
 import type { Operator } from "./operator.js";
 import type { ModuleProjection } from "./projection-session.js";
+import type { Subspace } from "./subspace-operator.js";
 
 /**
  * What the main thread and the projection thread say to each other. Tensors travel as their stored bytes and
@@ -29,6 +30,18 @@ export interface PairBytes {
 }
 
 /**
+ * The subspace operator's U and σ between the disk cache and the thread, on the projecting requests. `cached`: a
+ * subspace of this module's V read from the disk cache (moved, not copied), used unless the thread holds one warm.
+ * `handBack`: return a subspace the thread computes for this request in the reply's `subspace`, for the disk cache.
+ */
+export interface SubspaceExchange {
+  readonly cached: Subspace | null;
+  readonly handBack: boolean;
+}
+
+export const NO_SUBSPACE_EXCHANGE: SubspaceExchange = { cached: null, handBack: false };
+
+/**
  * `operator` on the projecting requests: `paper` runs the graph alone; `subspace` also needs V, computes (or finds
  * warm beside V) its top singular vectors, and replaces C·B and the cosine's traces by P·B's.
  */
@@ -45,13 +58,16 @@ export type ProjectionRequest =
    * under this id (alignmentKeyId); it stays in the thread. Either way one run of the fused graph, with V as an
    * output, computes the module (its figures are those of the fused graph and of a cache hit, bit for bit).
    */
-  | { readonly op: "project"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly pair: PairBytes; readonly alignmentInto: Float32Array | null; readonly keep: string | null; readonly operator: Operator }
+  | { readonly op: "project"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly pair: PairBytes; readonly alignmentInto: Float32Array | null; readonly keep: string | null; readonly operator: Operator; readonly subspace: SubspaceExchange }
   /** One module from a known V (a cache hit), fp32 [d_out, d_in]; `keep`: the thread keeps that V warm (it is not handed back). */
-  | { readonly op: "projectWith"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number; readonly keep: string | null; readonly operator: Operator }
+  | { readonly op: "projectWith"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly v: Float32Array; readonly wBaseNormSq: number; readonly wAlignedNormSq: number; readonly keep: string | null; readonly operator: Operator; readonly subspace: SubspaceExchange }
   /** One module from the V the thread holds warm under `warm`, which the run's lease keeps there. */
-  | { readonly op: "projectWarm"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly warm: string; readonly operator: Operator }
-  /** Sets the warm pairs' budget and leases those of `ids` that are held, for one run. Answered with a WarmLease. */
-  | { readonly op: "leaseWarm"; readonly maxBytes: number; readonly ids: readonly string[] }
+  | { readonly op: "projectWarm"; readonly provider: ExecutionProvider; readonly lora: LoraBytes; readonly warm: string; readonly operator: Operator; readonly subspace: SubspaceExchange }
+  /**
+   * Sets the warm pairs' budget and leases those of `ids` that are held, for one run. Answered with a WarmLease.
+   * `subspaceTags`, beside `ids`: also say which hold a subspace under that tag (null: none wanted).
+   */
+  | { readonly op: "leaseWarm"; readonly maxBytes: number; readonly ids: readonly string[]; readonly subspaceTags?: readonly (string | null)[] }
   | { readonly op: "releaseWarm"; readonly lease: number }
   /** What the warm pairs hold (bench, tests). Answered with a WarmStatus. */
   | { readonly op: "warmStatus" };
@@ -60,6 +76,8 @@ export interface WarmLease {
   readonly lease: number;
   /** Per id asked, whether its V is held (and leased). */
   readonly resident: readonly boolean[];
+  /** Per id asked, whether a subspace under its tag is held beside V (only when tags were asked about). */
+  readonly subspaceResident?: readonly boolean[];
 }
 
 export interface WarmStatus {
@@ -77,6 +95,8 @@ export interface ProjectionReply {
   readonly buffers: readonly ArrayBuffer[];
   /** Whether V was kept warm, when asked to. */
   readonly kept?: boolean;
+  /** The subspace the thread computed for this module, when the request asked for it back (moved, not copied). */
+  readonly subspace?: Subspace;
 }
 
 /** An error as it crosses the thread boundary: a SafeLoraError keeps its message, code and fix. */

@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
 import { DEFAULT_OPERATOR, type Operator } from "./operator.js";
-import { fromThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage, type WarmLease, type WarmStatus } from "./projection-messages.js";
+import { fromThreadError, NO_SUBSPACE_EXCHANGE, type LoraBytes, type SubspaceExchange, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage, type WarmLease, type WarmStatus } from "./projection-messages.js";
 import type { OpenedProvider } from "./provider-loading.js";
 
 /**
@@ -111,7 +111,8 @@ export class ProjectionThread {
    * One module from the pair's weights, and V into `alignmentInto` when given (for the cache); `keep`: the thread
    * keeps V warm under this id (reply.kept says whether it fitted). Every buffer is moved to the thread, not copied:
    * the caller must not use them afterwards. The weights' buffers come back in `buffers` for reuse, and
-   * `alignmentInto` as the reply's `alignment.v`.
+   * `alignmentInto` as the reply's `alignment.v`. `subspace`: a cached subspace for the subspace operator (moved
+   * too), and whether to hand back one computed here.
    */
   project(
     provider: ExecutionProvider,
@@ -120,10 +121,15 @@ export class ProjectionThread {
     alignmentInto: Float32Array | null = null,
     keep: string | null = null,
     operator: Operator = DEFAULT_OPERATOR,
+    subspace: SubspaceExchange = NO_SUBSPACE_EXCHANGE,
   ): Promise<ProjectionReply> {
     const moved = { lora: ownLora(lora), pair: { wBase: ownTensor(pair.wBase), wAligned: ownTensor(pair.wAligned) }, alignmentInto: alignmentInto && own(alignmentInto) };
     const views = [moved.lora.loraA, moved.lora.loraB, moved.pair.wBase, moved.pair.wAligned].map((t): ArrayBufferView => t.bytes);
-    return this.call({ op: "project", provider, ...moved, keep, operator }, buffersOf(moved.alignmentInto ? [...views, moved.alignmentInto] : views));
+    const exchange = ownExchange(subspace);
+    return this.call(
+      { op: "project", provider, ...moved, keep, operator, subspace: exchange },
+      buffersOf([...views, ...(moved.alignmentInto ? [moved.alignmentInto] : []), ...exchangeViews(exchange)]),
+    );
   }
 
   /** One module from a known V; moved like `project`'s buffers. V's comes back in `buffers`, unless it was kept warm. */
@@ -133,23 +139,33 @@ export class ProjectionThread {
     alignment: { v: Float32Array; wBaseNormSq: number; wAlignedNormSq: number },
     keep: string | null = null,
     operator: Operator = DEFAULT_OPERATOR,
+    subspace: SubspaceExchange = NO_SUBSPACE_EXCHANGE,
   ): Promise<ProjectionReply> {
     const moved = { lora: ownLora(lora), v: own(alignment.v) };
-    return this.call({ op: "projectWith", provider, ...alignment, ...moved, keep, operator }, buffersOf([moved.lora.loraA.bytes, moved.lora.loraB.bytes, moved.v]));
+    const exchange = ownExchange(subspace);
+    return this.call(
+      { op: "projectWith", provider, ...alignment, ...moved, keep, operator, subspace: exchange },
+      buffersOf([moved.lora.loraA.bytes, moved.lora.loraB.bytes, moved.v, ...exchangeViews(exchange)]),
+    );
   }
 
-  /** One module from the V the thread holds warm under `warm` (leased by leaseWarm): only the LoRA factors travel. */
-  projectWarm(provider: ExecutionProvider, lora: LoraBytes, warm: string, operator: Operator = DEFAULT_OPERATOR): Promise<ProjectionReply> {
+  /**
+   * One module from the V the thread holds warm under `warm` (leased by leaseWarm): only the LoRA factors travel,
+   * and a cached subspace when the thread holds none warm.
+   */
+  projectWarm(provider: ExecutionProvider, lora: LoraBytes, warm: string, operator: Operator = DEFAULT_OPERATOR, subspace: SubspaceExchange = NO_SUBSPACE_EXCHANGE): Promise<ProjectionReply> {
     const moved = ownLora(lora);
-    return this.call({ op: "projectWarm", provider, lora: moved, warm, operator }, buffersOf([moved.loraA.bytes, moved.loraB.bytes]));
+    const exchange = ownExchange(subspace);
+    return this.call({ op: "projectWarm", provider, lora: moved, warm, operator, subspace: exchange }, buffersOf([moved.loraA.bytes, moved.loraB.bytes, ...exchangeViews(exchange)]));
   }
 
   /**
    * Sets the warm pairs' budget to `maxBytes` and leases, for one run, those of `ids` that the thread holds: they
-   * stay until releaseWarm, so the run may plan them as warm.
+   * stay until releaseWarm, so the run may plan them as warm. `subspaceTags` (beside `ids`): also ask which hold the
+   * subspace the run needs, so that the run reads from disk only those that do not.
    */
-  leaseWarm(maxBytes: number, ids: readonly string[]): Promise<WarmLease> {
-    return this.call({ op: "leaseWarm", maxBytes, ids });
+  leaseWarm(maxBytes: number, ids: readonly string[], subspaceTags?: readonly (string | null)[]): Promise<WarmLease> {
+    return this.call({ op: "leaseWarm", maxBytes, ids, ...(subspaceTags ? { subspaceTags } : {}) });
   }
 
   releaseWarm(lease: number): Promise<void> {
@@ -166,12 +182,19 @@ export class ProjectionThread {
  * A view that is its buffer's only one, so that moving the buffer moves just it: as it is when it already is (the
  * reads of a run make such views), else a copy. Posting a view of a larger buffer would copy, or move, all of it.
  */
-function own<T extends Uint8Array | Float32Array>(view: T): T {
+function own<T extends Uint8Array | Float32Array | Float64Array>(view: T): T {
   return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : (view.slice() as T);
 }
 
 const ownTensor = (tensor: RawTensor): RawTensor => ({ ...tensor, bytes: own(tensor.bytes) });
 const ownLora = (lora: LoraBytes): LoraBytes => ({ ...lora, loraA: ownTensor(lora.loraA), loraB: ownTensor(lora.loraB) });
+
+function ownExchange(exchange: SubspaceExchange): SubspaceExchange {
+  const { cached } = exchange;
+  return cached ? { ...exchange, cached: { ...cached, u: own(cached.u), sigma: own(cached.sigma) } } : exchange;
+}
+
+const exchangeViews = (exchange: SubspaceExchange): ArrayBufferView[] => (exchange.cached ? [exchange.cached.u, exchange.cached.sigma] : []);
 
 function buffersOf(views: ReadonlyArray<ArrayBufferView>): ArrayBuffer[] {
   return [...new Set(views.map((view) => view.buffer as ArrayBuffer))];

@@ -5,7 +5,17 @@ import { parentPort } from "node:worker_threads";
 import { decodeToFloat32 } from "../safetensors/dtype.js";
 import { ScratchBuffer } from "../safetensors/scratch-buffer.js";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
-import { toThreadError, type LoraBytes, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type WarmStatus } from "./projection-messages.js";
+import {
+  toThreadError,
+  type LoraBytes,
+  type PairBytes,
+  type ProjectionReply,
+  type ProjectionRequest,
+  type RawTensor,
+  type SubspaceExchange,
+  type WarmLease,
+  type WarmStatus,
+} from "./projection-messages.js";
 import { ProjectionSession, type Alignment, type LoraFactors, type ModuleProjection } from "./projection-session.js";
 import type { Operator } from "./operator.js";
 import { openFirstAvailable, type OpenedProvider } from "./provider-loading.js";
@@ -72,9 +82,10 @@ function ownAlignment(alignment: Alignment): Alignment {
 
 /**
  * The operator on the graph's figures: `paper` as the graph gave them; `subspace` replaces C·B and the cosine's
- * traces by those of P = U_k U_kᵀ, from U found warm beside V under `warmId` or computed here and then kept beside
- * it. The sketch's products with V run in onnxruntime (in TS they took 85 times the paper graph's time on a
- * 4096 × 4096 module); its orthonormalisation and small eigenproblem in TS, in Float64.
+ * traces by those of P = U_k U_kᵀ, from U found warm beside V under `warmId`, else the disk cache's (`exchange`),
+ * else computed here; what it used is then kept beside V. The sketch's products with V run in onnxruntime (in TS
+ * they took 85 times the paper graph's time on a 4096 × 4096 module); its orthonormalisation and small
+ * eigenproblem in TS, in Float64. `handedBack`: a subspace computed here, when the exchange asks for it.
  */
 async function applyOperator(
   projector: ProjectionSession,
@@ -83,18 +94,33 @@ async function applyOperator(
   v: Float32Array,
   lora: LoraFactors,
   warmId: string | null,
-): Promise<ModuleProjection> {
+  exchange: SubspaceExchange,
+): Promise<{ projection: ModuleProjection; handedBack: Subspace | null }> {
   // V = 0: nothing to project onto; the module is skipped with its graph figures, as under the paper operator.
-  if (operator.kind === "paper" || projection.vNormSq === 0) return projection;
+  if (operator.kind === "paper" || projection.vNormSq === 0) return { projection, handedBack: null };
   const width = sketchWidth(operator, lora.dOut, lora.dIn);
   const tag = subspaceTag(width);
-  let subspace: Subspace | undefined = warmId === null ? undefined : warm.subspace(warmId, tag);
+  let subspace: Subspace | undefined = (warmId === null ? undefined : warm.subspace(warmId, tag)) ?? exchange.cached ?? undefined;
+  let computed: Subspace | null = null;
   if (!subspace) {
-    subspace = await randomizedSvd({ rows: lora.dOut, cols: lora.dIn, data: v }, width, SUBSPACE_SEED, projector.alignmentProducts(v, lora.dOut, lora.dIn));
-    if (warmId !== null) warm.keepSubspace(warmId, tag, subspace);
+    subspace = computed = await randomizedSvd({ rows: lora.dOut, cols: lora.dIn, data: v }, width, SUBSPACE_SEED, projector.alignmentProducts(v, lora.dOut, lora.dIn));
   }
+  const keptWarm = warmId !== null && warm.keepSubspace(warmId, tag, subspace);
   const rank = chooseRank(operator, subspace);
-  return { ...projection, ...subspaceProjection(subspace, rank.rank, lora), subspace: rank };
+  // Moved to the main thread unless the warm pairs hold it too: then the reply takes a copy.
+  const handedBack = computed && exchange.handBack ? (keptWarm ? { ...computed, u: computed.u.slice(), sigma: computed.sigma.slice() } : computed) : null;
+  return { projection: { ...projection, ...subspaceProjection(subspace, rank.rank, lora), subspace: rank }, handedBack };
+}
+
+/** Leases the held ones of `ids`; with `subspaceTags` (beside `ids`), also says which hold that subspace beside V. */
+function leaseWarm(ids: readonly string[], subspaceTags: readonly (string | null)[] | undefined): WarmLease {
+  const lease = warm.lease(ids);
+  if (!subspaceTags) return lease;
+  const subspaceResident = ids.map((id, index) => {
+    const tag = subspaceTags[index];
+    return typeof tag === "string" && warm.subspace(id, tag) !== undefined;
+  });
+  return { ...lease, subspaceResident };
 }
 
 async function handle(request: ProjectionRequest): Promise<{ value: unknown; transfer: ArrayBuffer[] }> {
@@ -103,7 +129,7 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
       return { value: await open(request.choice), transfer: [] };
     case "leaseWarm":
       warm.setBudget(request.maxBytes);
-      return { value: warm.lease(request.ids), transfer: [] };
+      return { value: leaseWarm(request.ids, request.subspaceTags), transfer: [] };
     case "releaseWarm":
       warm.release(request.lease);
       return { value: null, transfer: [] };
@@ -117,15 +143,15 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
     const alignment = warm.get(request.warm);
     // A lease keeps it: missing means the main thread planned from a lease this thread never gave (a bug).
     if (!alignment) throw new Error(`warm pair entry ${request.warm} is not held; it was leased for this run`);
-    const projection = await applyOperator(projector, request.operator, await projector.projectWith(alignment, lora), alignment.v, lora, request.warm);
-    reply = { projection: ownedProjection(projection), buffers: [] };
+    const { projection, handedBack } = await applyOperator(projector, request.operator, await projector.projectWith(alignment, lora), alignment.v, lora, request.warm, request.subspace);
+    reply = { projection: ownedProjection(projection), buffers: [], ...(handedBack ? { subspace: handedBack } : {}) };
   } else if (request.op === "projectWith") {
     const { v, wBaseNormSq, wAlignedNormSq, keep } = request;
     const kept = keep !== null && warm.keep(keep, { v, wBaseNormSq, wAlignedNormSq });
     const computed = await projector.projectWith({ v, wBaseNormSq, wAlignedNormSq }, lora);
-    const projection = ownedProjection(await applyOperator(projector, request.operator, computed, v, lora, kept ? keep : null));
+    const { projection, handedBack } = await applyOperator(projector, request.operator, computed, v, lora, kept ? keep : null, request.subspace);
     // A V kept warm stays here; any other goes back to the caller's pool.
-    reply = { projection, buffers: kept ? [] : [v.buffer as ArrayBuffer], ...(keep !== null ? { kept } : {}) };
+    reply = { projection: ownedProjection(projection), buffers: kept ? [] : [v.buffer as ArrayBuffer], ...(keep !== null ? { kept } : {}), ...(handedBack ? { subspace: handedBack } : {}) };
   } else {
     const { pair, keep } = request;
     const module = { ...lora, ...weights(pair) };
@@ -135,15 +161,25 @@ async function handle(request: ProjectionRequest): Promise<{ value: unknown; tra
       const computed = await projector.projectKeepingAlignment(module);
       const alignment = ownAlignment(computed.alignment);
       const kept = keep !== null && warm.keep(keep, alignment);
-      const projection = ownedProjection(await applyOperator(projector, request.operator, computed.projection, alignment.v, lora, kept ? keep : null));
+      const { projection, handedBack } = await applyOperator(projector, request.operator, computed.projection, alignment.v, lora, kept ? keep : null, request.subspace);
       const into = request.alignmentInto;
       if (into) into.set(alignment.v);
-      reply = { projection, buffers, ...(into ? { alignment: { ...alignment, v: into } } : {}), ...(keep !== null ? { kept } : {}) };
+      reply = {
+        projection: ownedProjection(projection),
+        buffers,
+        ...(into ? { alignment: { ...alignment, v: into } } : {}),
+        ...(keep !== null ? { kept } : {}),
+        ...(handedBack ? { subspace: handedBack } : {}),
+      };
     } else {
       reply = { projection: ownedProjection(await projector.project(module)), buffers };
     }
   }
-  const outputs = [reply.projection.projectedB.buffer as ArrayBuffer, ...(reply.alignment ? [reply.alignment.v.buffer as ArrayBuffer] : [])];
+  const outputs = [
+    reply.projection.projectedB.buffer as ArrayBuffer,
+    ...(reply.alignment ? [reply.alignment.v.buffer as ArrayBuffer] : []),
+    ...(reply.subspace ? [reply.subspace.u.buffer as ArrayBuffer, reply.subspace.sigma.buffer as ArrayBuffer] : []),
+  ];
   return { value: reply, transfer: [...new Set([...outputs, ...reply.buffers])] };
 }
 
