@@ -39,7 +39,9 @@ export type ErrorFix =
   /** `model` (its page at `page`) cannot be read: gated or private for the token, the token refused, or no token. */
   | { readonly kind: "model-access"; readonly model: string; readonly page: string; readonly reason: "gated" | "token-refused" | "no-token" }
   /** A job limit was reached. */
-  | { readonly kind: "raise-limit"; readonly limit: LimitName };
+  | { readonly kind: "raise-limit"; readonly limit: LimitName }
+  /** A full fine-tune's module (`elements` = d_out·d_in) is above what a CPU run takes on: a job for a GPU. */
+  | { readonly kind: "needs-gpu"; readonly elements: number };
 
 /** Exit codes scripts can rely on (README.md, "Exit codes"). */
 export const ExitCode = {

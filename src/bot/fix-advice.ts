@@ -68,5 +68,7 @@ export function repoAdvice(fix: ErrorFix, context: RepoAdviceContext): string {
       }
       return `${key} (${cap}${unit}) is this bot's limit, set by its operator; a repo's ${FILE} can only lower it, so ask the bot's operator to raise it.`;
     }
+    case "needs-gpu":
+      return "A job of this size runs on a GPU worker only. The bot sends full fine-tunes whose config.json declares modules above its CPU cap to GPU workers; this one reached a CPU worker, so ask the bot's operator to run a GPU worker (`SAFE_LORA_EP=cuda safe-lora worker`) or to raise `fullFinetunes.maxCpuModuleElements` in BOT_CONFIG.";
   }
 }

@@ -19,7 +19,7 @@ const ALTERNATIVES: readonly Selection[] = [
 ];
 
 /** What the selection asked for and each alternative would project on this report's cosines; the asked one first. */
-export function selectionAlternatives(report: SafeLoraReport, asked: Selection): SelectionPreview[] {
+export function selectionAlternatives(report: { readonly modules: ReadonlyArray<{ readonly cosine: number | null }> }, asked: Selection): SelectionPreview[] {
   const cosines = report.modules.flatMap((module) => (module.cosine === null ? [] : [module.cosine]));
   const askedText = formatSelection(asked);
   const selections = [asked, ...ALTERNATIVES.filter((selection) => formatSelection(selection) !== askedText)];

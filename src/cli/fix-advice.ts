@@ -20,6 +20,8 @@ export function cliAdvice(fix: ErrorFix): string {
     case "raise-limit":
       // Only maxRank reaches the CLI: the other caps are the bot's.
       return `safe-lora patch applies the same limits.${fix.limit} as the bot and has no option to raise it`;
+    case "needs-gpu":
+      return `Run it with --ep cuda on a machine with an NVIDIA GPU, or pass --max-cpu-module-elements ${fix.elements} to run it on this CPU anyway`;
   }
 }
 

@@ -2,7 +2,7 @@ import { lstat, readFile, realpath } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { z } from "zod";
 import { SafeLoraError } from "../errors.js";
-import { REPORT_FILE, VARIANT_FILE_NAMES } from "../pipeline/variant-files.js";
+import { isVariantFileName, REPORT_FILE } from "../pipeline/variant-files.js";
 import { checkTarget, type WriteDirOptions } from "../storage/atomic-dir.js";
 
 /** What marks a folder as written by this tool: its report (more fields are there; these are enough to tell). */
@@ -33,7 +33,7 @@ async function assertReplaceable(out: string, entries: readonly string[], protec
   const foreign: string[] = [];
   for (const entry of entries) {
     const info = await lstat(join(out, entry));
-    if (!info.isFile() || !(VARIANT_FILE_NAMES as readonly string[]).includes(entry)) foreign.push(entry);
+    if (!info.isFile() || !isVariantFileName(entry)) foreign.push(entry);
   }
   let report: unknown = null;
   try {

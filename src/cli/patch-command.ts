@@ -6,15 +6,20 @@ import { cliCacheDir, loadPatchEnv } from "../config/env.js";
 import { SafeLoraError } from "../errors.js";
 import { nonDefaultHubUrl, type HubAccess } from "../hub/hub-access.js";
 import { findHubToken } from "../hub/token.js";
-import { isFolder, openInputs } from "../pipeline/open-inputs.js";
+import { isFolder, openInputs, type OpenedInputs } from "../pipeline/open-inputs.js";
 import { parseRepoRef } from "../hub/repo-ref.js";
 import { patchAdapter, type PatchedAdapter, type PatchProgress } from "../pipeline/patch-adapter.js";
 import { reproduceCommand } from "../report/reproduce-command.js";
 import { AlignmentCache } from "../projection/alignment-cache.js";
-import { variantFiles, writeVariant } from "../pipeline/variant-files.js";
+import { finetuneVariantFiles, variantFiles, writeVariant, type VariantFile } from "../pipeline/variant-files.js";
+import { DEFAULT_MAX_CPU_MODULE_ELEMENTS, patchFullFinetune, type PatchedFullFinetune } from "../pipeline/patch-full-finetune.js";
+import type { FullFinetuneReport } from "../report/full-finetune-schema.js";
+import type { ModelCardContext } from "../report/model-card.js";
+import type { SafeLoraReport } from "../report/schema.js";
+import type { WriteDirOptions } from "../storage/atomic-dir.js";
 import { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { DEFAULT_OPERATOR, parseOperator } from "../projection/operator.js";
-import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
+import { DEFAULT_SELECTION, formatSelection, parseSelection, type Selection } from "../projection/selection.js";
 import type { CliIo } from "./io.js";
 import { formatBytes } from "../report/format-bytes.js";
 import { isModelTreeChoice } from "../report/headline.js";
@@ -24,15 +29,24 @@ import { alternativesTable, selectionAlternatives } from "./dry-run.js";
 import { majorityStderrLine, modelTreeStderrLine, summaryTable } from "./summary.js";
 
 export const PATCH_HELP = `Usage: safe-lora patch --adapter <dir | org/name[@rev]> [--base …] [--aligned …] [options]
+       safe-lora patch --finetune <dir | org/name[@rev]> [--base …] [--aligned …] [options]
 
-Patches a PEFT LoRA adapter with Safe LoRA and writes the patched variant, its report card, chart and
-report JSON into --out. Each of --adapter, --base and --aligned is a local folder (when that path exists)
-or a Hub repo id, read by range requests at one pinned commit.
+Patches a PEFT LoRA adapter (or a full fine-tune) with Safe LoRA and writes the patched variant, its
+report card, chart and report JSON into --out. Each of --adapter, --finetune, --base and --aligned is a
+local folder (when that path exists) or a Hub repo id, read by range requests at one pinned commit.
 
   --adapter <loc>     PEFT adapter (adapter_config.json + adapter_model.safetensors)
+  --finetune <loc>    instead of --adapter: a full fine-tune of the aligned model (config.json +
+                      safetensors); writes its weights as sharded safetensors with an index. Paper
+                      operator only; no alignment cache. On the CPU, modules above
+                      --max-cpu-module-elements (default ${DEFAULT_MAX_CPU_MODULE_ELEMENTS} = 4096²) are refused:
+                      an 8B model's MLP is a job for --ep cuda
+  --max-cpu-module-elements <n>
+                      with --finetune: the largest d_out·d_in a CPU run takes on
   --subfolder <dir>   adapter folder inside --adapter, for repos that hold several adapters
   --aligned <loc>     the aligned chat/instruct model the adapter was trained on
-                      (default: the adapter's base_model_name_or_path, else its card's base_model)
+                      (default: the adapter's base_model_name_or_path, else its card's base_model;
+                      for --finetune, its card's base_model)
   --base <loc>        the unaligned base model of the same family
                       (default: the registry of known pairs, else the aligned model's card on the Hub)
   --hub-url <url>     the Hub to read from (default $HF_ENDPOINT, else https://huggingface.co);
@@ -66,8 +80,8 @@ function hubAccess(hubUrl: string, env: NodeJS.ProcessEnv): HubAccess {
 }
 
 /** `./<adapter folder name>-safe-lora`; a local path is taken whole (an "@" in it is no revision). */
-async function defaultOut(adapter: string, subfolder: string): Promise<string> {
-  const name = (await isFolder(adapter)) ? adapter : parseRepoRef(adapter, "--adapter").id;
+async function defaultOut(adapter: string, subfolder: string, flag: string): Promise<string> {
+  const name = (await isFolder(adapter)) ? adapter : parseRepoRef(adapter, flag).id;
   return `${basename(resolve(name, subfolder))}-safe-lora`;
 }
 
@@ -92,15 +106,16 @@ class ProgressLine {
   }
 }
 
-export async function patchCommand(args: string[], io: CliIo): Promise<number> {
-  let values;
+function parsePatchArgs(args: string[]) {
   try {
-    ({ values } = parseArgs({
+    return parseArgs({
       args,
       strict: true,
       allowPositionals: false,
       options: {
         adapter: { type: "string" },
+        finetune: { type: "string" },
+        "max-cpu-module-elements": { type: "string" },
         subfolder: { type: "string" },
         base: { type: "string" },
         aligned: { type: "string" },
@@ -116,15 +131,27 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
         json: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
-    }));
+    });
   } catch (error) {
     throw new SafeLoraError(`${(error as Error).message}; see safe-lora patch --help`, "usage");
   }
-  if (values.help) {
-    io.stdout(`${PATCH_HELP}\n`);
-    return 0;
-  }
-  if (!values.adapter) throw new SafeLoraError("missing --adapter; see safe-lora patch --help", "usage");
+}
+
+type PatchArgs = ReturnType<typeof parsePatchArgs>["values"];
+
+/** What both kinds of patch start from: the flags checked, --out checked, the inputs opened, a progress line. */
+interface PreparedRun {
+  readonly env: ReturnType<typeof loadPatchEnv>;
+  readonly executionProvider: ExecutionProviderChoice;
+  readonly selection: Selection;
+  readonly out: string;
+  /** The final write's options; null for a dry run, which writes nothing. */
+  readonly writeOptions: WriteDirOptions | null;
+  readonly inputs: OpenedInputs;
+  readonly progress: ProgressLine;
+}
+
+async function prepareRun(values: PatchArgs, io: CliIo, what: { trained: "adapter" | "finetune"; spec: string }): Promise<PreparedRun> {
   // Refused before anything is opened: a subfolder with `..` (or a leading /) would read outside the adapter's repo.
   if (values.subfolder !== undefined) repoFolder(values.subfolder, "--subfolder");
   const env = loadPatchEnv(io.env);
@@ -133,25 +160,49 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     throw new SafeLoraError(`--ep ${values.ep}: choose one of ${ExecutionProviderChoice.options.join(", ")}`, "usage");
   }
   const selection = values.select ? parseSelection(values.select) : DEFAULT_SELECTION;
-  const operator = values.operator ? parseOperator(values.operator) : DEFAULT_OPERATOR;
-  const adapterSpec = values.adapter;
-  const out = values.out ?? (await defaultOut(adapterSpec, values.subfolder ?? ""));
+  const flag = what.trained === "adapter" ? "--adapter" : "--finetune";
+  const out = values.out ?? (await defaultOut(what.spec, values.subfolder ?? "", flag));
   const localInputs = [];
-  const adapterFolder = values.subfolder ? join(adapterSpec, values.subfolder) : adapterSpec;
-  for (const spec of [adapterFolder, values.base, values.aligned]) if (spec && (await isFolder(spec))) localInputs.push(spec);
-  const dryRun = values["dry-run"];
+  const inputFolder = values.subfolder ? join(what.spec, values.subfolder) : what.spec;
+  for (const spec of [inputFolder, values.base, values.aligned]) if (spec && (await isFolder(spec))) localInputs.push(spec);
   // Before any input is opened: a run that cannot write its result must not download first. A dry run writes nothing.
-  const writeOptions = dryRun ? null : await checkOutputFolder(out, { force: values.force, protect: localInputs });
+  const writeOptions = values["dry-run"] ? null : await checkOutputFolder(out, { force: values.force, protect: localInputs });
   const inputs = await openInputs({
-    adapter: adapterSpec,
+    adapter: what.spec,
+    trained: what.trained,
     ...(values.subfolder ? { subfolder: values.subfolder } : {}),
     ...(values.base ? { base: values.base } : {}),
     ...(values.aligned ? { aligned: values.aligned } : {}),
     access: hubAccess(values["hub-url"] ?? env.HF_ENDPOINT, io.env),
     allowModelTree: !values["no-model-tree"],
   });
+  return { env, executionProvider: epParsed.data, selection, out, writeOptions, inputs, progress: new ProgressLine(io) };
+}
+
+export async function patchCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parsePatchArgs(args);
+  if (values.help) {
+    io.stdout(`${PATCH_HELP}\n`);
+    return 0;
+  }
+  if (values.adapter !== undefined && values.finetune !== undefined) {
+    throw new SafeLoraError("--adapter and --finetune name what to patch: pass one of them, not both; see safe-lora patch --help", "usage");
+  }
+  if (values.finetune === undefined && values["max-cpu-module-elements"] !== undefined) {
+    throw new SafeLoraError("--max-cpu-module-elements is for full fine-tunes: use it with --finetune", "usage");
+  }
+  const trained = values.finetune !== undefined ? "finetune" : "adapter";
+  const spec = values.finetune ?? values.adapter;
+  if (!spec) throw new SafeLoraError("missing --adapter (or --finetune for a full fine-tune); see safe-lora patch --help", "usage");
+  const operator = values.operator ? parseOperator(values.operator) : DEFAULT_OPERATOR;
+  if (trained === "finetune" && operator.kind !== "paper") {
+    throw new SafeLoraError(`--operator ${values.operator}: full fine-tunes are patched with the paper's operator only; leave out --operator`, "usage");
+  }
+  const maxCpuModuleElements = parseMaxCpuModuleElements(values["max-cpu-module-elements"]);
+  const run = await prepareRun(values, io, { trained, spec });
+  if (trained === "finetune") return patchFinetune(run, values, io, maxCpuModuleElements);
+  const { env, executionProvider, selection, inputs, progress } = run;
   const cache = values["no-cache"] ? null : new AlignmentCache(cliCacheDir(env, io.env.HOME || homedir()), env.SAFE_LORA_CACHE_GB * 1e9);
-  const progress = new ProgressLine(io);
   let patched: PatchedAdapter;
   try {
     patched = await patchAdapter({
@@ -160,7 +211,7 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
       aligned: inputs.aligned,
       selection,
       operator,
-      executionProvider: epParsed.data,
+      executionProvider,
       cache,
       onProgress: (event) => progress.update(event),
     });
@@ -168,27 +219,70 @@ export async function patchCommand(args: string[], io: CliIo): Promise<number> {
     await inputs.close();
   }
 
+  return finish(run, values, io, { report: patched.report, files: (card) => variantFiles(patched, card), release: () => patched.release() });
+}
+
+/** A patched variant of either kind, staged: its report, its files once the card's context is known. */
+interface PatchResult {
+  readonly report: SafeLoraReport | FullFinetuneReport;
+  files(card: ModelCardContext): VariantFile[];
+  release(): Promise<void>;
+}
+
+/** The warnings, then the dry run's preview or the variant written to --out, and the summary (or the report JSON). */
+async function finish(run: PreparedRun, values: PatchArgs, io: CliIo, result: PatchResult): Promise<number> {
+  const { env, selection, out, writeOptions, inputs } = run;
+  const { report } = result;
   // Warnings go to stderr, so that they are seen with --json too and never end up in a parsed stdout.
   const selectionText = formatSelection(selection);
-  for (const warning of [majorityStderrLine(patched.report, selectionText, { dryRun: writeOptions === null }), ...(["base", "aligned"] as const).filter((role) => isModelTreeChoice(patched.report.inputs[role])).map((role) => modelTreeStderrLine(patched.report, role))]) {
+  for (const warning of [majorityStderrLine(report, selectionText, { dryRun: writeOptions === null }), ...(["base", "aligned"] as const).filter((role) => isModelTreeChoice(report.inputs[role])).map((role) => modelTreeStderrLine(report, role))]) {
     if (warning) io.stderr(`safe-lora: warning: ${warning}\n`);
   }
   if (writeOptions === null) {
-    await patched.release();
-    const report = { ...patched.report, dryRun: { alternatives: selectionAlternatives(patched.report, selection) } };
-    if (values.json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+    await result.release();
+    const preview = { ...report, dryRun: { alternatives: selectionAlternatives(report, selection) } };
+    if (values.json) io.stdout(`${JSON.stringify(preview, null, 2)}\n`);
     else {
-      io.stdout(`${summaryTable(report, { dryRun: true })}\n\nWhat each selection would project on these cosines:\n\n${alternativesTable(report.dryRun.alternatives, report.moduleCount)}\n`);
+      io.stdout(`${summaryTable(report, { dryRun: true })}\n\nWhat each selection would project on these cosines:\n\n${alternativesTable(preview.dryRun.alternatives, report.moduleCount)}\n`);
       io.stdout(`\ndry run: nothing written; without --dry-run this writes ${out}/\n`);
     }
     return 0;
   }
-  const command = reproduceCommand(patched.report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) });
-  // A local aligned folder has no Hub id for the card's base_model; the licence is the adapter card's.
+  const command = reproduceCommand(report, values.subfolder ?? "", { hubUrl: nonDefaultHubUrl(values["hub-url"] ?? env.HF_ENDPOINT) });
+  // A local aligned folder has no Hub id for the card's base_model; the licence is the input card's.
   const alignedHubId = inputs.aligned.revision ? (inputs.aligned.location ?? null) : null;
-  await writeVariant(out, variantFiles(patched, { alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions).finally(() => patched.release());
+  await writeVariant(out, result.files({ alignedHubId, license: cardLicense(inputs.adapterCard), command }), writeOptions).finally(() => result.release());
 
-  if (values.json) io.stdout(`${JSON.stringify(patched.report, null, 2)}\n`);
-  else io.stdout(`${summaryTable(patched.report)}\nwrote ${out}/\n`);
+  if (values.json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+  else io.stdout(`${summaryTable(report)}\nwrote ${out}/\n`);
   return 0;
+}
+
+function parseMaxCpuModuleElements(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
+    throw new SafeLoraError(`--max-cpu-module-elements ${text}: give a whole number of values (d_out·d_in), e.g. ${DEFAULT_MAX_CPU_MODULE_ELEMENTS}`, "usage");
+  }
+  return value;
+}
+
+/** `--finetune`: the full fine-tune patched module by module, its variant a sharded checkpoint. */
+async function patchFinetune(run: PreparedRun, values: PatchArgs, io: CliIo, maxCpuModuleElements: number | undefined): Promise<number> {
+  const { inputs, progress } = run;
+  let patched: PatchedFullFinetune;
+  try {
+    patched = await patchFullFinetune({
+      finetuned: inputs.adapter,
+      base: inputs.base,
+      aligned: inputs.aligned,
+      selection: run.selection,
+      executionProvider: run.executionProvider,
+      ...(maxCpuModuleElements !== undefined ? { limits: { maxCpuModuleElements } } : {}),
+      onProgress: (event) => progress.update(event),
+    });
+  } finally {
+    await inputs.close();
+  }
+  return finish(run, values, io, { report: patched.report, files: (card) => finetuneVariantFiles(patched, card), release: () => patched.release() });
 }

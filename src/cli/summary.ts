@@ -1,11 +1,15 @@
 import { bytesReadText, isModelTreeChoice, projectedNormRange } from "../report/headline.js";
 import { DEFAULT_SELECTION, formatSelection } from "../projection/selection.js";
+import { finetuneBytesReadText } from "../report/full-finetune-card.js";
+import { isFullFinetuneReport, type FullFinetuneReport } from "../report/full-finetune-schema.js";
 import type { SafeLoraReport } from "../report/schema.js";
 
 /** Beyond this many modules the table lists only the projected ones: the JSON report has them all. */
 const FULL_TABLE_LIMIT = 80;
 
 type Input = SafeLoraReport["inputs"]["base"];
+/** The report of an adapter's patch or of a full fine-tune's. */
+type AnyReport = SafeLoraReport | FullFinetuneReport;
 
 /** Where an input is, at which commit, and which rule chose it; a model card's choice is said to be one. */
 function inputLine(role: string, input: Input): string {
@@ -15,12 +19,13 @@ function inputLine(role: string, input: Input): string {
 }
 
 /** The pair, in plain sight: V — and so every cosine — depends on it. */
-function pairSummaryLines(report: SafeLoraReport): string[] {
-  return [inputLine("aligned", report.inputs.aligned), inputLine("base", report.inputs.base), inputLine("adapter", report.inputs.adapter)];
+function pairSummaryLines(report: AnyReport): string[] {
+  const patched = isFullFinetuneReport(report) ? inputLine("finetune", report.inputs.finetuned) : inputLine("adapter", report.inputs.adapter);
+  return [inputLine("aligned", report.inputs.aligned), inputLine("base", report.inputs.base), patched];
 }
 
 /** One line: the model card chose part of the pair; what to check and how to choose it yourself. */
-export function modelTreeStderrLine(report: SafeLoraReport, role: "base" | "aligned"): string {
+export function modelTreeStderrLine(report: AnyReport, role: "base" | "aligned"): string {
   return (
     `the ${role} ${report.inputs[role].location} was chosen from a model card on the Hub (the model tree), which anyone who can edit that card can change: ` +
     `check that it is the unaligned release of the same family, or pass --${role} yourself (--no-model-tree refuses such a choice)`
@@ -28,7 +33,7 @@ export function modelTreeStderrLine(report: SafeLoraReport, role: "base" | "alig
 }
 
 /** One line when the selection projected more than half of the modules: how many, what it costs, how to pick fewer. */
-export function majorityStderrLine(report: SafeLoraReport, selection: string, options: { dryRun?: boolean } = {}): string | null {
+export function majorityStderrLine(report: AnyReport, selection: string, options: { dryRun?: boolean } = {}): string | null {
   if (!report.warnings?.includes("projects-most-modules")) return null;
   const range = projectedNormRange(report);
   const percent = (ratio: number) => `${(ratio * 100).toPrecision(2)} %`;
@@ -40,7 +45,7 @@ export function majorityStderrLine(report: SafeLoraReport, selection: string, op
 }
 
 /** The human summary printed at the end of `safe-lora patch` (and of `--dry-run`, where nothing is written). */
-export function summaryTable(report: SafeLoraReport, options: { dryRun?: boolean } = {}): string {
+export function summaryTable(report: AnyReport, options: { dryRun?: boolean } = {}): string {
   const { selection } = report;
   const tau = selection.threshold === null ? "no module has a cosine" : `τ = ${selection.threshold.toFixed(5)}`;
   const verb = options.dryRun ? "would project" : "projected";
@@ -49,7 +54,8 @@ export function summaryTable(report: SafeLoraReport, options: { dryRun?: boolean
   const full = report.modules.length <= FULL_TABLE_LIMIT;
   const shown = full ? report.modules : report.modules.filter((module) => module.projected);
   const width = Math.max(6, ...shown.map((module) => module.target.length));
-  lines.push(`${"layer".padStart(5)}  ${"module".padEnd(width)}  ${"cosine".padStart(8)}  projected  ${"‖CB‖/‖B‖".padStart(9)}`);
+  const ratio = isFullFinetuneReport(report) ? "‖CΔW‖/‖ΔW‖" : "‖CB‖/‖B‖";
+  lines.push(`${"layer".padStart(5)}  ${"module".padEnd(width)}  ${"cosine".padStart(8)}  projected  ${ratio.padStart(9)}`);
   for (const module of shown) {
     const cosine = module.cosine === null ? `— (${module.skipped})` : module.cosine.toFixed(5);
     lines.push(
@@ -57,6 +63,6 @@ export function summaryTable(report: SafeLoraReport, options: { dryRun?: boolean
     );
   }
   if (!full) lines.push(`… and ${report.modules.length - shown.length} kept modules; safe-lora-report.json lists every module`);
-  lines.push("", `read ${bytesReadText(report)} in ${(report.durationMs / 1000).toFixed(1)} s on ${report.operator.executionProvider}`);
+  lines.push("", `read ${isFullFinetuneReport(report) ? finetuneBytesReadText(report) : bytesReadText(report)} in ${(report.durationMs / 1000).toFixed(1)} s on ${report.operator.executionProvider}`);
   return lines.join("\n");
 }

@@ -5,7 +5,7 @@ import { findKnownPair, looksQuantized } from "./known-pairs.js";
 import { isRepoId } from "./repo-ref.js";
 
 /** How a model of the pair was chosen, as the report records it. */
-export type PairRule = "explicit" | "adapter-config" | "adapter-card" | "registry" | "model-tree";
+export type PairRule = "explicit" | "adapter-config" | "adapter-card" | "finetune-card" | "registry" | "model-tree";
 
 export interface PairChoice {
   readonly aligned: { readonly id: string; readonly resolvedBy: string };
@@ -17,6 +17,8 @@ export interface PairQuery {
   readonly adapterBase: string | null | undefined;
   /** The adapter card's front matter, for `base_model`. */
   readonly adapterCard: Record<string, unknown> | null;
+  /** What was trained on the aligned model: an adapter (the default) or a full fine-tune, whose card `adapterCard` then is. */
+  readonly trained?: "adapter" | "finetune";
   /** Hub ids given explicitly (--aligned / --base, or the repo's config). */
   readonly explicitAligned?: string;
   readonly explicitBase?: string;
@@ -70,7 +72,8 @@ export async function resolveAligned(query: PairQuery): Promise<PairChoice["alig
   }
   const candidates: Array<{ id: string; rule: PairRule }> = [];
   if (query.adapterBase) candidates.push({ id: query.adapterBase, rule: "adapter-config" });
-  for (const id of cardBaseModels(query.adapterCard)) candidates.push({ id, rule: "adapter-card" });
+  const trained = query.trained ?? "adapter";
+  for (const id of cardBaseModels(query.adapterCard)) candidates.push({ id, rule: `${trained}-card` });
 
   const rejected: string[] = [];
   for (const { id, rule } of candidates) {
@@ -82,8 +85,8 @@ export async function resolveAligned(query: PairQuery): Promise<PairChoice["alig
     const known = findKnownPair(id);
     if (known?.side === "base") {
       throw new SafeLoraError(
-        `the adapter was trained on ${id}, the unaligned base of ${known.pair.family}: it has no alignment to restore. ` +
-          `Safe LoRA is for adapters trained on the aligned model (${known.pair.aligned})`,
+        `the ${trained === "adapter" ? "adapter" : "fine-tune"} was trained on ${id}, the unaligned base of ${known.pair.family}: it has no alignment to restore. ` +
+          `Safe LoRA is for ${trained === "adapter" ? "adapters" : "fine-tunes"} trained on the aligned model (${known.pair.aligned})`,
         "no-pair",
         { fix: { kind: "name-pair-anyway" } },
       );
@@ -109,9 +112,10 @@ export async function resolveAligned(query: PairQuery): Promise<PairChoice["alig
     }
     return { id, resolvedBy: rule };
   }
-  const why = rejected.length > 0 ? rejected.join("; ") : "neither base_model_name_or_path nor the card's base_model names one";
+  const unnamed = trained === "adapter" ? "neither base_model_name_or_path nor the card's base_model names one" : "its README.md card has no base_model";
+  const why = rejected.length > 0 ? rejected.join("; ") : unnamed;
   throw new SafeLoraError(
-    `cannot tell which aligned model the adapter was trained on: ${why}`,
+    `cannot tell which aligned model the ${trained === "adapter" ? "adapter" : "fine-tune"} was trained on: ${why}`,
     "no-pair",
     { fix: { kind: "name-aligned" } },
   );

@@ -5,7 +5,8 @@ import type { ExecutionProviderChoice } from "../projection/execution-provider.j
 import { FullDeltaSession, type FullModuleFigures } from "../projection/full-delta-session.js";
 import type { OpenedProvider } from "../projection/provider-loading.js";
 import { effectiveThreshold, formatSelection, isSelected, roundCosine, type Selection } from "../projection/selection.js";
-import type { ModuleReport, SkipReason } from "../report/schema.js";
+import type { FullModuleReport } from "../report/full-finetune-schema.js";
+import type { SkipReason } from "../report/schema.js";
 import type { Checkpoint } from "../safetensors/checkpoint.js";
 import { encodeFromFloat32, isFloatDtype, type FloatDtype } from "../safetensors/dtype.js";
 import type { TensorInfo } from "../safetensors/header.js";
@@ -79,8 +80,6 @@ export interface FullModuleOutcome {
   readonly staged: { readonly offset: number; readonly length: number } | null;
 }
 
-/** The module report of a full fine-tune: the LoRA report's, without a rank; `normRatio` is ‖CΔW‖_F / ‖ΔW‖_F. */
-export type FullModuleReport = Omit<ModuleReport, "rank">;
 
 /** What the method hands back: the LoRA shape, with the full fine-tune's own module reports and the shards. */
 export interface AssembledFullVariant extends Omit<AssembledVariant, "modules"> {
@@ -176,9 +175,9 @@ function checkCpuSize(plans: readonly FullModulePlan[], provider: OpenedProvider
   const multiplyAdds = elements * Math.min(largest.dOut, largest.dIn);
   throw new SafeLoraError(
     `${over.length} of ${plans.length} modules are too large for a CPU run: "${largest.tensor}" is [${largest.dOut}, ${largest.dIn}] (${elements} values), ` +
-      `above the cap of ${maxElements} values per module on the CPU (limits.maxCpuModuleElements); its C·ΔW alone takes ${multiplyAdds.toExponential(1)} multiply-adds. ` +
-      `Run it on a GPU worker (--ep cuda), or raise limits.maxCpuModuleElements to ${elements} to run it on this CPU anyway`,
+      `above the cap of ${maxElements} values per module on the CPU; its C·ΔW alone takes ${multiplyAdds.toExponential(1)} multiply-adds, hours on a CPU`,
     "limit-exceeded",
+    { fix: { kind: "needs-gpu", elements } },
   );
 }
 

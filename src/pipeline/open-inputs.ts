@@ -14,6 +14,11 @@ import type { WeightsInput } from "./patch-adapter.js";
 export interface InputsRequest {
   /** A local folder, or a Hub id `org/name[@rev]` (an existing path is a folder), or files already opened. */
   readonly adapter: string | RepoFiles;
+  /**
+   * What `adapter` holds: a PEFT adapter (the default), or a full fine-tune of the aligned model (config.json and
+   * safetensors), whose aligned model only its card's `base_model` names.
+   */
+  readonly trained?: "adapter" | "finetune";
   readonly subfolder?: string;
   readonly base?: string;
   readonly aligned?: string;
@@ -113,7 +118,9 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
   };
   try {
     const subfolder = request.subfolder ?? "";
-    const adapterFiles = typeof request.adapter === "string" ? track(await openLocation(request.adapter, "--adapter", request)) : request.adapter;
+    const trained = request.trained ?? "adapter";
+    const adapterFlag = trained === "adapter" ? "--adapter" : "--finetune";
+    const adapterFiles = typeof request.adapter === "string" ? track(await openLocation(request.adapter, adapterFlag, request)) : request.adapter;
     const adapterCard = await readCard(adapterFiles, subfolder);
     const localFolder = async (value: string | undefined) => (value && !request.hubOnly && (await isFolder(value)) ? track(new LocalFolder(value)) : null);
     const explicitBase = await localFolder(request.base);
@@ -129,7 +136,7 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
     if (!explicitAligned || !explicitBase) {
       let adapterBase: string | null | undefined;
       const configPath = inSubfolder(subfolder, ADAPTER_CONFIG);
-      if (!alignedRef && !explicitAligned && (await adapterFiles.exists(configPath))) {
+      if (trained === "adapter" && !alignedRef && !explicitAligned && (await adapterFiles.exists(configPath))) {
         try {
           adapterBase = AdapterConfig.safeParse(JSON.parse(await adapterFiles.readText(configPath))).data?.base_model_name_or_path;
         } catch {
@@ -139,6 +146,7 @@ export async function openInputs(request: InputsRequest): Promise<OpenedInputs> 
       const query = {
         adapterBase,
         adapterCard,
+        trained,
         ...(alignedRef ? { explicitAligned: alignedRef.id } : {}),
         ...(baseRef ? { explicitBase: baseRef.id } : {}),
         allowModelTree: request.allowModelTree,

@@ -4,20 +4,22 @@ import { SafeLoraError } from "../errors.js";
 import { MODEL_CONFIG, parseModelJson } from "../llama/llama-config.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { projectsMostModules, type Selection } from "../projection/selection.js";
-import type { InputReport, SafeLoraReport } from "../report/schema.js";
+import type { FinetuneRecord, FullFinetuneReport } from "../report/full-finetune-schema.js";
+import type { InputReport } from "../report/schema.js";
 import { Checkpoint } from "../safetensors/checkpoint.js";
 import { BufferPool } from "../safetensors/scratch-buffer.js";
 import { inSubfolder } from "../storage/repo-files.js";
 import { StagingDir } from "../storage/staging-dir.js";
 import { TOOL } from "../version.js";
 import { DEFAULT_MIN_WEIGHT_COSINE, identicalPair } from "./lora-method.js";
-import { FullMethod, type FullFinetuneLimits, type FullModuleReport } from "./full-method.js";
+import { FullMethod, type FullFinetuneLimits } from "./full-method.js";
 import { runModules } from "./module-loop.js";
 import type { PatchProgress } from "./patch-adapter.js";
 import { executionFields, type WeightsInput } from "./patch-report.js";
-import { REPORT_FILE, type VariantFile } from "./variant-files.js";
+import type { VariantFile } from "./variant-files.js";
 
-export { DEFAULT_MAX_CPU_MODULE_ELEMENTS, type FullFinetuneLimits, type FullModuleReport } from "./full-method.js";
+export { DEFAULT_MAX_CPU_MODULE_ELEMENTS, type FullFinetuneLimits } from "./full-method.js";
+export type { FullFinetuneReport } from "../report/full-finetune-schema.js";
 
 export const FULL_OPERATOR_FORMULA = "C = V Vᵀ / ‖V‖_F with V = W_aligned − W_base (fp32); W ← W_aligned + C·(W_finetuned − W_aligned)";
 
@@ -34,6 +36,8 @@ export interface FullFinetuneRequest {
   /** Job limits; `maxCpuModuleElements` caps the module size a CPU run takes on. */
   readonly limits?: FullFinetuneLimits;
   readonly onProgress?: (progress: PatchProgress) => void;
+  /** The bot's record of inputs and settings, stored in the report. */
+  readonly record?: FinetuneRecord;
   /** Stops the run between modules (job time limit, shutdown). */
   readonly signal?: AbortSignal;
   /** Where the run's staging folder is made (default: the system's temporary folder). */
@@ -42,26 +46,10 @@ export interface FullFinetuneRequest {
 
 type InputIdentity = z.infer<typeof InputReport>;
 
-/**
- * `safe-lora-report.json` of a full fine-tune: SafeLoraReport's fields where they mean the same, and these
- * differences — `kind` says which method ran; `inputs` and `bytesRead` name the fine-tune where the LoRA report
- * names the adapter; modules have no rank and their `normRatio` is ‖CΔW‖_F/‖ΔW‖_F; `untouchedTensors` lists the
- * fine-tune's tensors copied unchanged (embeddings, norms, lm_head, and the modules not projected); `variant` names
- * the shards. No alignment cache, dry run, record or behaviour yet.
- */
-export interface FullFinetuneReport extends Omit<SafeLoraReport, "modules" | "untouchedTensors" | "bytesRead" | "inputs" | "alignmentCache" | "dryRun" | "record" | "behaviour"> {
-  readonly kind: "full-finetune";
-  readonly modules: FullModuleReport[];
-  readonly untouchedTensors: string[];
-  readonly bytesRead: { readonly base: number; readonly aligned: number; readonly finetuned: number };
-  readonly inputs: { readonly finetuned: InputIdentity; readonly base: InputIdentity; readonly aligned: InputIdentity };
-  readonly variant: { readonly shards: string[]; readonly index: string; readonly totalSize: number };
-}
-
 /** A patched full fine-tune, staged: its files in the order to write them, and its report. */
 export interface PatchedFullFinetune {
   readonly report: FullFinetuneReport;
-  /** The shards, their index, the fine-tune's config.json byte for byte, and the report: what `--out` receives. */
+  /** The shards, their index and the fine-tune's config.json byte for byte; variant-files adds the card and the report. */
   readonly files: VariantFile[];
   /** Removes the staged shards (and their folder); `files` cannot be read afterwards. Safe to call twice. */
   release(): Promise<void>;
@@ -150,12 +138,13 @@ export async function patchFullFinetune(request: FullFinetuneRequest): Promise<P
       inputs: { finetuned: await identity(request.finetuned, finetuned), base: await identity(request.base, base), aligned: await identity(request.aligned, aligned) },
       variant: { shards: [...shards.shards], index: shards.index, totalSize: shards.totalSize },
       durationMs: Math.round(performance.now() - started),
+      ...(request.record ? { record: request.record } : {}),
       ...(projectsMostModules(projectedCount, modules.length) ? { warnings: ["projects-most-modules" as const] } : {}),
     };
     const text = (content: string) => [new TextEncoder().encode(content)];
     const files: VariantFile[] = [];
     for (const name of [...shards.shards, shards.index]) files.push({ path: name, chunks: [await openAsBlob(staging.file(name))] });
-    files.push({ path: MODEL_CONFIG, chunks: text(configText) }, { path: REPORT_FILE, chunks: text(`${JSON.stringify(report, null, 2)}\n`) });
+    files.push({ path: MODEL_CONFIG, chunks: text(configText) });
     return { report, files, release: () => staging.remove() };
   } catch (error) {
     await staging.remove();

@@ -10,6 +10,8 @@ import type { SafeLoraReport } from "./schema.js";
  */
 
 type Input = SafeLoraReport["inputs"]["base"];
+/** A report of either method: both name the pair the same way. */
+type WithPair = { readonly inputs: { readonly base: Input; readonly aligned: Input } };
 
 /** Two significant digits are enough to tell 4 % from 15 %, and 0.4 % from 4 %. */
 function percent(ratio: number): string {
@@ -18,7 +20,7 @@ function percent(ratio: number): string {
 }
 
 /** The ‖CB‖/‖B‖ range of the projected modules, or null when none was projected (or none has a ratio). */
-export function projectedNormRange(report: SafeLoraReport): { min: number; max: number } | null {
+export function projectedNormRange(report: { readonly modules: ReadonlyArray<Pick<SafeLoraReport["modules"][number], "projected" | "normRatio">> }): { min: number; max: number } | null {
   const ratios = report.modules.flatMap((m) => (m.projected && m.normRatio !== null ? [m.normRatio] : []));
   return ratios.length === 0 ? null : { min: Math.min(...ratios), max: Math.max(...ratios) };
 }
@@ -65,6 +67,7 @@ const RULE_WORDS: Record<string, string> = {
   "model-tree": "chosen from the aligned model's card (its `base_model`, the Hub's model tree) — see the warning above",
   "adapter-config": "from the adapter's `base_model_name_or_path`",
   "adapter-card": "from the adapter card's `base_model`",
+  "finetune-card": "from the fine-tune card's `base_model`",
 };
 
 /**
@@ -90,7 +93,7 @@ export function pinnedInput(input: Input): string {
 }
 
 /** The pair as two list items: which model, at which revision, found how. */
-export function pairLines(report: SafeLoraReport): string {
+export function pairLines(report: WithPair): string {
   const line = (role: string, input: Input) => `- **${role}:** ${pinnedInput(input)} — ${resolvedByWords(input.resolvedBy)}`;
   return [line("Aligned", report.inputs.aligned), line("Base (unaligned)", report.inputs.base)].join("\n");
 }
@@ -99,7 +102,7 @@ export function pairLines(report: SafeLoraReport): string {
  * A prominent line when a model card chose part of the pair: `V` — and so every cosine — depends on it, and the
  * card is outside the adapter owner's control.
  */
-export function modelTreeWarning(report: SafeLoraReport): string | null {
+export function modelTreeWarning(report: WithPair): string | null {
   const picked = (["base", "aligned"] as const).filter((role) => isModelTreeChoice(report.inputs[role]));
   if (picked.length === 0) return null;
   const which = picked.map((role) => `${role === "base" ? "base" : "aligned"} model ${code(report.inputs[role].location)}`).join(" and the ");

@@ -14,21 +14,37 @@ export interface ModelCardContext {
 
 const fmt = (value: number | null, digits = 5) => (value === null ? "—" : value.toFixed(digits));
 
+/** How the variant relates to the aligned model on the Hub's model tree, with the library that loads it and its tags. */
+const VARIANT_KINDS = {
+  adapter: { relation: "adapter", library: "peft", tags: ["safe-lora", "lora", "peft"] },
+  finetune: { relation: "finetune", library: "transformers", tags: ["safe-lora"] },
+} as const;
+
 /** The YAML the Hub reads: base model and relation, library, licence, tags. */
-export function frontMatter(context: ModelCardContext): string {
+export function frontMatter(context: ModelCardContext, kind: keyof typeof VARIANT_KINDS = "adapter"): string {
+  const { relation, library, tags } = VARIANT_KINDS[kind];
   const lines = ["---"];
-  if (context.alignedHubId) lines.push(`base_model: ${context.alignedHubId}`, "base_model_relation: adapter");
-  lines.push("library_name: peft");
-  // The licence comes from the adapter's card: quoted as a YAML string, it cannot add keys.
+  if (context.alignedHubId) lines.push(`base_model: ${context.alignedHubId}`, `base_model_relation: ${relation}`);
+  lines.push(`library_name: ${library}`);
+  // The licence comes from the input's card: quoted as a YAML string, it cannot add keys.
   if (context.license) lines.push(`license: ${/^[\w.+-]+$/.test(context.license) ? context.license : JSON.stringify(context.license)}`);
-  lines.push("tags:", "  - safe-lora", "  - lora", "  - peft", "---");
+  lines.push("tags:", ...tags.map((tag) => `  - ${tag}`), "---");
   return lines.join("\n");
+}
+
+/** The pair the card's cosines depend on, under its heading. */
+export function alignmentPairBlock(report: Parameters<typeof pairLines>[0]): string {
+  return ["**Alignment pair** (V = W_aligned − W_base is taken from these two):", "", pairLines(report)].join("\n");
+}
+
+/** The selection as asked and the τ it came to. */
+export function selectionLine(selection: SafeLoraReport["selection"]): string {
+  const threshold = selection.threshold === null ? "none (no module has a cosine)" : `τ = ${fmt(selection.threshold)}`;
+  return `- **Selection:** \`${selection.mode}:${selection.value}\` (${threshold}; a module is projected when its rounded cosine is ≤ τ)`;
 }
 
 /** The title, the warnings, what was given up, the pair, the method in a paragraph and the counts. */
 export function cardSummary(report: SafeLoraReport): string {
-  const { selection } = report;
-  const threshold = selection.threshold === null ? "none (no module has a cosine)" : `τ = ${fmt(selection.threshold)}`;
   // The cost and the pair come first: a reviewer who reads one screen must see what was given up and on whose word.
   const warnings = [majorityWarning(report), modelTreeWarning(report)].filter((line): line is string => line !== null);
   return [
@@ -37,16 +53,14 @@ export function cardSummary(report: SafeLoraReport): string {
     ...warnings.flatMap((line) => [line, ""]),
     givenUp(report),
     "",
-    "**Alignment pair** (V = W_aligned − W_base is taken from these two):",
-    "",
-    pairLines(report),
+    alignmentPairBlock(report),
     "",
     "Safe LoRA (Hsu et al., NeurIPS 2024) compares each LoRA update with the weight difference between the aligned and the " +
       "base release of the model family, and maps the updates that point furthest away from it onto that alignment direction. " +
       "This folder holds the adapter with those modules' `lora_B` replaced; everything else is unchanged.",
     "",
     `- **Projected:** ${report.projectedCount} of ${report.moduleCount} modules`,
-    `- **Selection:** \`${selection.mode}:${selection.value}\` (${threshold}; a module is projected when its rounded cosine is ≤ τ)`,
+    selectionLine(report.selection),
     ...(isSubspace(report) ? [`- **Operator:** \`${report.operator.setting}\` — ${report.operator.formula}`] : []),
     `- **Execution:** ${report.operator.executionProvider}, ${(report.durationMs / 1000).toFixed(1)} s`,
   ].join("\n");
@@ -86,18 +100,15 @@ export function chartImage(): string {
 
 /** Each input with its pinned revision and file hashes, and the bytes read. */
 export function inputsSection(report: SafeLoraReport): string {
+  return inputsList([["Adapter", report.inputs.adapter], ["Base (unaligned)", report.inputs.base], ["Aligned", report.inputs.aligned]], bytesReadText(report));
+}
+
+/** The inputs section of a card: each input by role, pinned, with its files' hashes; then the bytes read. */
+export function inputsList(inputs: ReadonlyArray<readonly [role: string, input: SafeLoraReport["inputs"]["adapter"]]>, bytesRead: string): string {
   const line = (role: string, input: SafeLoraReport["inputs"]["adapter"]) =>
     `- **${role}:** ${code(input.location)}${input.revision ? ` @ ${code(input.revision)}` : ""}` +
     input.files.map((file) => `\n  - ${code(file.path)} sha256 ${code(file.sha256)}`).join("");
-  return [
-    "## Inputs",
-    "",
-    line("Adapter", report.inputs.adapter),
-    line("Base (unaligned)", report.inputs.base),
-    line("Aligned", report.inputs.aligned),
-    "",
-    `Bytes read: ${bytesReadText(report)}.`,
-  ].join("\n");
+  return ["## Inputs", "", ...inputs.map(([role, input]) => line(role, input)), "", `Bytes read: ${bytesRead}.`].join("\n");
 }
 
 /** How to make the same variant again without the bot. */

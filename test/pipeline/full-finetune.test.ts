@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SafeLoraError } from "../../src/errors.js";
-import { patchFullFinetune, type FullFinetuneReport, type FullFinetuneRequest } from "../../src/pipeline/patch-full-finetune.js";
-import { writeVariant } from "../../src/pipeline/variant-files.js";
+import { patchFullFinetune, type FullFinetuneRequest } from "../../src/pipeline/patch-full-finetune.js";
+import { FullFinetuneReport } from "../../src/report/full-finetune-schema.js";
+import { finetuneVariantFiles, writeVariant } from "../../src/pipeline/variant-files.js";
 import { roundCosine } from "../../src/projection/selection.js";
 import { Checkpoint, SHARD_INDEX } from "../../src/safetensors/checkpoint.js";
 import { decodeToFloat32, encodeFromFloat32 } from "../../src/safetensors/dtype.js";
@@ -79,7 +80,7 @@ async function patchAndWrite(options: TinyFullFinetuneOptions, extra: Partial<Fu
   const models = await writeTinyFullFinetune(root, options);
   const patched = await patchFullFinetune(request(models, extra));
   const out = join(root, "out");
-  await writeVariant(out, patched.files);
+  await writeVariant(out, finetuneVariantFiles(patched, { alignedHubId: null, license: null, command: "safe-lora patch --finetune …" }));
   await patched.release();
   return { models, report: patched.report, out };
 }
@@ -157,7 +158,10 @@ describe("Safe LoRA on a full fine-tune", () => {
       await file.close();
     }
     expect(readFileSync(join(out, "config.json"), "utf8")).toBe(readFileSync(join(models.finetuned, "config.json"), "utf8"));
-    expect(readdirSync(out).sort()).toEqual([...shards, "config.json", SHARD_INDEX, "safe-lora-report.json"].sort());
+    expect(readdirSync(out).sort()).toEqual([...shards, "config.json", SHARD_INDEX, "README.md", "safe-lora-report.json"].sort());
+    // The report as written is what the schema reads back, and the card says what the variant is on the Hub.
+    expect(FullFinetuneReport.parse(JSON.parse(readFileSync(join(out, "safe-lora-report.json"), "utf8")))).toEqual(report);
+    expect(readFileSync(join(out, "README.md"), "utf8")).toMatch(/^---\nlibrary_name: transformers\ntags:\n  - safe-lora\n---\n\n# Safe LoRA variant of a full fine-tune\n/);
     expect(readdirSync(stagingParent)).toEqual([]);
 
     await expectVariant(models, report, out, (actual, expected, aligned) => {
@@ -190,9 +194,9 @@ describe("a full fine-tune that cannot be patched", () => {
     const message = (error as SafeLoraError).message;
     expect(message).toContain("10 of 14 modules are too large for a CPU run");
     expect(message).toContain('"model.layers.0.mlp.gate_proj.weight" is [64, 32] (2048 values)');
-    expect(message).toContain("cap of 1000 values per module on the CPU (limits.maxCpuModuleElements)");
-    expect(message).toContain("GPU worker (--ep cuda)");
-    expect(message).toContain("raise limits.maxCpuModuleElements to 2048");
+    expect(message).toContain("above the cap of 1000 values per module on the CPU");
+    // The way on is the reader's: a GPU, or a cap raised to the largest module (CLI flag, BOT_CONFIG).
+    expect((error as SafeLoraError).fix).toEqual({ kind: "needs-gpu", elements: 2048 });
     expect(readdirSync(stagingParent)).toEqual([]);
   });
 
