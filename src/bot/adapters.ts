@@ -15,17 +15,16 @@ export interface AdapterFolder {
   readonly files: Record<string, string>;
 }
 
-
 /**
- * LoRA adapters in a repo: folders with an adapter_config.json whose peft_type is LORA, except the bot's
- * variant folders, trainer checkpoints (unless configured) and folders the config excludes.
+ * The folders holding a file named `marker` that the repo's configuration covers: never the bot's variant folders,
+ * trainer checkpoints only when configured, and only what `include` takes and `exclude` leaves; sorted.
  */
-export async function findAdapterFolders(files: PinnedRepo, config: RepoConfig): Promise<AdapterFolder[]> {
+export function coveredFolders(files: PinnedRepo, config: RepoConfig, marker: string): string[] {
   const included = picomatch(config.include, { dot: true });
   const excluded = config.exclude.length > 0 ? picomatch(config.exclude, { dot: true }) : () => false;
-  const found: AdapterFolder[] = [];
-  for (const path of files.paths().filter((p) => posix.basename(p) === ADAPTER_CONFIG).sort()) {
-    // Whatever the forge lists, a folder that would leave the repo is never an adapter folder.
+  const folders: string[] = [];
+  for (const path of files.paths().filter((p) => posix.basename(p) === marker).sort()) {
+    // Whatever the forge lists, a folder that would leave the repo is never covered.
     if (repoPathProblem(path)) continue;
     const folder = posix.dirname(path);
     const segments = folder.split("/");
@@ -33,6 +32,19 @@ export async function findAdapterFolders(files: PinnedRepo, config: RepoConfig):
     if (!config.checkpoints && segments.some((segment) => /^checkpoint-\d+$/.test(segment))) continue;
     // picomatch's "**" does not match "." itself; the root is covered by it all the same.
     if (!(included(folder) || (folder === REPO_ROOT && config.include.includes("**"))) || excluded(folder)) continue;
+    folders.push(folder);
+  }
+  return folders;
+}
+
+/**
+ * LoRA adapters in a repo: folders with an adapter_config.json whose peft_type is LORA, except the bot's
+ * variant folders, trainer checkpoints (unless configured) and folders the config excludes.
+ */
+export async function findAdapterFolders(files: PinnedRepo, config: RepoConfig): Promise<AdapterFolder[]> {
+  const found: AdapterFolder[] = [];
+  for (const folder of coveredFolders(files, config, ADAPTER_CONFIG)) {
+    const path = inSubfolder(folder, ADAPTER_CONFIG);
     let peftType: unknown;
     try {
       peftType = (JSON.parse(await files.readText(path)) as { peft_type?: unknown }).peft_type;

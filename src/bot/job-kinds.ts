@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { Forge } from "../forge/forge.js";
 import { commandJob } from "./command-job.js";
+import { finetuneJob } from "./finetune-job.js";
 import type { BotContext } from "./context.js";
 import { patchJob } from "./patch-job.js";
 import { scanJob } from "./scan-job.js";
@@ -32,7 +33,7 @@ export interface JobKindDefinition<P> {
 }
 
 /** Every kind the bot runs; a stored job of any other kind fails as damaged. */
-export const JOB_KINDS: readonly JobKindDefinition<unknown>[] = [scanJob, patchJob, commandJob];
+export const JOB_KINDS: readonly JobKindDefinition<unknown>[] = [scanJob, patchJob, finetuneJob, commandJob];
 
 /** The definition of a stored job's kind, or null when the bot has no such kind. */
 export function jobKind(kind: string): JobKindDefinition<unknown> | null {

@@ -107,16 +107,19 @@ export async function postFailureNotice(
     readonly error: SafeLoraError;
     /** The repo's configuration, once read: the advice depends on it. */
     readonly config: RepoConfig | null;
+    /** What the folder holds (default: an adapter). */
+    readonly subject?: "adapter" | "fine-tune";
   },
 ): Promise<number> {
   const { repo, folder, error, config } = params;
-  const where = folder === "." ? "the adapter at the root of this repo" : `the adapter in ${code(folder)}`;
+  const subject = params.subject ?? "adapter";
+  const where = folder === "." ? `the ${subject} at the root of this repo` : `the ${subject} in ${code(folder)}`;
   return postOnce(context, {
     repo,
     key: `failure:${repo}:${folder}:${params.key}`,
     folder,
-    title: folder === "." ? "Safe LoRA could not patch this adapter" : plainLine(`Safe LoRA could not patch ${folder}`),
-    body: [`I could not make a Safe LoRA variant of ${where}:`, "", failureText(context, error, config), "", `I will try again when the adapter or \`${context.forge.repoConfigPath}\` changes.`].join("\n"),
+    title: folder === "." ? `Safe LoRA could not patch this ${subject}` : plainLine(`Safe LoRA could not patch ${folder}`),
+    body: [`I could not make a Safe LoRA variant of ${where}:`, "", failureText(context, error, config), "", `I will try again when the ${subject} or \`${context.forge.repoConfigPath}\` changes.`].join("\n"),
   });
 }
 

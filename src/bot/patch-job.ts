@@ -23,6 +23,9 @@ import { SafeLoraReport } from "../report/schema.js";
 import { renderModelCard, type ModelCardContext } from "../report/model-card.js";
 import { TOOL } from "../version.js";
 import { adapterFileKeys } from "./adapters.js";
+import { repoDeadline } from "./repo-deadline.js";
+import { modelRecord, pushWithRetry, readCommittedReport } from "./variant-commits.js";
+import type { FullFinetuneReport } from "../report/full-finetune-schema.js";
 import { measureVariant } from "./behaviour-check.js";
 import { onForge, type JobContext } from "./context.js";
 import type { JobKindDefinition } from "./job-kinds.js";
@@ -82,14 +85,7 @@ export type PatchOutcome =
 
 /** The report committed for `folder` at a revision, or null when there is none (or it is unreadable). */
 export async function committedReport(files: PinnedRepo, folder: string): Promise<SafeLoraReport | null> {
-  const path = `${variantFolderOf(folder)}/${REPORT_FILE}`;
-  if (!(await files.exists(path))) return null;
-  try {
-    const parsed = SafeLoraReport.safeParse(JSON.parse(await files.readText(path)));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
+  return readCommittedReport(files, folder, SafeLoraReport);
 }
 
 /** Every variant report committed at a revision, for a pull request's description. */
@@ -106,19 +102,10 @@ async function committedReports(files: PinnedRepo): Promise<Array<{ folder: stri
 
 /** What the patch would be made from: known before any weight is read. */
 async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, selection: Selection, operator: Operator): Promise<PatchRecord> {
-  const pair = async (input: OpenedInputs["base"]) => {
-    const weights: string[] = [];
-    for (const path of (input.files as PinnedRepo).paths?.() ?? []) {
-      if (!/\.safetensors(\.index\.json)?$/.test(path)) continue;
-      const key = await input.files.contentKey(path);
-      if (key) weights.push(key);
-    }
-    return { id: input.location ?? input.files.description, revision: input.revision ?? "local", weights: weights.sort() };
-  };
   return {
     adapter,
-    base: await pair(inputs.base),
-    aligned: await pair(inputs.aligned),
+    base: await modelRecord(inputs.base),
+    aligned: await modelRecord(inputs.aligned),
     selection: formatSelection(selection),
     // The paper's is the formula records always carried, so a variant made before the choice is not patched again.
     operator: operatorFormula(operator),
@@ -127,7 +114,7 @@ async function recordOf(inputs: OpenedInputs, adapter: Record<string, string>, s
 }
 
 /** What the variant's card says beyond the report: the aligned model for `base_model`, the licence, how to reproduce it. */
-function cardContextOf(report: SafeLoraReport, inputs: OpenedInputs, folder: string, hubUrl: string): ModelCardContext {
+export function cardContextOf(report: SafeLoraReport | FullFinetuneReport, inputs: OpenedInputs, folder: string, hubUrl: string): ModelCardContext {
   return {
     alignedHubId: report.inputs.aligned.revision ? report.inputs.aligned.location : null,
     license: cardLicense(inputs.adapterCard),
@@ -267,19 +254,7 @@ async function decide(run: PatchRun): Promise<PatchPlan | PatchOutcome> {
  */
 async function withInputs<T>(run: PatchRun, plan: PatchPlan, jobSignal: AbortSignal | undefined, step: (opened: OpenedPlan) => Promise<T>): Promise<T> {
   const { context, payload, files } = run;
-  const { limits } = plan.config;
-  const repoDeadline = new AbortController();
-  const deadline = setTimeout(
-    () =>
-      repoDeadline.abort(
-        new SafeLoraError(`the job took longer than the limit of ${limits.maxRunMinutes} minutes (limits.maxRunMinutes)`, "limit-exceeded", {
-          fix: { kind: "raise-limit", limit: "maxRunMinutes" },
-        }),
-      ),
-    limits.maxRunMinutes * 60_000,
-  );
-  // Never what keeps a stopping process alive; cleared on every way out, a refusal while opening included.
-  deadline.unref();
+  const deadline = repoDeadline(plan.config.limits, jobSignal);
   try {
     const inputs = await openInputs({
       adapter: files,
@@ -293,13 +268,12 @@ async function withInputs<T>(run: PatchRun, plan: PatchPlan, jobSignal: AbortSig
     try {
       const record = await recordOf(inputs, plan.adapter, plan.selection, plan.operator);
       const prHead = plan.open ? await context.forge.open({ repo: payload.repo, revision: context.forge.pullRequestHead(payload.repo, plan.open.num) }) : null;
-      const signal = jobSignal ? AbortSignal.any([jobSignal, repoDeadline.signal]) : repoDeadline.signal;
-      return await step({ ...plan, inputs, record, prHead, signal });
+      return await step({ ...plan, inputs, record, prHead, signal: deadline.signal });
     } finally {
       await inputs.close();
     }
   } finally {
-    clearTimeout(deadline);
+    deadline.clear();
   }
 }
 
@@ -352,7 +326,7 @@ async function publish(run: PatchRun, plan: OpenedPlan, patched: PatchedAdapter)
     num = open.num;
     const title = plainLine(`Safe LoRA: ${formatSelection(plan.selection)} for ${folder}`);
     const changed = await commitFiles({ patched, inputs: plan.inputs, folder, config: plan.config, readmeFrom: plan.prHead!, hubUrl: context.hub.hubUrl });
-    ({ commit } = await pushWithRetry(context, { repo, pr: open, folder, record, files: changed, title }));
+    ({ commit } = await pushWithRetry(context, { repo, pr: open, files: changed, title, nothingToDo: async (head) => sameRecord((await committedReport(head, folder))?.record, record) }));
   } else {
     ({ num, commit } = await forge.openPullRequest({
       repo,
@@ -410,8 +384,6 @@ async function checkBehaviour(run: PatchRun, plan: OpenedPlan, variant: { num: n
   await pushWithRetry(context, {
     repo,
     pr: { num: variant.num },
-    folder,
-    record: plan.record,
     files: [
       { path: `${where}/README.md`, content: new Blob([renderModelCard(report, cardContextOf(report, plan.inputs, folder, context.hub.hubUrl))]) },
       { path: `${where}/${REPORT_FILE}`, content: new Blob([`${JSON.stringify(report, null, 2)}\n`]) },
@@ -470,41 +442,11 @@ async function alreadyCovered(
   return null;
 }
 
-/** Commits to the pull request's head; on a stale head (412) looks again: maybe our commit is already there. */
-async function pushWithRetry(
-  context: JobContext,
-  params: {
-    readonly repo: string;
-    readonly pr: Pick<BotPullRequest, "num">;
-    /** The adapter folder, whose committed report says whether a retried commit is already there. */
-    readonly folder: string;
-    readonly record: PatchRecord;
-    readonly files: readonly FileToCommit[];
-    /** The commit's title. */
-    readonly title: string;
-    /**
-     * Whether, after a stale head, there is nothing (more) to commit onto the new one; by default, when it holds the
-     * same record (a retried commit that landed).
-     */
-    readonly nothingToDo?: (head: PinnedRepo) => Promise<boolean>;
-  },
-) {
-  const { repo, pr, folder, record, files, title } = params;
-  const nothingToDo = params.nothingToDo ?? (async (head: PinnedRepo) => sameRecord((await committedReport(head, folder))?.record, record));
-  for (let attempt = 1; ; attempt++) {
-    const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, pr.num) });
-    if (attempt > 1 && (await nothingToDo(head))) return { commit: head.sha };
-    const result = await context.forge.pushToPullRequest({ repo, num: pr.num, parent: head.sha, title, files });
-    if (result !== "stale") return result;
-    if (attempt >= 5) throw new SafeLoraError(`${repo}: pull request #${pr.num} kept moving while committing; will retry`, "hub-unavailable");
-  }
-}
-
 /**
  * What the pull request adds or changes against `main`, by content key. Only the paths the bot writes (the variant
  * folders and the root README) are compared: any other difference is `main` having moved on, not this pull request.
  */
-async function pullRequestChanges(head: PinnedRepo, main: PinnedRepo, folders: readonly string[]): Promise<FileChange[]> {
+export async function pullRequestChanges(head: PinnedRepo, main: PinnedRepo, folders: readonly string[]): Promise<FileChange[]> {
   const written = (path: string) => path === "README.md" || folders.some((folder) => path.startsWith(`${variantFolderOf(folder)}/`));
   const changes: FileChange[] = [];
   for (const path of head.paths().filter(written).sort()) {

@@ -6,6 +6,8 @@ import { formatSelection } from "../projection/selection.js";
 import { jobKey } from "../queue/job-key.js";
 import type { NewJob } from "../queue/job-queue.js";
 import { findAdapterFolders } from "./adapters.js";
+import { finetuneKey, type FinetunePayload } from "./finetune-job.js";
+import { findFinetuneFolders } from "./finetunes.js";
 import { onForge, type JobContext } from "./context.js";
 import type { JobKindDefinition } from "./job-kinds.js";
 import { postConfigNotice } from "./notices.js";
@@ -62,7 +64,9 @@ export function configKey(config: RepoConfig): string {
 
 /**
  * A new head of main: find the LoRA adapters there and queue a patch job for each adapter folder whose files
- * or configuration changed since it was last queued (the job key says so: same files, same config, same key).
+ * or configuration changed since it was last queued (the job key says so: same files, same config, same key);
+ * the same for full fine-tunes, whose jobs wait for a GPU worker when their config.json declares modules above
+ * the CPU's cap.
  */
 export async function runScan(context: JobContext, payload: ScanPayload): Promise<unknown> {
   const { repo } = payload;
@@ -80,19 +84,33 @@ export async function runScan(context: JobContext, payload: ScanPayload): Promis
     const adapters = await findAdapterFolders(files, config);
     const queued: string[] = [];
     const isPrivate = head?.private ?? files.private;
-    for (const adapter of adapters) {
-      if (await context.memory.isStopped({ forge: context.forge.name, repo, folder: adapter.folder })) continue;
-      const { created } = await context.queue.enqueue({
-        key: patchKey({ forge: context.forge.name, repo, folder: adapter.folder, filesKey: adapter.filesKey, configKey: configKey(config) }),
+    const forge = context.forge.name;
+    /** One folder's job, unless the folder was stopped; a key already stored creates nothing. */
+    const queueFor = async (folder: string, job: Pick<NewJob, "key" | "kind" | "payload" | "needs">) => {
+      if (await context.memory.isStopped({ forge, repo, folder })) return;
+      const { created } = await context.queue.enqueue({ ...job, forge, repo, private: isPrivate });
+      if (created) queued.push(folder);
+    };
+    for (const { folder, filesKey } of adapters) {
+      await queueFor(folder, {
+        key: patchKey({ forge, repo, folder, filesKey, configKey: configKey(config) }),
         kind: "patch",
-        forge: context.forge.name,
-        repo,
-        private: isPrivate,
-        payload: { repo, folder: adapter.folder, sha: files.sha, selection: null, command: null },
+        payload: { repo, folder, sha: files.sha, selection: null, command: null },
       });
-      if (created) queued.push(adapter.folder);
     }
-    return { sha: files.sha, adapters: adapters.map((a) => a.folder), queued };
+    const { fullFinetunes } = context.config;
+    const finetunes = fullFinetunes.enabled ? await findFinetuneFolders(files, config) : [];
+    for (const { folder, filesKey, largestModuleElements } of finetunes) {
+      // Above the CPU cap by its own config.json: only a GPU worker takes it (the job checks the real shapes again).
+      const needsGpu = largestModuleElements !== null && largestModuleElements > fullFinetunes.maxCpuModuleElements;
+      await queueFor(folder, {
+        key: finetuneKey({ forge, repo, folder, filesKey, configKey: configKey(config) }),
+        kind: "finetune",
+        payload: { repo, folder, sha: files.sha } satisfies FinetunePayload,
+        ...(needsGpu ? { needs: "gpu" as const } : {}),
+      });
+    }
+    return { sha: files.sha, adapters: adapters.map((a) => a.folder), ...(finetunes.length > 0 ? { finetunes: finetunes.map((f) => f.folder) } : {}), queued };
   } finally {
     await files.close();
   }

@@ -6,6 +6,7 @@ import { SafeLoraError } from "../errors.js";
 import { InferenceEndpointConfig, MAX_PROMPTS_PER_KIND, TaskPrompt } from "../behaviour/schema.js";
 import { isRepoId } from "../hub/repo-ref.js";
 import { DEFAULT_OPERATOR, formatOperator, parseOperator } from "../projection/operator.js";
+import { DEFAULT_MAX_CPU_MODULE_ELEMENTS } from "../pipeline/patch-full-finetune.js";
 import { DEFAULT_SELECTION, formatSelection, parseSelection } from "../projection/selection.js";
 
 /** `threshold:<τ>` etc., checked with the one selection parser. */
@@ -149,6 +150,16 @@ export const BotConfig = RepoConfig.extend({
   inferenceEndpoints: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "endpoint names are lowercase letters, digits, . _ - (at most 63)"), BotInferenceEndpoint).default({}),
   /** A prompt set file (JSON) for the check instead of the project's own (src/behaviour/prompt-sets). */
   behaviourPromptSet: z.string().min(1).nullable().default(null),
+  /**
+   * Full fine-tunes (config.json + safetensors whose card names the aligned model): whether scans look for them, and
+   * the largest module (d_out·d_in) a CPU worker patches; a fine-tune whose config.json declares more waits for a GPU worker.
+   */
+  fullFinetunes: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      maxCpuModuleElements: z.number().int().positive().default(DEFAULT_MAX_CPU_MODULE_ELEMENTS),
+    })
+    .prefault({}),
 }).superRefine((config, context) => {
   const name = config.behaviour.endpoint;
   if (name !== null && !Object.hasOwn(config.inferenceEndpoints, name)) {

@@ -7,7 +7,7 @@ import { alignmentPairBlock, frontMatter, inputsList, reproduceSection, selectio
 const fmt = (value: number | null, digits = 5) => (value === null ? "—" : value.toFixed(digits));
 
 /** The ‖CΔW‖/‖ΔW‖ range of the projected modules, as a share of the fine-tune's update they keep. */
-function givenUp(report: FullFinetuneReport): string {
+export function finetuneGivenUp(report: FullFinetuneReport): string {
   const range = projectedNormRange(report);
   if (range === null) {
     return `**What was given up:** nothing — no module was projected (0 of ${report.moduleCount}), so this variant's weights equal the fine-tune's.`;
@@ -28,16 +28,19 @@ function skipNote(module: FullModuleReport): string {
   return "";
 }
 
+/** A prominent line when the selection projected more than half of the modules. */
+export function finetuneMajorityWarning(report: FullFinetuneReport): string | null {
+  if (!report.warnings?.includes("projects-most-modules")) return null;
+  return `> **⚠️ ${report.projectedCount} of ${report.moduleCount} modules projected — more than half of the fine-tune.** It may no longer do what it was trained for.`;
+}
+
 function summary(report: FullFinetuneReport): string {
-  const warning = report.warnings?.includes("projects-most-modules")
-    ? [`> **⚠️ ${report.projectedCount} of ${report.moduleCount} modules projected — more than half of the fine-tune.** It may no longer do what it was trained for.`, ""]
-    : [];
+  const warning = [finetuneMajorityWarning(report), modelTreeWarning(report)].flatMap((line) => (line ? [line, ""] : []));
   return [
     "# Safe LoRA variant of a full fine-tune",
     "",
     ...warning,
-    ...[modelTreeWarning(report)].flatMap((line) => (line ? [line, ""] : [])),
-    givenUp(report),
+    finetuneGivenUp(report),
     "",
     alignmentPairBlock(report),
     "",

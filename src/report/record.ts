@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { FinetuneRecord } from "./full-finetune-schema.js";
 
 /**
  * What a patch was made from and how: the record the bot commits in safe-lora-report.json and reads back to
@@ -17,11 +18,11 @@ export const PatchRecord = z.object({
 export type PatchRecord = z.infer<typeof PatchRecord>;
 
 /** Equal records mean an identical result. Revisions are kept for the reader, but do not count: contents do. */
-export function sameRecord(a: PatchRecord | null | undefined, b: PatchRecord | null | undefined): boolean {
+export function sameRecord<R extends PatchRecord | FinetuneRecord>(a: R | null | undefined, b: R | null | undefined): boolean {
   if (!a || !b) return false;
-  const essence = (record: PatchRecord) =>
+  const essence = (record: PatchRecord | FinetuneRecord) =>
     JSON.stringify([
-      Object.entries(record.adapter).sort(),
+      "adapter" in record ? ["adapter", Object.entries(record.adapter).sort()] : ["finetuned", Object.entries(record.finetuned).sort()],
       record.base.id,
       [...record.base.weights].sort(),
       record.aligned.id,

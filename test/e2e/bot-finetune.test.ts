@@ -1,0 +1,133 @@
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
+import { FullFinetuneReport } from "../../src/report/full-finetune-schema.js";
+import { BotWorld } from "../helpers/bot-world.js";
+import { runCli } from "../helpers/cli.js";
+import { writeTinyFullFinetune, type TinyFullFinetune } from "../helpers/tiny-full-finetune.js";
+import { until } from "../helpers/until.js";
+
+const FINETUNE_REPO = "acme/tiny-finetune";
+const FINETUNE_CARD = "---\nlicense: apache-2.0\nbase_model: test-org/tiny-chat\n---\n# A full fine-tune\n";
+
+/** The tiny family on the Hub: base and chat under test-org (the chat's card names its base), the fine-tune's repo with its card only. */
+async function seedFamily(world: BotWorld): Promise<TinyFullFinetune> {
+  const models = await writeTinyFullFinetune(join(world.work, "models"));
+  await seedRepo(world.hub, "test-org/tiny-base", await folderFiles(models.base));
+  await seedRepo(world.hub, "test-org/tiny-chat", [...(await folderFiles(models.aligned)), { path: "README.md", data: "---\nbase_model: test-org/tiny-base\n---\n# tiny chat\n" }]);
+  await seedRepo(world.hub, FINETUNE_REPO, [{ path: "README.md", data: FINETUNE_CARD }]);
+  return models;
+}
+
+/** alice pushes the fine-tune's weights and config.json to its repo, as they are on disk: the webhook starts a scan. */
+function pushFinetune(world: BotWorld, models: TinyFullFinetune) {
+  const files = Object.fromEntries(["model.safetensors", "config.json"].map((name) => [name, readFileSync(join(models.finetuned, name))]));
+  return world.commitFiles(files, { repo: FINETUNE_REPO, title: "Upload fine-tune" });
+}
+
+const fileAt = (world: BotWorld, ref: string, path: string) => {
+  const repo = world.repo(FINETUNE_REPO);
+  const file = repo.commits.get(repo.refs.get(ref)!)?.files.get(path);
+  if (!file) return null;
+  return file.content.kind === "memory" ? file.content.data : readFileSync(file.content.path);
+};
+
+describe("the bot on a repo holding a full fine-tune", () => {
+  let world: BotWorld;
+  let models: TinyFullFinetune;
+  beforeAll(async () => {
+    world = await BotWorld.create();
+    models = await seedFamily(world);
+    await world.startBot();
+  });
+  afterAll(() => world.close());
+
+  let num: number;
+  it("opens one pull request whose safe-lora/ is the CLI's variant of the same models: the same shards, byte for byte", async () => {
+    await pushFinetune(world, models);
+    await world.idle(60_000);
+    const prs = world.repo(FINETUNE_REPO).discussions.filter((d) => d.isPullRequest);
+    expect(prs).toHaveLength(1);
+    num = prs[0]!.num;
+    const ref = `refs/pr/${num}`;
+    const report = FullFinetuneReport.parse(JSON.parse(fileAt(world, ref, "safe-lora/safe-lora-report.json")!.toString("utf8")));
+    expect(report).toMatchObject({ kind: "full-finetune", moduleCount: 14, selection: { mode: "threshold", value: 0.33 } });
+    expect(report.inputs.finetuned.location).toBe(FINETUNE_REPO);
+    expect(report.inputs.aligned).toMatchObject({ location: "test-org/tiny-chat", resolvedBy: "finetune-card" });
+    expect(report.inputs.base).toMatchObject({ location: "test-org/tiny-base", resolvedBy: "model-tree" });
+    expect(report.record?.finetuned).toEqual(expect.objectContaining({ "config.json": expect.any(String), "model.safetensors": expect.any(String) }));
+    // The same patch made by hand from the same three folders: the shards and their index are the same bytes.
+    const out = join(world.work, "cli-variant");
+    const cli = await runCli(["patch", "--finetune", models.finetuned, "--base", models.base, "--aligned", models.aligned, "--select", "threshold:0.33", "--out", out]);
+    expect(cli.code).toBe(0);
+    const shards = readdirSync(out).filter((name) => name.startsWith("model"));
+    expect(shards).toEqual(["model-00001-of-00001.safetensors", "model.safetensors.index.json"]);
+    for (const name of [...shards, "config.json"]) expect(fileAt(world, ref, `safe-lora/${name}`), name).toEqual(readFileSync(join(out, name)));
+    const cliReport = FullFinetuneReport.parse(JSON.parse(readFileSync(join(out, "safe-lora-report.json"), "utf8")));
+    expect(report.projectedCount).toBe(cliReport.projectedCount);
+    expect(report.projectedCount).toBeGreaterThan(0);
+  });
+
+  it("writes a card the Hub reads as a fine-tune of the aligned model, and describes the pull request", async () => {
+    const card = fileAt(world, `refs/pr/${num}`, "safe-lora/README.md")!.toString("utf8");
+    expect(card).toMatch(/^---\nbase_model: test-org\/tiny-chat\nbase_model_relation: finetune\nlibrary_name: transformers\nlicense: apache-2.0\n/);
+    expect(card).toContain(`safe-lora patch --hub-url ${world.hub.url} --finetune ${FINETUNE_REPO}@`);
+    const description = world.repo(FINETUNE_REPO).discussions.find((d) => d.num === num)!.events[0]!.content!;
+    expect(description).toMatch(/<!-- safe-lora-bot:pull-request \{"folder":"."\} -->/);
+    expect(description).toMatch(/\| Modules projected \| \d+ \/ 14 \|/);
+    expect(description).toContain("**What this pull request changes** (5 files; nothing else in the repo, and no existing file):");
+    expect(description).toMatch(/^- adds `safe-lora\/model-00001-of-00001\.safetensors`$/m);
+  });
+
+  it("a README-only commit makes no new job, and merging the variant is not taken for a new fine-tune", async () => {
+    const jobsBefore = (await world.bot!.context.queue.recent(100)).filter((job) => job.kind === "finetune").length;
+    await world.commitFiles({ "README.md": `${FINETUNE_CARD}\nMore words.\n` }, { repo: FINETUNE_REPO, title: "Edit card" });
+    await world.idle();
+    const merge = await fetch(`${world.hub.url}/api/models/${FINETUNE_REPO}/discussions/${num}/merge`, { method: "POST", headers: { Authorization: `Bearer ${world.alice.token}` } });
+    expect(merge.status).toBe(200);
+    await world.idle();
+    const finetuneJobs = (await world.bot!.context.queue.recent(100)).filter((job) => job.kind === "finetune");
+    expect(finetuneJobs).toHaveLength(jobsBefore);
+    expect(world.repo(FINETUNE_REPO).discussions.filter((d) => d.isPullRequest)).toHaveLength(1);
+  });
+});
+
+describe("the bot's CPU cap for full fine-tunes (BOT_CONFIG fullFinetunes.maxCpuModuleElements: 1000)", () => {
+  let world: BotWorld;
+  let models: TinyFullFinetune;
+  beforeAll(async () => {
+    world = await BotWorld.create();
+    models = await seedFamily(world);
+    const config = join(world.work, "bot-config-cap.yaml");
+    writeFileSync(config, 'select: "threshold:0.33"\nallowModelTree: true\nreconcileMinutes: 0\nfullFinetunes:\n  maxCpuModuleElements: 1000\n');
+    await world.startBot({ BOT_CONFIG: config });
+  });
+  afterAll(() => world.close());
+
+  it("queues a fine-tune whose config.json declares larger modules for a GPU worker: this CPU worker leaves it waiting", async () => {
+    await pushFinetune(world, models);
+    const queue = world.bot!.context.queue;
+    const job = await until(async () => (await queue.recent(100)).find((j) => j.kind === "finetune"), (found) => found !== undefined, 30_000);
+    expect(job).toMatchObject({ needs: "gpu", state: "queued" });
+    // Many poll rounds later (SAFE_LORA_POLL_MS=50) it has still not been started by the CPU runner.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await queue.get(job!.id)).toMatchObject({ state: "queued", attempts: 0 });
+    expect(world.repo(FINETUNE_REPO).discussions).toHaveLength(0);
+  });
+
+  it("refuses on the CPU one whose config.json does not say, with a notice that names the way on", async () => {
+    await seedRepo(world.hub, "acme/tiny-finetune-2", [{ path: "README.md", data: FINETUNE_CARD }]);
+    const config = JSON.parse(readFileSync(join(models.finetuned, "config.json"), "utf8")) as Record<string, unknown>;
+    delete config.hidden_size;
+    delete config.intermediate_size;
+    await world.commitFiles({ "model.safetensors": readFileSync(join(models.finetuned, "model.safetensors")), "config.json": JSON.stringify(config) }, { repo: "acme/tiny-finetune-2" });
+    const notice = await until(() => world.repo("acme/tiny-finetune-2").discussions.find((d) => !d.isPullRequest), (found) => found !== undefined, 30_000);
+    expect(notice!.title).toBe("Safe LoRA could not patch this fine-tune");
+    const text = notice!.events[0]!.content!;
+    expect(text).toMatch(/10 of 14 modules are too large for a CPU run/);
+    expect(text).toMatch(/runs on a GPU worker only/);
+    expect(text).toContain("`fullFinetunes.maxCpuModuleElements`");
+    expect(world.repo("acme/tiny-finetune-2").discussions.filter((d) => d.isPullRequest)).toHaveLength(0);
+  });
+});
