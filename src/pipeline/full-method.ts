@@ -2,7 +2,8 @@ import { open, type FileHandle } from "node:fs/promises";
 import { SafeLoraError } from "../errors.js";
 import { ADAPTABLE_LINEARS } from "../llama/llama-weights.js";
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
-import { FullDeltaSession, type FullModuleFigures } from "../projection/full-delta-session.js";
+import type { FullModuleFigures } from "../projection/full-delta-session.js";
+import type { ProjectionThread } from "../projection/projection-thread.js";
 import type { OpenedProvider } from "../projection/provider-loading.js";
 import { effectiveThreshold, formatSelection, isSelected, roundCosine, type Selection } from "../projection/selection.js";
 import type { FullModuleReport } from "../report/full-finetune-schema.js";
@@ -10,7 +11,7 @@ import type { SkipReason } from "../report/schema.js";
 import type { Checkpoint } from "../safetensors/checkpoint.js";
 import { encodeFromFloat32, isFloatDtype, type FloatDtype } from "../safetensors/dtype.js";
 import type { TensorInfo } from "../safetensors/header.js";
-import { BufferPool, ScratchBuffer } from "../safetensors/scratch-buffer.js";
+import type { BufferPool } from "../safetensors/scratch-buffer.js";
 import { writeShardedSafetensors, type WrittenShards } from "../safetensors/sharded-write.js";
 import { FileByteSource } from "../storage/byte-source.js";
 import type { StagingDir } from "../storage/staging-dir.js";
@@ -47,6 +48,8 @@ export interface FullRun {
   readonly limits?: FullFinetuneLimits | undefined;
   readonly pool: BufferPool;
   readonly staging: StagingDir;
+  /** Where the modules are computed: onnxruntime's run is synchronous, and the event loop must stay free. */
+  readonly thread: ProjectionThread;
 }
 
 /** One target module: a decoder layer's linear weight, by its tensor name. */
@@ -209,12 +212,10 @@ function checkRelated(plan: FullModulePlan, figures: FullModuleFigures, run: Ful
 // PatchMethod takes the assembled type as a parameter.
 export class FullMethod implements Omit<PatchMethod<FullModulePlan, FullModuleInput, FullModuleOutcome>, "assemble"> {
   private opened: OpenedProvider = { provider: "cpu", fallbacks: [] };
-  private session: FullDeltaSession | null = null;
   private stagedVariant: FileHandle | null = null;
   private stagedBytes = 0;
-  /** Modules are computed one after the other: they share the decode buffers, which onnxruntime reads when it runs. */
+  /** Modules are finished one after the other, in order: each appends its variant to the staged file. */
   private computing: Promise<unknown> = Promise.resolve();
-  private readonly scratch = { base: new ScratchBuffer(), aligned: new ScratchBuffer(), finetuned: new ScratchBuffer() };
 
   constructor(private readonly run: FullRun) {}
 
@@ -222,8 +223,7 @@ export class FullMethod implements Omit<PatchMethod<FullModulePlan, FullModuleIn
     const { finetuned, base, aligned, limits } = this.run;
     const plans = await planModules(finetuned, base, aligned);
     await checkLimits(plans, this.run);
-    const { session, provider } = await FullDeltaSession.open(this.run.executionProvider);
-    this.session = session;
+    const provider = await this.run.thread.openFull(this.run.executionProvider);
     this.opened = provider;
     checkCpuSize(plans, provider, limits?.maxCpuModuleElements ?? DEFAULT_MAX_CPU_MODULE_ELEMENTS);
     this.stagedVariant = await open(this.run.staging.file(STAGED_VARIANT), "wx");
@@ -254,18 +254,10 @@ export class FullMethod implements Omit<PatchMethod<FullModulePlan, FullModuleIn
 
   private async computeNow(plan: FullModulePlan, input: FullModuleInput): Promise<FullModuleOutcome> {
     // Closed: the run failed or stopped while this module waited, and its outcome is not wanted.
-    const { session, stagedVariant, scratch } = this;
-    if (!session || !stagedVariant) throw new Error("the run ended before this module was computed");
-    const result = await session.compute({
-      name: plan.tensor,
-      dOut: plan.dOut,
-      dIn: plan.dIn,
-      wBase: scratch.base.decode(input.wBase.bytes, input.wBase.dtype),
-      wAligned: scratch.aligned.decode(input.wAligned.bytes, input.wAligned.dtype),
-      wFinetuned: scratch.finetuned.decode(input.wFinetuned.bytes, input.wFinetuned.dtype),
-    });
-    this.discard(input);
-    const { variant, ...figures } = result;
+    const { stagedVariant } = this;
+    if (!stagedVariant) throw new Error("the run ended before this module was computed");
+    const { figures, variant, buffers } = await this.run.thread.fullDelta(this.opened.provider, { name: plan.tensor, dOut: plan.dOut, dIn: plan.dIn, ...input });
+    for (const buffer of buffers) this.run.pool.give(buffer);
     checkRelated(plan, figures, this.run);
     const { cosineExact, skipped } = cosineOf(figures);
     let staged: FullModuleOutcome["staged"] = null;
@@ -352,15 +344,9 @@ export class FullMethod implements Omit<PatchMethod<FullModulePlan, FullModuleIn
 
   async close(): Promise<void> {
     const handle = this.stagedVariant;
-    const session = this.session;
     this.stagedVariant = null;
-    this.session = null;
-    // After the module being computed, if any: its session and staged file are in use until it ends.
+    // After the module being computed, if any: its staged file is in use until it ends.
     await this.computing;
-    try {
-      await handle?.close();
-    } finally {
-      await session?.release();
-    }
+    await handle?.close();
   }
 }

@@ -8,6 +8,7 @@ import type { FinetuneRecord, FullFinetuneReport } from "../report/full-finetune
 import type { InputReport } from "../report/schema.js";
 import { Checkpoint } from "../safetensors/checkpoint.js";
 import { BufferPool } from "../safetensors/scratch-buffer.js";
+import { ProjectionThread } from "../projection/projection-thread.js";
 import { inSubfolder } from "../storage/repo-files.js";
 import { StagingDir } from "../storage/staging-dir.js";
 import { TOOL } from "../version.js";
@@ -93,6 +94,8 @@ export async function patchFullFinetune(request: FullFinetuneRequest): Promise<P
   const started = performance.now();
   const where = (input: WeightsInput) => `${input.location ?? input.files.description}@${input.revision ?? ""}/${input.subfolder ?? ""}`;
   if (where(request.base) === where(request.aligned)) throw identicalPair(request.base.files, request.aligned.files);
+  // Started now, the thread loads onnxruntime while the headers are read.
+  const thread = ProjectionThread.shared();
   const configText = await readConfig(request.finetuned);
   const finetuned = await Checkpoint.open(request.finetuned.files, request.finetuned.subfolder);
   const base = await Checkpoint.open(request.base.files, request.base.subfolder);
@@ -108,6 +111,7 @@ export async function patchFullFinetune(request: FullFinetuneRequest): Promise<P
     limits: request.limits,
     pool: new BufferPool(),
     staging,
+    thread,
   });
   const bytesRead = () => base.bytesRead + aligned.bytesRead + finetuned.bytesRead;
   try {

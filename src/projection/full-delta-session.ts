@@ -39,9 +39,8 @@ const ALIGNED_ONLY = new Set<keyof FullModuleFigures>(["dot", "projectedUpdateNo
 
 /**
  * The onnxruntime sessions of the full fine-tune graph (full-delta-graph.ts), one per product order, created on
- * the provider a run chose and reused for every module. onnxruntime-node runs a session synchronously on the
- * thread that calls it, so a run with this session computes on the main thread (a projection-thread op for it is
- * the next step); callers run one module at a time.
+ * a provider and reused for every module. onnxruntime-node runs a session synchronously on the thread that calls
+ * it, so the projection thread holds them (its `openFull` and `fullDelta` ops) and the event loop stays free.
  */
 export class FullDeltaSession {
   private readonly sessions = new Map<ProductOrder, Promise<ort.InferenceSession>>();

@@ -3,6 +3,7 @@ import type { Dtype } from "../safetensors/dtype.js";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
 import type { Operator } from "./operator.js";
 import type { ModuleProjection } from "./projection-session.js";
+import type { FullModuleFigures } from "./full-delta-session.js";
 import type { Subspace } from "./subspace-operator.js";
 
 /**
@@ -27,6 +28,22 @@ export interface LoraBytes {
 export interface PairBytes {
   readonly wBase: RawTensor;
   readonly wAligned: RawTensor;
+}
+
+/** One module of a full fine-tune and of its pair, as stored, [d_out, d_in]. */
+export interface FullModuleBytes extends PairBytes {
+  readonly name: string;
+  readonly dOut: number;
+  readonly dIn: number;
+  readonly wFinetuned: RawTensor;
+}
+
+export interface FullDeltaReply {
+  readonly figures: FullModuleFigures;
+  /** W_aligned + C ΔW, fp32 [d_out, d_in] (moved here); meaningless when V = 0, where nothing is projected. */
+  readonly variant: Float32Array;
+  /** The input buffers, handed back for reuse by the next reads. */
+  readonly buffers: readonly ArrayBuffer[];
 }
 
 /**
@@ -70,7 +87,11 @@ export type ProjectionRequest =
   | { readonly op: "leaseWarm"; readonly maxBytes: number; readonly ids: readonly string[]; readonly subspaceTags?: readonly (string | null)[] }
   | { readonly op: "releaseWarm"; readonly lease: number }
   /** What the warm pairs hold (bench, tests). Answered with a WarmStatus. */
-  | { readonly op: "warmStatus" };
+  | { readonly op: "warmStatus" }
+  /** As `open`, for the full fine-tune graph (full-delta-session.ts): its own sessions, opened once per provider. */
+  | { readonly op: "openFull"; readonly choice: ExecutionProviderChoice }
+  /** One module of a full fine-tune: W_aligned + C ΔW and its figures. Answered with a FullDeltaReply. */
+  | { readonly op: "fullDelta"; readonly provider: ExecutionProvider; readonly module: FullModuleBytes };
 
 export interface WarmLease {
   readonly lease: number;

@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
 import { DEFAULT_OPERATOR, type Operator } from "./operator.js";
-import { fromThreadError, NO_SUBSPACE_EXCHANGE, type LoraBytes, type SubspaceExchange, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage, type WarmLease, type WarmStatus } from "./projection-messages.js";
+import { fromThreadError, NO_SUBSPACE_EXCHANGE, type FullDeltaReply, type FullModuleBytes, type LoraBytes, type SubspaceExchange, type PairBytes, type ProjectionReply, type ProjectionRequest, type RawTensor, type ThreadMessage, type WarmLease, type WarmStatus } from "./projection-messages.js";
 import type { OpenedProvider } from "./provider-loading.js";
 
 /**
@@ -175,6 +175,20 @@ export class ProjectionThread {
   /** How many modules' V the thread holds warm, their bytes and the budget. */
   warmStatus(): Promise<WarmStatus> {
     return this.call({ op: "warmStatus" });
+  }
+
+  /** Opens the full fine-tune graph's session for `choice`, as `open` does the LoRA graphs'. */
+  openFull(choice: ExecutionProviderChoice): Promise<OpenedProvider> {
+    return this.call({ op: "openFull", choice });
+  }
+
+  /**
+   * One module of a full fine-tune: its three weights moved to the thread (not copied: the caller must not use them
+   * afterwards), decoded and computed there; they come back in `buffers`, W_aligned + C ΔW as `variant`.
+   */
+  fullDelta(provider: ExecutionProvider, module: FullModuleBytes): Promise<FullDeltaReply> {
+    const moved = { ...module, wBase: ownTensor(module.wBase), wAligned: ownTensor(module.wAligned), wFinetuned: ownTensor(module.wFinetuned) };
+    return this.call({ op: "fullDelta", provider, module: moved }, buffersOf([moved.wBase.bytes, moved.wAligned.bytes, moved.wFinetuned.bytes]));
   }
 }
 

@@ -5,8 +5,10 @@ import { parentPort } from "node:worker_threads";
 import { decodeToFloat32 } from "../safetensors/dtype.js";
 import { ScratchBuffer } from "../safetensors/scratch-buffer.js";
 import type { ExecutionProvider, ExecutionProviderChoice } from "./execution-provider.js";
+import { FullDeltaSession } from "./full-delta-session.js";
 import {
   toThreadError,
+  type FullDeltaReply,
   type LoraBytes,
   type PairBytes,
   type ProjectionReply,
@@ -23,31 +25,40 @@ import { chooseRank, randomizedSvd, sketchWidth, subspaceProjection, subspaceTag
 import { WarmPairs } from "./warm-pairs.js";
 
 const sessions = new Map<ExecutionProvider, Promise<ProjectionSession>>();
-/** What `auto` came to, found once: which providers load does not change while the process runs. */
-let auto: Promise<OpenedProvider> | null = null;
+/** The full fine-tune graph's sessions, per provider, as long-lived as the LoRA ones. */
+const fullSessions = new Map<ExecutionProvider, Promise<FullDeltaSession>>();
+/** What `auto` came to, per graph, found once: which providers load does not change while the process runs. */
+const auto = new Map<"lora" | "full", Promise<OpenedProvider>>();
 /** V of recently used pairs, for the process's runs; its budget comes with each run (0 until one asks). */
 const warm = new WarmPairs();
 /** Decode buffers for the pair's weights, reused by every module: the thread's memory is one module's worth. */
-const scratch = { base: new ScratchBuffer(), aligned: new ScratchBuffer() };
+const scratch = { base: new ScratchBuffer(), aligned: new ScratchBuffer(), finetuned: new ScratchBuffer() };
 
-function session(provider: ExecutionProvider): Promise<ProjectionSession> {
-  let opened = sessions.get(provider);
+/** The session of `provider` in `cache`, created once; a provider that failed to load is tried again (and reported again) next time. */
+function cached<S>(cache: Map<ExecutionProvider, Promise<S>>, provider: ExecutionProvider, create: (provider: ExecutionProvider) => Promise<S>): Promise<S> {
+  let opened = cache.get(provider);
   if (!opened) {
-    opened = ProjectionSession.create(provider);
-    // A provider that failed to load is tried again (and reported again) on the next request.
-    opened.catch(() => sessions.delete(provider));
-    sessions.set(provider, opened);
+    opened = create(provider);
+    opened.catch(() => cache.delete(provider));
+    cache.set(provider, opened);
   }
   return opened;
 }
 
-function open(choice: ExecutionProviderChoice): Promise<OpenedProvider> {
-  const opened = () => openFirstAvailable(choice, session).then(({ provider, fallbacks }) => ({ provider, fallbacks }));
+const session = (provider: ExecutionProvider) => cached(sessions, provider, (p) => ProjectionSession.create(p));
+const fullSession = (provider: ExecutionProvider) => cached(fullSessions, provider, (p) => FullDeltaSession.create(p));
+
+function open<S>(graph: "lora" | "full", choice: ExecutionProviderChoice, create: (provider: ExecutionProvider) => Promise<S>): Promise<OpenedProvider> {
+  const opened = () => openFirstAvailable(choice, create).then(({ provider, fallbacks }) => ({ provider, fallbacks }));
   if (choice !== "auto") return opened();
-  auto ??= opened();
-  // Only the CPU failing makes auto fail; that is retried like a named provider.
-  auto.catch(() => (auto = null));
-  return auto;
+  let found = auto.get(graph);
+  if (!found) {
+    found = opened();
+    // Only the CPU failing makes auto fail; that is retried like a named provider.
+    found.catch(() => auto.delete(graph));
+    auto.set(graph, found);
+  }
+  return found;
 }
 
 function factors(lora: LoraBytes): LoraFactors {
@@ -126,7 +137,16 @@ function leaseWarm(ids: readonly string[], subspaceTags: readonly (string | null
 async function handle(request: ProjectionRequest): Promise<{ value: unknown; transfer: ArrayBuffer[] }> {
   switch (request.op) {
     case "open":
-      return { value: await open(request.choice), transfer: [] };
+      return { value: await open("lora", request.choice, session), transfer: [] };
+    case "openFull":
+      return { value: await open("full", request.choice, fullSession), transfer: [] };
+    case "fullDelta": {
+      const { module } = request;
+      const { variant, ...figures } = await (await fullSession(request.provider)).compute({ ...module, ...weights(module), wFinetuned: floats(module.wFinetuned, scratch.finetuned) });
+      const buffers = [...new Set([module.wBase, module.wAligned, module.wFinetuned].map((tensor) => tensor.bytes.buffer as ArrayBuffer))];
+      const reply: FullDeltaReply = { figures, variant: owned(variant), buffers };
+      return { value: reply, transfer: [...new Set([reply.variant.buffer as ArrayBuffer, ...buffers])] };
+    }
     case "leaseWarm":
       warm.setBudget(request.maxBytes);
       return { value: leaseWarm(request.ids, request.subspaceTags), transfer: [] };
