@@ -6,6 +6,8 @@ import { commentCommandHelp, describeCommentCommand, parseComment, type CommentC
 import type { ForgeName, PinnedRepo } from "../forge/forge.js";
 import { jobKey } from "../queue/job-key.js";
 import { findAdapterFolders } from "./adapters.js";
+import { commandFinetuneKey, committedFinetuneReport, type FinetunePayload } from "./finetune-job.js";
+import { findFinetuneFolders } from "./finetunes.js";
 import { onForge, type JobContext } from "./context.js";
 import { answerComment } from "./acknowledgement.js";
 import type { JobKindDefinition } from "./job-kinds.js";
@@ -85,14 +87,29 @@ export async function runCommand(context: JobContext, payload: CommandPayload): 
 
     switch (command.name) {
       case "repatch": {
+        const finetune = (await findFinetuneFolders(files, loaded.ok ? loaded.config : context.config)).find((found) => found.folder === folder);
+        const common = { supersedes: repatchGroup({ forge: context.forge.name, repo, folder }), forge: context.forge.name, repo, private: head.private } as const;
+        const commandRef = { discussion, commentId, ackId };
+        if (!finetune) {
+          await context.queue.enqueue({
+            ...common,
+            key: commandPatchKey({ forge: context.forge.name, repo, folder, commentId }),
+            kind: "patch",
+            payload: { repo, folder, sha: null, selection: command.selection, operator: command.operator ?? null, command: commandRef },
+          });
+          return { queued: "repatch", folder };
+        }
+        if (command.operator && command.operator.kind !== "paper") {
+          await answer(`${code(folder)} holds a full fine-tune, which is patched with the paper's operator only: leave out \`operator=\`.`);
+          return { answered: "operator not for full fine-tunes", folder };
+        }
+        const { maxCpuModuleElements } = context.config.fullFinetunes;
         await context.queue.enqueue({
-          key: commandPatchKey({ forge: context.forge.name, repo, folder, commentId }),
-          supersedes: repatchGroup({ forge: context.forge.name, repo, folder }),
-          kind: "patch",
-          forge: context.forge.name,
-          repo,
-          private: head.private,
-          payload: { repo, folder, sha: null, selection: command.selection, operator: command.operator ?? null, command: { discussion, commentId, ackId } },
+          ...common,
+          key: commandFinetuneKey({ forge: context.forge.name, repo, folder, commentId }),
+          kind: "finetune",
+          payload: { repo, folder, sha: null, selection: command.selection, command: commandRef } satisfies FinetunePayload,
+          ...(finetune.largestModuleElements !== null && finetune.largestModuleElements > maxCpuModuleElements ? { needs: "gpu" as const } : {}),
         });
         return { queued: "repatch", folder };
       }
@@ -140,10 +157,13 @@ async function resolveFolder(
   const pr = (await context.forge.pullRequests(repo)).find((p) => p.num === discussion);
   if (pr && pr.folder !== "*") return pr.folder;
   if (command.folder) return command.folder;
-  const folders = (await findAdapterFolders(files, config ?? context.config)).map((a) => a.folder);
+  const covered = config ?? context.config;
+  const finetunes = context.config.fullFinetunes.enabled ? (await findFinetuneFolders(files, covered)).map((f) => f.folder) : [];
+  const folders = [...(await findAdapterFolders(files, covered)).map((a) => a.folder), ...finetunes];
   if (folders.length === 1) return folders[0]!;
-  if (folders.length === 0) return { problem: "I found no LoRA adapter in this repo to act on." };
-  return { problem: `This repo has several adapters (${folders.map((f) => code(f)).join(", ")}): add \`folder=<one of them>\` to the command.` };
+  if (folders.length === 0) return { problem: "I found no LoRA adapter or full fine-tune in this repo to act on." };
+  const what = finetunes.length > 0 ? "adapters or fine-tunes" : "adapters";
+  return { problem: `This repo has several ${what} (${folders.map((f) => code(f)).join(", ")}): add \`folder=<one of them>\` to the command.` };
 }
 
 /** What the open pull request for `folder` holds, read from the report at its head. */
@@ -153,7 +173,7 @@ async function statusText(context: JobContext, { repo, folder }: { readonly repo
   if (!open) return `No open Safe LoRA pull request for ${code(folder)}.${stopped}`;
   const head = await context.forge.open({ repo, revision: context.forge.pullRequestHead(repo, open.num) });
   try {
-    const r = await committedReport(head, folder);
+    const r = (await committedReport(head, folder)) ?? (await committedFinetuneReport(head, folder));
     if (!r) return `Pull request #${open.num} has no readable report for ${code(folder)} yet.${stopped}`;
     return [
       // The report is read from the pull request's branch, which others can push to: its fields are outside text.

@@ -6,11 +6,11 @@ import type { BotPullRequest, FileToCommit, ForgeName, PinnedRepo } from "../for
 import { openInputs } from "../pipeline/open-inputs.js";
 import { FULL_OPERATOR_FORMULA, patchFullFinetune } from "../pipeline/patch-full-finetune.js";
 import { finetuneVariantFiles } from "../pipeline/variant-files.js";
-import { formatSelection } from "../projection/selection.js";
+import { formatSelection, Selection } from "../projection/selection.js";
 import { jobKey } from "../queue/job-key.js";
 import { finetunePullRequestDescription } from "../report/finetune-pr-body.js";
 import { FullFinetuneReport, type FinetuneRecord } from "../report/full-finetune-schema.js";
-import { code, plainLine } from "../report/markdown.js";
+import { code, escapeMarkdown, plainLine } from "../report/markdown.js";
 import { pullRequestTitle } from "../report/pr-body.js";
 import { sameRecord } from "../report/record.js";
 import { variantFolderOf } from "../report/variant-folder.js";
@@ -19,8 +19,8 @@ import { onForge, type JobContext } from "./context.js";
 import { finetuneFileKeys } from "./finetunes.js";
 import type { JobKindDefinition } from "./job-kinds.js";
 import { modelAccessCheck } from "./model-access.js";
-import { postFailureNotice, resolveNotices } from "./notices.js";
-import { cardContextOf, pullRequestChanges, type PatchOutcome } from "./patch-job.js";
+import { failureText, postFailureNotice, resolveNotices } from "./notices.js";
+import { cardContextOf, CommandRef, pullRequestChanges, stepAside, type PatchOutcome } from "./patch-job.js";
 import { repoDeadline } from "./repo-deadline.js";
 import { loadRepoConfig } from "./repo-config.js";
 import { modelRecord, pushWithRetry, readCommittedReport } from "./variant-commits.js";
@@ -31,15 +31,24 @@ export const FinetunePayload = z.object({
   folder: z.string(),
   /** The commit to read the fine-tune at; null: the head of main when the job runs. */
   sha: z.string().nullable(),
+  /** A command's selection; null: the repo's configured one. */
+  selection: Selection.nullable().default(null),
+  /** Set when a comment asked for it: the acknowledgement to edit with the result. */
+  command: CommandRef.nullable().default(null),
 });
 export type FinetunePayload = z.infer<typeof FinetunePayload>;
 
 /** Per fine-tune version and configuration, like a patch job's key: a README-only commit makes no new job. */
+/** One re-patch per comment that asked for it, however often the command job runs. */
+export function commandFinetuneKey(params: { forge: ForgeName; repo: string; folder: string; commentId: string }): string {
+  return jobKey("finetune", params.forge, params.repo, params.folder, "comment", params.commentId);
+}
+
+export const committedFinetuneReport = (files: PinnedRepo, folder: string) => readCommittedReport(files, folder, FullFinetuneReport);
+
 export function finetuneKey(params: { forge: ForgeName; repo: string; folder: string; filesKey: string; configKey: string }): string {
   return jobKey("finetune", params.forge, params.repo, params.folder, params.filesKey, params.configKey);
 }
-
-const committedFinetuneReport = (files: PinnedRepo, folder: string) => readCommittedReport(files, folder, FullFinetuneReport);
 
 /** Why not to open a pull request for these fine-tune files again, or null. */
 async function alreadyCovered(context: JobContext, repo: string, mine: readonly BotPullRequest[], main: PinnedRepo, folder: string, finetuned: Record<string, string>): Promise<string | null> {
@@ -61,6 +70,30 @@ async function alreadyCovered(context: JobContext, repo: string, mine: readonly 
  * check are the adapters' only (README, "Full fine-tunes").
  */
 export async function runFinetune(context: JobContext, payload: FinetunePayload, jobSignal?: AbortSignal): Promise<PatchOutcome> {
+  const { command } = payload;
+  const reply = async (text: string) => {
+    if (command) await context.forge.editComment({ repo: payload.repo, discussion: command.discussion, commentId: command.ackId, text });
+  };
+  const outcome = await patchFinetune(context, payload, reply, jobSignal);
+  // A refusal has answered already, with what is wrong and what to do.
+  if (outcome.outcome !== "refused") await reply(replyText(context, payload, outcome));
+  return outcome;
+}
+
+/** What the command's acknowledgement becomes, for each outcome. */
+function replyText(context: JobContext, payload: FinetunePayload, outcome: Exclude<PatchOutcome, { outcome: "refused" }>): string {
+  const where = `the fine-tune in ${code(payload.folder)}`;
+  switch (outcome.outcome) {
+    case "committed":
+      return `Done: ${outcome.created ? `opened pull request #${outcome.pr} (${context.forge.pullRequestUrl(payload.repo, outcome.pr)}) with` : "committed"} \`${outcome.commit.slice(0, 12)}\` — ${where} patched, ${outcome.projected} of ${outcome.modules} modules projected.`;
+    case "unchanged":
+      return `Nothing to do: pull request #${outcome.pr} already holds ${where} patched with the same selection from the same models.`;
+    case "skipped":
+      return `Skipped: ${escapeMarkdown(outcome.reason)}.`;
+  }
+}
+
+async function patchFinetune(context: JobContext, payload: FinetunePayload, reply: (text: string) => Promise<void>, jobSignal?: AbortSignal): Promise<PatchOutcome> {
   const { repo, folder } = payload;
   const sha = payload.sha ?? (await context.forge.head(repo)).sha;
   const files = await context.forge.open({ repo, revision: sha });
@@ -78,7 +111,8 @@ export async function runFinetune(context: JobContext, payload: FinetunePayload,
     if (Object.keys(finetuned.files).length === 0) return { outcome: "skipped", reason: "no fine-tune in this folder" };
     const mine = (await context.forge.pullRequests(repo)).filter((pr) => pr.folder === folder);
     const open = mine.find((pr) => pr.status === "open" || pr.status === "draft") ?? null;
-    if (!open) {
+    // A command is someone asking: it is never "already covered".
+    if (!open && !payload.command) {
       const covered = await alreadyCovered(context, repo, mine, files, folder, finetuned.files);
       if (covered) return { outcome: "skipped", reason: covered };
     }
@@ -102,7 +136,7 @@ export async function runFinetune(context: JobContext, payload: FinetunePayload,
         finetuned: finetuned.files,
         base: await modelRecord(inputs.base),
         aligned: await modelRecord(inputs.aligned),
-        selection: formatSelection(config.select),
+        selection: formatSelection(payload.selection ?? config.select),
         operator: FULL_OPERATOR_FORMULA,
         botVersion: TOOL.version,
       };
@@ -116,7 +150,7 @@ export async function runFinetune(context: JobContext, payload: FinetunePayload,
         finetuned: inputs.adapter,
         base: inputs.base,
         aligned: inputs.aligned,
-        selection: config.select,
+        selection: payload.selection ?? config.select,
         executionProvider: context.executionProvider,
         limits: { maxModules: limits.maxModules, maxFetchBytes: limits.maxFetchGB * 1e9, maxCpuModuleElements: context.config.fullFinetunes.maxCpuModuleElements },
         record,
@@ -133,6 +167,11 @@ export async function runFinetune(context: JobContext, payload: FinetunePayload,
     }
   } catch (error) {
     if (!isUsersToFix(error)) throw error;
+    // Told to the command that asked, or in a notice posted once per fine-tune version and error.
+    if (payload.command) {
+      await reply(`I could not patch the fine-tune in ${code(folder)}:\n\n${failureText(context, error, known.config)}`);
+      return { outcome: "refused", reason: error.message, code: error.code, notice: payload.command.discussion };
+    }
     const notice = await postFailureNotice(context, { repo, folder, key: `${known.filesKey}:${error.code}`, error, config: known.config, subject: "fine-tune" });
     return { outcome: "refused", reason: error.message, code: error.code, notice };
   } finally {
@@ -190,5 +229,9 @@ async function publish(
 export const finetuneJob: JobKindDefinition<FinetunePayload> = {
   kind: "finetune",
   payload: FinetunePayload,
-  run: (context, job) => runFinetune(onForge(context, job.forge), job.payload, job.signal),
+  run: (context, job) => {
+    const { command } = job.payload;
+    if (job.supersededBy !== null && command) return stepAside(onForge(context, job.forge), { repo: job.payload.repo, command });
+    return runFinetune(onForge(context, job.forge), job.payload, job.signal);
+  },
 };

@@ -33,6 +33,9 @@ import { modelAccessCheck } from "./model-access.js";
 import { failureText, postConfigNotice, postFailureNotice, resolveNotices } from "./notices.js";
 import { describeProblem, loadRepoConfig } from "./repo-config.js";
 
+/** The comment a re-patch answers: the acknowledgement to edit with the result. */
+export const CommandRef = z.object({ discussion: z.number().int(), commentId: z.string(), ackId: z.string() });
+
 export const PatchPayload = z.object({
   repo: z.string(),
   /** "." for the repo root. */
@@ -44,7 +47,7 @@ export const PatchPayload = z.object({
   /** A command's operator; null: the repo's configured one. Absent from jobs queued before it existed. */
   operator: Operator.nullable().default(null),
   /** Set when a comment asked for it: the acknowledgement to edit with the result. */
-  command: z.object({ discussion: z.number().int(), commentId: z.string(), ackId: z.string() }).nullable(),
+  command: CommandRef.nullable(),
 });
 export type PatchPayload = z.infer<typeof PatchPayload>;
 
@@ -500,7 +503,7 @@ export function repatchGroup(params: { forge: ForgeName; repo: string; folder: s
 }
 
 /** A re-patch that a newer one replaced before it started: its acknowledgement says so, and nothing runs. */
-async function stepAside(context: JobContext, payload: PatchPayload & { command: NonNullable<PatchPayload["command"]> }): Promise<PatchOutcome> {
+export async function stepAside(context: JobContext, payload: { readonly repo: string; readonly command: NonNullable<PatchPayload["command"]> }): Promise<PatchOutcome> {
   const { repo, command } = payload;
   await context.forge.editComment({
     repo,

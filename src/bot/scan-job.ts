@@ -106,7 +106,7 @@ export async function runScan(context: JobContext, payload: ScanPayload): Promis
       await queueFor(folder, {
         key: finetuneKey({ forge, repo, folder, filesKey, configKey: configKey(config) }),
         kind: "finetune",
-        payload: { repo, folder, sha: files.sha } satisfies FinetunePayload,
+        payload: { repo, folder, sha: files.sha, selection: null, command: null } satisfies FinetunePayload,
         ...(needsGpu ? { needs: "gpu" as const } : {}),
       });
     }

@@ -55,11 +55,12 @@ export function summaryTable(report: AnyReport, options: { dryRun?: boolean } = 
   const shown = full ? report.modules : report.modules.filter((module) => module.projected);
   const width = Math.max(6, ...shown.map((module) => module.target.length));
   const ratio = isFullFinetuneReport(report) ? "‖CΔW‖/‖ΔW‖" : "‖CB‖/‖B‖";
-  lines.push(`${"layer".padStart(5)}  ${"module".padEnd(width)}  ${"cosine".padStart(8)}  projected  ${ratio.padStart(9)}`);
+  const ratioWidth = Math.max(9, ratio.length);
+  lines.push(`${"layer".padStart(5)}  ${"module".padEnd(width)}  ${"cosine".padStart(8)}  projected  ${ratio.padStart(ratioWidth)}`);
   for (const module of shown) {
     const cosine = module.cosine === null ? `— (${module.skipped})` : module.cosine.toFixed(5);
     lines.push(
-      `${String(module.layer ?? "—").padStart(5)}  ${module.target.padEnd(width)}  ${cosine.padStart(8)}  ${(module.projected ? "yes" : "no").padEnd(9)}  ${(module.normRatio === null ? "—" : module.normRatio.toExponential(2)).padStart(9)}`,
+      `${String(module.layer ?? "—").padStart(5)}  ${module.target.padEnd(width)}  ${cosine.padStart(8)}  ${(module.projected ? "yes" : "no").padEnd(9)}  ${(module.normRatio === null ? "—" : module.normRatio.toExponential(2)).padStart(ratioWidth)}`,
     );
   }
   if (!full) lines.push(`… and ${report.modules.length - shown.length} kept modules; safe-lora-report.json lists every module`);

@@ -94,7 +94,7 @@ describe("the command job", () => {
     t.forge.commitFiles({ repo: REPO, files: { "adapter_config.json": null } });
     const { result, replies } = await command("@safe-lora-bot status");
     expect(result).toEqual({ answered: "which folder?" });
-    expect(replies()).toEqual(["I found no LoRA adapter in this repo to act on."]);
+    expect(replies()).toEqual(["I found no LoRA adapter or full fine-tune in this repo to act on."]);
   });
 
   it("answers status from the report at the pull request's head", async () => {

@@ -80,6 +80,34 @@ describe("the bot on a repo holding a full fine-tune", () => {
     expect(description).toMatch(/^- adds `safe-lora\/model-00001-of-00001\.safetensors`$/m);
   });
 
+  /** alice's comment on the fine-tune repo's discussion `num`; resolves with the bot's answer to it, once final. */
+  async function command(text: string, final: RegExp): Promise<string> {
+    const before = world.repo(FINETUNE_REPO).discussions.find((d) => d.num === num)!.events.length;
+    const response = await fetch(`${world.hub.url}/api/models/${FINETUNE_REPO}/discussions/${num}/comment`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${world.alice.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ comment: text }),
+    });
+    expect(response.ok).toBe(true);
+    await world.idle(60_000);
+    const answers = world.repo(FINETUNE_REPO).discussions.find((d) => d.num === num)!.events.slice(before + 1).filter((event) => event.type === "comment");
+    const answer = answers.map((event) => event.content ?? "").find((content) => final.test(content));
+    expect(answer, JSON.stringify(answers.map((event) => event.content))).toBeDefined();
+    return answer!;
+  }
+
+  it("takes comment commands on its pull request: repatch with a selection commits onto it, status says what it holds", async () => {
+    const done = await command("@safe-lora-bot repatch top-k:2", /^Done: committed `[0-9a-f]{12}` — the fine-tune in `\.` patched, 2 of 14 modules projected\.$/);
+    expect(done).toBeDefined();
+    const report = FullFinetuneReport.parse(JSON.parse(fileAt(world, `refs/pr/${num}`, "safe-lora/safe-lora-report.json")!.toString("utf8")));
+    expect(report).toMatchObject({ projectedCount: 2, selection: { mode: "top-k", value: 2 } });
+    expect(world.repo(FINETUNE_REPO).discussions.filter((d) => d.isPullRequest)).toHaveLength(1);
+    const status = await command("@safe-lora-bot status", /^Pull request #\d+ holds/);
+    expect(status).toContain("selection `top-k:2`, 2 of 14 modules projected");
+    const operator = await command("@safe-lora-bot repatch operator=subspace:4", /paper's operator only/);
+    expect(operator).toContain("holds a full fine-tune");
+  });
+
   it("a README-only commit makes no new job, and merging the variant is not taken for a new fine-tune", async () => {
     const jobsBefore = (await world.bot!.context.queue.recent(100)).filter((job) => job.kind === "finetune").length;
     await world.commitFiles({ "README.md": `${FINETUNE_CARD}\nMore words.\n` }, { repo: FINETUNE_REPO, title: "Edit card" });
