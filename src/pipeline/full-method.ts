@@ -29,7 +29,7 @@ export const DEFAULT_MAX_CPU_MODULE_ELEMENTS = 4096 * 4096;
 /** A full fine-tune's job limits (those of the LoRA path that apply, and the CPU's module size). */
 export interface FullFinetuneLimits {
   readonly maxModules?: number;
-  /** Base, aligned and fine-tuned bytes of the target modules together. */
+  /** Base and aligned bytes of the target modules and every tensor byte of the fine-tune, together. */
   readonly maxFetchBytes?: number;
   /** On the CPU provider, the largest d_out·d_in of a module (default DEFAULT_MAX_CPU_MODULE_ELEMENTS). */
   readonly maxCpuModuleElements?: number;
@@ -151,10 +151,16 @@ async function checkLimits(plans: readonly FullModulePlan[], run: FullRun): Prom
     });
   }
   if (limits?.maxFetchBytes === undefined) return;
+  // The pair's target modules, and every tensor of the fine-tune: the variant copies the rest of it (embeddings,
+  // lm_head, anything else it holds), so a fine-tune padded with a huge extra tensor is refused here, not fetched.
   let bytes = 0;
   for (const plan of plans) {
     const infos = await Promise.all([run.base.info(plan.tensor), run.aligned.info(plan.tensor)]);
-    bytes += [...infos, plan.finetuned].reduce((sum, info) => sum + info.end - info.begin, 0);
+    bytes += infos.reduce((sum, info) => sum + info.end - info.begin, 0);
+  }
+  for (const name of run.finetuned.names()) {
+    const info = await run.finetuned.info(name);
+    bytes += info.end - info.begin;
   }
   if (bytes > limits.maxFetchBytes) {
     throw new SafeLoraError(

@@ -81,6 +81,8 @@ function detailOf(job: Job, outcome: JobOutcome | null): string {
     const commit = textField(job, "commit");
     return [commit ? `commit ${commit.slice(0, 12)}` : "", projected !== null && modules !== null ? `${projected} of ${modules} modules projected` : ""].filter(Boolean).join(", ");
   }
+  // A full fine-tune above the CPU's cap: it waits, by design, for a worker that advertises a GPU.
+  if (outcome === null && job.state === "queued" && job.needs === "gpu" && !job.error) return "waits for a GPU worker";
   if (outcome === "failed" || outcome === null) return job.error ?? "";
   // The record is the bot's word for it; the operator wants to know why nothing was committed.
   if (outcome === "unchanged") return "the pull request already holds this variant (same adapter files, models and selection)";
@@ -90,10 +92,12 @@ function detailOf(job: Job, outcome: JobOutcome | null): string {
 
 /** Scans and commands: counts and the command's kind only, so a private repo's folder names stay off the page. */
 function doneDetail(job: Job): string {
-  const result = (job.result ?? {}) as { adapters?: unknown; queued?: unknown; answered?: unknown; skipped?: unknown; refused?: unknown; invalid?: unknown };
+  const result = (job.result ?? {}) as { adapters?: unknown; finetunes?: unknown; queued?: unknown; answered?: unknown; skipped?: unknown; refused?: unknown; invalid?: unknown };
   if (job.kind === "scan" && Array.isArray(result.adapters) && Array.isArray(result.queued)) {
     const found = result.adapters.length;
-    return `${found} adapter ${found === 1 ? "folder" : "folders"}, ${result.queued.length} patch ${result.queued.length === 1 ? "job" : "jobs"} queued`;
+    const finetunes = Array.isArray(result.finetunes) ? result.finetunes.length : 0;
+    const also = finetunes > 0 ? `, ${finetunes} full ${finetunes === 1 ? "fine-tune" : "fine-tunes"}` : "";
+    return `${found} adapter ${found === 1 ? "folder" : "folders"}${also}, ${result.queued.length} patch ${result.queued.length === 1 ? "job" : "jobs"} queued`;
   }
   if (typeof result.skipped === "string") return result.skipped;
   if (typeof result.answered === "string") return `answered ${result.answered}`;

@@ -142,6 +142,10 @@ describe("the bot's CPU cap for full fine-tunes (BOT_CONFIG fullFinetunes.maxCpu
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(await queue.get(job!.id)).toMatchObject({ state: "queued", attempts: 0 });
     expect(world.repo(FINETUNE_REPO).discussions).toHaveLength(0);
+    // The status page says why it waits, and what the scan found.
+    const page = await (await fetch(`http://127.0.0.1:${world.bot!.port}/`)).text();
+    expect(page).toMatch(/<td>finetune<\/td><td><span class="badge queued">queued<\/span><\/td><td>acme\/tiny-finetune<\/td><td>\.<\/td><td><\/td><td class="detail">waits for a GPU worker<\/td>/);
+    expect(page).toContain("0 adapter folders, 1 full fine-tune, 1 patch job queued");
   });
 
   it("refuses on the CPU one whose config.json does not say, with a notice that names the way on", async () => {

@@ -200,6 +200,25 @@ describe("a full fine-tune that cannot be patched", () => {
     expect(readdirSync(stagingParent)).toEqual([]);
   });
 
+  it("counts every tensor of the fine-tune against the job's fetch limit, not only its target modules", async () => {
+    const models = await writeTinyFullFinetune(root);
+    const bytesOf = async (folder: string, only: (name: string) => boolean) => {
+      const file = await SafetensorsFile.openPath(join(folder, "model.safetensors"));
+      const bytes = [...file.header.tensors.values()].filter((info) => only(info.name)).reduce((sum, info) => sum + info.end - info.begin, 0);
+      await file.close();
+      return bytes;
+    };
+    const isTarget = (name: string) => /^model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.weight$/.test(name);
+    const needed = (await bytesOf(models.base, isTarget)) + (await bytesOf(models.aligned, isTarget)) + (await bytesOf(models.finetuned, () => true));
+    // Embeddings and lm_head are a good part of it: a limit on the target modules alone would let them through.
+    expect(await bytesOf(models.finetuned, (name) => !isTarget(name))).toBeGreaterThan(0);
+    const refused = await patchFullFinetune(request(models, { limits: { maxFetchBytes: needed - 1 } })).catch((thrown: unknown) => thrown);
+    expect(refused).toMatchObject({ code: "limit-exceeded", fix: { kind: "raise-limit", limit: "maxFetchGB" } });
+    expect(readdirSync(stagingParent)).toEqual([]);
+    const patched = await patchFullFinetune(request(models, { limits: { maxFetchBytes: needed } }));
+    await patched.release();
+  });
+
   it("runs on the CPU when every module is within the cap", async () => {
     const models = await writeTinyFullFinetune(root);
     const patched = await patchFullFinetune(request(models, { limits: { maxCpuModuleElements: 2048 } }));
