@@ -178,7 +178,7 @@ async function statusText(context: JobContext, { repo, folder }: { readonly repo
     return [
       // The report is read from the pull request's branch, which others can push to: its fields are outside text.
       `Pull request #${open.num} holds ${code(folder)} at \`${head.sha.slice(0, 12)}\`:`,
-      `- selection ${code(`${r.selection.mode}:${r.selection.value}`)}, ${r.projectedCount} of ${r.moduleCount} modules projected`,
+      `- selection ${code(`${r.selection.mode}:${r.selection.value}`)}${r.operator.kind === "subspace" && r.operator.setting ? `, operator ${code(r.operator.setting)}` : ""}, ${r.projectedCount} of ${r.moduleCount} modules projected`,
       `- aligned ${code(`${r.inputs.aligned.location}@${r.inputs.aligned.revision?.slice(0, 12) ?? "local"}`)}, base ${code(`${r.inputs.base.location}@${r.inputs.base.revision?.slice(0, 12) ?? "local"}`)}`,
       `- made by safe-lora ${code(r.tool.version)} on ${code(r.createdAt)}${stopped}`,
     ].join("\n");

@@ -167,6 +167,11 @@ async function patchFinetune(context: JobContext, payload: FinetunePayload, repl
     }
   } catch (error) {
     if (!isUsersToFix(error)) throw error;
+    // A model repo whose card names a base it has no pair for is most often a family's own release (the aligned
+    // model, say), not a fine-tune to repair: left alone without a notice, unless its repo named a pair or someone asked.
+    if (error.code === "no-pair" && !known.config?.pair && !payload.command) {
+      return { outcome: "skipped", reason: `no base/aligned pair for this model (${error.message}); name one with pair: in ${context.forge.repoConfigPath} to have it patched` };
+    }
     // Told to the command that asked, or in a notice posted once per fine-tune version and error.
     if (payload.command) {
       await reply(`I could not patch the fine-tune in ${code(folder)}:\n\n${failureText(context, error, known.config)}`);

@@ -214,9 +214,7 @@ function checkRelated(plan: FullModulePlan, figures: FullModuleFigures, run: Ful
  * the selection. Every other tensor is the fine-tune's, byte for byte. The variant is written as a sharded
  * checkpoint from staged files, a tensor at a time.
  */
-// PatchMethod's steps; `assemble` hands back the full fine-tune's own variant (its modules have no rank), until
-// PatchMethod takes the assembled type as a parameter.
-export class FullMethod implements Omit<PatchMethod<FullModulePlan, FullModuleInput, FullModuleOutcome>, "assemble"> {
+export class FullMethod implements PatchMethod<FullModulePlan, FullModuleInput, FullModuleOutcome, AssembledFullVariant> {
   private opened: OpenedProvider = { provider: "cpu", fallbacks: [] };
   private stagedVariant: FileHandle | null = null;
   private stagedBytes = 0;

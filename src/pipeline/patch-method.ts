@@ -23,17 +23,17 @@ export interface AssembledVariant {
 /**
  * One way of patching weights, in the four steps every method shares: a plan from headers alone, then per module
  * a read and a compute (pipelined by runModules: module i + 1 is read while module i is computed), then the
- * assembly of the variant from every module's outcome. LoRA adapters are the first method (lora-method.ts);
- * full fine-tunes are meant to be a second one behind the same steps.
+ * assembly of the variant from every module's outcome (`Assembled`: what the method's variant holds). LoRA adapters
+ * are one method (lora-method.ts), full fine-tunes the other (full-method.ts), both run by runModules.
  */
-export interface PatchMethod<Plan, Input, Outcome> extends ModuleSteps<Plan, Input, Outcome> {
+export interface PatchMethod<Plan, Input, Outcome, Assembled = AssembledVariant> extends ModuleSteps<Plan, Input, Outcome> {
   /**
    * Checks everything that can be checked before a weight byte is read (names, shapes, dtypes, the job's limits),
    * opens the compute (an unavailable execution provider fails here) and returns one plan per module.
    */
   plan(): Promise<Plan[]>;
   /** Decides from every outcome what the variant holds and writes its weights into the staging folder. */
-  assemble(outcomes: readonly Outcome[]): Promise<AssembledVariant>;
+  assemble(outcomes: readonly Outcome[]): Promise<Assembled>;
   /** Releases what the method holds open (its staged intermediate files), whether the run succeeded or not. */
   close(): Promise<void>;
 }

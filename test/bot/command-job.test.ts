@@ -22,14 +22,14 @@ async function command(text: string, options: { author?: string; num?: number } 
 }
 
 /** A bot pull request for `folder`, its head holding a committed report. */
-async function botPullRequest(folder = ".") {
+async function botPullRequest(folder = ".", report: object = eightModules()) {
   const variant = folder === "." ? "safe-lora" : `${folder}/safe-lora`;
   return t.forge.openPullRequest({
     repo: REPO,
     baseSha: (await t.forge.head(REPO)).sha,
     title: "Add Safe LoRA variant",
     description: `${pullRequestMarker(folder)}\nA variant.`,
-    files: [{ path: `${variant}/safe-lora-report.json`, content: new Blob([JSON.stringify(eightModules())]) }],
+    files: [{ path: `${variant}/safe-lora-report.json`, content: new Blob([JSON.stringify(report)]) }],
   });
 }
 
@@ -112,6 +112,13 @@ describe("the command job", () => {
         "- made by safe-lora `0.1.0` on `2026-01-01T00:00:00.000Z`",
       ].join("\n"),
     );
+  });
+
+  it("names a subspace operator in the status, where one made the variant", async () => {
+    const report = eightModules();
+    const { num } = await botPullRequest(".", { ...report, operator: { ...report.operator, kind: "subspace", setting: "subspace:8" } });
+    const { replies } = await command("@safe-lora-bot status", { num });
+    expect(replies()[0]).toContain("- selection `threshold:0.33`, operator `subspace:8`, 4 of 8 modules projected");
   });
 
   it("stops: closes the folder's open pull request and remembers it; start undoes it and scans the head", async () => {

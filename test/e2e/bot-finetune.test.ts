@@ -121,6 +121,26 @@ describe("the bot on a repo holding a full fine-tune", () => {
   });
 });
 
+describe("the bot on a repo holding a family's own release", () => {
+  let world: BotWorld;
+  beforeAll(async () => {
+    world = await BotWorld.create();
+    await seedFamily(world);
+    await world.startBot();
+  });
+  afterAll(() => world.close());
+
+  it("leaves an aligned model whose card names its base alone, without a notice: it is no fine-tune to repair", async () => {
+    const models = join(world.work, "models");
+    await seedRepo(world.hub, "acme/tiny-chat-release", [{ path: "README.md", data: "---\nbase_model: test-org/tiny-base\n---\n# Our chat release\n" }]);
+    await world.commitFiles(Object.fromEntries(["model.safetensors", "config.json"].map((name) => [name, readFileSync(join(models, "aligned", name))])), { repo: "acme/tiny-chat-release" });
+    await world.idle(60_000);
+    const job = (await world.bot!.context.queue.recent(100)).find((j) => j.kind === "finetune" && j.repo === "acme/tiny-chat-release");
+    expect(job).toMatchObject({ state: "done", result: { outcome: "skipped", reason: expect.stringMatching(/^no base\/aligned pair for this model .*name one with pair: in safe-lora\.yaml/) } });
+    expect(world.repo("acme/tiny-chat-release").discussions).toHaveLength(0);
+  });
+});
+
 describe("the bot's CPU cap for full fine-tunes (BOT_CONFIG fullFinetunes.maxCpuModuleElements: 1000)", () => {
   let world: BotWorld;
   let models: TinyFullFinetune;
