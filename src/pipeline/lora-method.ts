@@ -6,7 +6,7 @@ import { alignmentKeyId, type AlignmentCache, type AlignmentKey } from "../proje
 import type { ExecutionProviderChoice } from "../projection/execution-provider.js";
 import { formatOperator, type Operator } from "../projection/operator.js";
 import type { LoraBytes, PairBytes, ProjectionReply, SubspaceExchange } from "../projection/projection-messages.js";
-import type { Alignment, ModuleProjection } from "../projection/projection-session.js";
+import type { Alignment, ModuleProjection, SubspaceSource } from "../projection/projection-session.js";
 import type { ProjectionThread } from "../projection/projection-thread.js";
 import type { OpenedProvider } from "../projection/provider-loading.js";
 import { sketchWidth, subspaceTag, type Subspace } from "../projection/subspace-operator.js";
@@ -86,6 +86,13 @@ export interface AlignmentSources {
   readonly weights: number;
   /** Of those read from the cache or the weights, how many the thread kept warm for later runs. */
   readonly keptWarm: number;
+}
+
+/** How many modules' U_k each source gave (modules with V = 0 have none). */
+function subspaceSourcesOf(outcomes: readonly ModuleOutcome[]): Record<SubspaceSource, number> {
+  const counts: Record<SubspaceSource, number> = { warm: 0, cache: 0, computed: 0 };
+  for (const { projection } of outcomes) if (projection.subspace) counts[projection.subspace.source] += 1;
+  return counts;
 }
 
 /** The sketch the subspace operator runs on a module's V: its width and the tag its subspace is kept under; null under the paper operator. */
@@ -465,6 +472,7 @@ export class LoraMethod implements PatchMethod<ModulePlan, ModuleInput, ModuleOu
       provider: this.opened,
       alignmentCache: this.cacheUse.hits + this.cacheUse.misses > 0 ? this.cacheUse : null,
       alignmentSources: { ...this.sources },
+      ...(operator.kind === "subspace" ? { subspaceSources: subspaceSourcesOf(outcomes) } : {}),
     };
   }
 

@@ -1,3 +1,4 @@
+import type { SubspaceSource } from "../projection/projection-session.js";
 import type { OpenedProvider } from "../projection/provider-loading.js";
 import type { ModuleReport } from "../report/schema.js";
 import type { AlignmentSources } from "./lora-method.js";
@@ -18,6 +19,8 @@ export interface AssembledVariant {
   readonly alignmentCache: { readonly hits: number; readonly misses: number } | null;
   /** Modules by where their V came from. */
   readonly alignmentSources: AlignmentSources;
+  /** Subspace operator only: modules by where their U_k came from (the thread's warm pairs, the disk cache, computed). */
+  readonly subspaceSources?: Record<SubspaceSource, number>;
 }
 
 /**

@@ -118,6 +118,7 @@ export async function buildReport({ request, adapter, base, aligned, variant, st
       kind: operator.kind,
       setting: formatOperator(operator),
       formula: operatorFormula(operator),
+      ...(variant.subspaceSources ? { subspaceSources: variant.subspaceSources } : {}),
       ...executionFields(variant.provider, request.executionProvider),
     },
     modules: [...modules],

@@ -4,6 +4,8 @@ import { SafeLoraError } from "../errors.js";
 import type { ExecutionProvider } from "./execution-provider.js";
 import { knownMissing, loadFailure, ProviderUnavailable } from "./provider-loading.js";
 import type { AlignmentProducts, SubspaceRank } from "./subspace-operator.js";
+
+export type SubspaceSource = "warm" | "cache" | "computed";
 import { GraphInput, GraphOutput, buildProjectionModel, buildSafeLoraModel, buildSafeLoraModelWithAlignment, buildSketchProductModel } from "./safe-lora-graph.js";
 
 /** One module's LoRA factors, fp32 row-major. */
@@ -46,7 +48,10 @@ export interface ModuleProjection {
   readonly bNormSq: number;
   readonly projectedBNormSq: number;
   /** With the subspace operator: the k it used, the energy of ‖V‖_F² it captures, and whether a cap bound k. */
-  readonly subspace?: SubspaceRank;
+  readonly subspace?: SubspaceRank & {
+    /** Where U_k came from: held warm beside V in the thread, the disk cache (sent with the request), or computed now. */
+    readonly source: SubspaceSource;
+  };
 }
 
 // onnxruntime logs provider load failures itself; we report them as one clear error instead.

@@ -18,7 +18,7 @@ import {
   type WarmLease,
   type WarmStatus,
 } from "./projection-messages.js";
-import { ProjectionSession, type Alignment, type LoraFactors, type ModuleProjection } from "./projection-session.js";
+import { ProjectionSession, type Alignment, type LoraFactors, type ModuleProjection, type SubspaceSource } from "./projection-session.js";
 import type { Operator } from "./operator.js";
 import { openFirstAvailable, type OpenedProvider } from "./provider-loading.js";
 import { chooseRank, randomizedSvd, sketchWidth, subspaceProjection, subspaceTag, SUBSPACE_SEED, type Subspace } from "./subspace-operator.js";
@@ -111,7 +111,9 @@ async function applyOperator(
   if (operator.kind === "paper" || projection.vNormSq === 0) return { projection, handedBack: null };
   const width = sketchWidth(operator, lora.dOut, lora.dIn);
   const tag = subspaceTag(width);
-  let subspace: Subspace | undefined = (warmId === null ? undefined : warm.subspace(warmId, tag)) ?? exchange.cached ?? undefined;
+  const held = warmId === null ? undefined : warm.subspace(warmId, tag);
+  let subspace: Subspace | undefined = held ?? exchange.cached ?? undefined;
+  const source: SubspaceSource = held ? "warm" : subspace ? "cache" : "computed";
   let computed: Subspace | null = null;
   if (!subspace) {
     subspace = computed = await randomizedSvd({ rows: lora.dOut, cols: lora.dIn, data: v }, width, SUBSPACE_SEED, projector.alignmentProducts(v, lora.dOut, lora.dIn));
@@ -120,7 +122,7 @@ async function applyOperator(
   const rank = chooseRank(operator, subspace);
   // Moved to the main thread unless the warm pairs hold it too: then the reply takes a copy.
   const handedBack = computed && exchange.handBack ? (keptWarm ? { ...computed, u: computed.u.slice(), sigma: computed.sigma.slice() } : computed) : null;
-  return { projection: { ...projection, ...subspaceProjection(subspace, rank.rank, lora), subspace: rank }, handedBack };
+  return { projection: { ...projection, ...subspaceProjection(subspace, rank.rank, lora), subspace: { ...rank, source } }, handedBack };
 }
 
 /** Leases the held ones of `ids`; with `subspaceTags` (beside `ids`), also says which hold that subspace beside V. */

@@ -107,6 +107,11 @@ export const SafeLoraReport = z.object({
     /** As `--operator` takes it: `paper`, `subspace:8`, `subspace:0.9`. Absent with `kind`. */
     setting: z.string().optional(),
     formula: z.string(),
+    /**
+     * Subspace operator only: modules by where their U_k came from — held warm by the worker, the disk alignment
+     * cache, or computed by the randomised SVD in this run. Absent from reports made before it was recorded.
+     */
+    subspaceSources: z.object({ warm: z.number().int().nonnegative(), cache: z.number().int().nonnegative(), computed: z.number().int().nonnegative() }).optional(),
     /** The onnxruntime execution provider the projection ran on: what `requestedProvider` resolved to. */
     executionProvider: z.string(),
     /** What was asked (`--ep`, SAFE_LORA_EP): auto, cpu, cuda, webgpu. Absent from reports made before auto chose. */

@@ -78,6 +78,9 @@ describe("the subspace operator's U_k in the disk alignment cache", () => {
     expect(again.report.modules).toEqual(cold.report.modules);
     // V's own hits and misses are what the report counts, as before.
     expect(again.report.alignmentCache).toEqual({ hits: MODULE_COUNT, misses: 0 });
+    // The report says where each module's U_k came from: computed in the cold run, the disk in the restarted one.
+    expect(cold.report.operator.subspaceSources).toEqual({ warm: 0, cache: 0, computed: MODULE_COUNT });
+    expect(again.report.operator.subspaceSources).toEqual({ warm: 0, cache: MODULE_COUNT, computed: 0 });
     console.log(`subspace:4, ${MODULE_COUNT} modules: run 1 subspace lookups ${JSON.stringify(first.subspaceLookups)}, restarted run ${JSON.stringify(restarted.subspaceLookups)}, variants identical`);
   });
 
@@ -135,7 +138,9 @@ describe("the subspace operator's U_k in the disk alignment cache", () => {
     expect(intoThread.subspaceLookups).toEqual({ hits: MODULE_COUNT, misses: 0 });
     // The same thread: V and its subspace are warm, so nothing is looked up on disk.
     const warm = new AlignmentCache(dir, 1e9);
-    expect((await patch(warm, 64 << 20)).weights.equals(cold.weights)).toBe(true);
+    const warmRun = await patch(warm, 64 << 20);
+    expect(warmRun.weights.equals(cold.weights)).toBe(true);
     expect(warm.subspaceLookups).toEqual({ hits: 0, misses: 0 });
+    expect(warmRun.report.operator.subspaceSources).toEqual({ warm: MODULE_COUNT, cache: 0, computed: 0 });
   });
 });
