@@ -6,11 +6,10 @@ import type { PinnedRepo } from "../forge/forge.js";
 import { cardBaseModels, parseCardData } from "../hub/card-data.js";
 import { MODEL_CONFIG } from "../llama/llama-config.js";
 import { ADAPTER_CONFIG } from "../peft/open-adapter.js";
+import { isCheckpointWeightsFile } from "../safetensors/checkpoint.js";
 import { inSubfolder } from "../storage/repo-files.js";
 import { coveredFolders } from "./adapters.js";
 
-/** The weights of a transformers checkpoint: one file, or shards with their index (save_pretrained's names). */
-const WEIGHTS = /^model(-\d{5}-of-\d{5})?\.safetensors$|^model\.safetensors\.index\.json$/;
 
 /** config.json as far as routing needs it: the sizes that make the largest linear module. Anything else is ignored. */
 const RoutingConfig = z.looseObject({
@@ -35,7 +34,7 @@ export interface FinetuneFolder {
 /** The content keys of a fine-tune folder's config.json and weight files. */
 export async function finetuneFileKeys(files: PinnedRepo, folder: string): Promise<{ files: Record<string, string>; filesKey: string }> {
   const keys: Record<string, string> = {};
-  const inFolder = files.paths().filter((path) => posix.dirname(path) === folder && (posix.basename(path) === MODEL_CONFIG || WEIGHTS.test(posix.basename(path))));
+  const inFolder = files.paths().filter((path) => posix.dirname(path) === folder && (posix.basename(path) === MODEL_CONFIG || isCheckpointWeightsFile(posix.basename(path))));
   for (const path of inFolder.sort()) {
     const key = await files.contentKey(path);
     if (key) keys[path] = key;
@@ -53,7 +52,7 @@ export async function findFinetuneFolders(files: PinnedRepo, config: RepoConfig)
   const paths = new Set(files.paths());
   for (const folder of coveredFolders(files, config, MODEL_CONFIG)) {
     if (paths.has(inSubfolder(folder, ADAPTER_CONFIG))) continue;
-    if (![...paths].some((path) => posix.dirname(path) === folder && WEIGHTS.test(posix.basename(path)))) continue;
+    if (![...paths].some((path) => posix.dirname(path) === folder && isCheckpointWeightsFile(posix.basename(path)))) continue;
     const card = inSubfolder(folder, "README.md");
     if (!paths.has(card)) continue;
     let routing: z.infer<typeof RoutingConfig>;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isCheckpointWeightsFile } from "../safetensors/checkpoint.js";
 import { payloadProblem, type ForgeEvent } from "../forge/events.js";
 
 /**
@@ -69,11 +70,15 @@ const OtherPayload = z.looseObject({
 });
 
 /**
- * Files whose change on the default branch may need a new variant: a LoRA adapter's config or weights, in any
- * folder. A push touching none of them (docs, code) makes no job; the scan job decides for the rest.
+ * Files whose change on the default branch may need a new variant: a LoRA adapter's config or weights, or a full
+ * fine-tune's config.json or weights, in any folder. A push touching none of them (docs, code) makes no job; the
+ * scan job decides for the rest.
  */
-const ADAPTER_FILES = new Set(["adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"]);
-const touchesAdapter = (path: string) => ADAPTER_FILES.has(path.slice(path.lastIndexOf("/") + 1));
+const ADAPTER_FILES = new Set(["adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "config.json"]);
+const touchesAdapter = (path: string) => {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  return ADAPTER_FILES.has(name) || isCheckpointWeightsFile(name);
+};
 
 export interface GithubEventOptions {
   /** The App's slug: its own events come from `<slug>[bot]`. */
@@ -108,7 +113,7 @@ function pushEvent(payload: z.infer<typeof PushPayload>): ForgeEvent {
   if (payload.deleted || NO_COMMIT.test(payload.after)) return ignored("the default branch was deleted");
   const listed = payload.commits.length < MAX_PUSH_COMMITS;
   if (listed && !payload.commits.some((commit) => [...commit.added, ...commit.modified].some(touchesAdapter))) {
-    return ignored("no adapter_config.json or adapter weights added or modified");
+    return ignored("no adapter or checkpoint config or weights added or modified");
   }
   return { kind: "push", forge: "github", repo, private: repository.private, sha: payload.after };
 }

@@ -8,6 +8,11 @@ import { ShardIndex } from "./schema.js";
 
 export const SINGLE_FILE = "model.safetensors";
 export const SHARD_INDEX = "model.safetensors.index.json";
+
+/** Whether a file name is a transformers checkpoint's weights: one file, a shard (save_pretrained's names), or the shard index. */
+export function isCheckpointWeightsFile(name: string): boolean {
+  return /^model(-\d{5}-of-\d{5})?\.safetensors$/.test(name) || name === SHARD_INDEX;
+}
 /** Weight files we refuse to open: loading them means unpickling, which can run arbitrary code. */
 const PICKLE_WEIGHTS = ["pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth"];
 

@@ -1,21 +1,19 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
+import { seedRepo } from "../../src/local-hub/seed.js";
 import { FullFinetuneReport } from "../../src/report/full-finetune-schema.js";
 import { BotWorld } from "../helpers/bot-world.js";
 import { runCli } from "../helpers/cli.js";
-import { writeTinyFullFinetune, type TinyFullFinetune } from "../helpers/tiny-full-finetune.js";
+import { FINETUNE_CARD, seedFinetuneFamily } from "../helpers/finetune-family.js";
+import type { TinyFullFinetune } from "../helpers/tiny-full-finetune.js";
 import { until } from "../helpers/until.js";
 
 const FINETUNE_REPO = "acme/tiny-finetune";
-const FINETUNE_CARD = "---\nlicense: apache-2.0\nbase_model: test-org/tiny-chat\n---\n# A full fine-tune\n";
 
-/** The tiny family on the Hub: base and chat under test-org (the chat's card names its base), the fine-tune's repo with its card only. */
+/** The family on the Hub and the fine-tune's repo, with its card only. */
 async function seedFamily(world: BotWorld): Promise<TinyFullFinetune> {
-  const models = await writeTinyFullFinetune(join(world.work, "models"));
-  await seedRepo(world.hub, "test-org/tiny-base", await folderFiles(models.base));
-  await seedRepo(world.hub, "test-org/tiny-chat", [...(await folderFiles(models.aligned)), { path: "README.md", data: "---\nbase_model: test-org/tiny-base\n---\n# tiny chat\n" }]);
+  const models = await seedFinetuneFamily(world);
   await seedRepo(world.hub, FINETUNE_REPO, [{ path: "README.md", data: FINETUNE_CARD }]);
   return models;
 }

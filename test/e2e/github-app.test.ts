@@ -10,6 +10,9 @@ import { readAllTensors } from "../helpers/tensors.js";
 import { goldenPath } from "../helpers/golden.js";
 import { BotWorld } from "../helpers/bot-world.js";
 import { LocalOctokit } from "../local-github/helpers.js";
+import { FullFinetuneReport } from "../../src/report/full-finetune-schema.js";
+import { runCli } from "../helpers/cli.js";
+import { FINETUNE_CARD, seedFinetuneFamily } from "../helpers/finetune-family.js";
 
 // Issue 11: the same patch flow for an adapter kept in a GitHub repository, through the GitHub App. GitHub is the
 // project's local stand-in (src/local-github), the base and aligned models come from the local Hub, and the bot runs
@@ -163,5 +166,27 @@ describe("an installation removed", () => {
     await idle();
     expect(await world.bot!.context.queue.get(job.id)).toMatchObject({ state: "done", result: { outcome: "refused", code: "not-installed" } });
     expect(github.requests.slice(mark).filter((request) => request.path.includes("/repos/alice/chat-lora"))).toEqual([]);
+  });
+});
+
+describe("a full fine-tune pushed to a GitHub repo, its weights in Git LFS", () => {
+  it("gets one pull request whose safe-lora/ holds the sharded variant, as LFS objects, equal to the CLI's", async () => {
+    const models = await seedFinetuneFamily(world);
+    const files = ["model.safetensors", "config.json"].map((name) => ({ path: name, data: readFileSync(join(models.finetuned, name)), lfs: name.endsWith(".safetensors") }));
+    github.store.pushAs(alice, repo, [{ path: ".gitattributes", data: "*.safetensors filter=lfs diff=lfs merge=lfs -text\n" }]);
+    github.store.pushAs(alice, repo, [...files, { path: "README.md", data: FINETUNE_CARD }]);
+    await idle();
+
+    const pulls = (await octokit().request("GET /repos/{owner}/{repo}/pulls", { owner: "alice", repo: "chat-lora", state: "all" })).data;
+    expect(pulls).toHaveLength(1);
+    const branch = pulls[0]!.head.ref;
+    const report = FullFinetuneReport.parse(JSON.parse((await fileAt(branch, "safe-lora/safe-lora-report.json")).toString("utf8")));
+    expect(report).toMatchObject({ kind: "full-finetune", moduleCount: 14, inputs: { finetuned: { location: expect.stringMatching(/^alice\/chat-lora@[0-9a-f]{12}$/) }, aligned: { location: "test-org/tiny-chat" } } });
+    // The shard is an LFS object behind a pointer, as the repo's own tensors are, and the same bytes as a CLI run makes.
+    const tree = (await octokit().request("GET /repos/{owner}/{repo}/contents/{path}", { owner: "alice", repo: "chat-lora", path: "safe-lora/model-00001-of-00001.safetensors", ref: branch })).data as { size: number };
+    expect(tree.size).toBeLessThan(200);
+    const out = join(world.work, "cli-variant");
+    expect((await runCli(["patch", "--finetune", models.finetuned, "--base", models.base, "--aligned", models.aligned, "--select", "threshold:0.33", "--out", out])).code).toBe(0);
+    for (const name of ["model-00001-of-00001.safetensors", "model.safetensors.index.json", "config.json"]) expect(await fileAt(branch, `safe-lora/${name}`), name).toEqual(readFileSync(join(out, name)));
   });
 });

@@ -42,10 +42,19 @@ describe("parseGithubEvent: push", () => {
     expect(parsed.ok && parsed.event).toEqual({ kind: "push", forge: "github", repo: REPO, private: false, sha: SHA });
   });
 
+  it("a full fine-tune's config or weights count too: config.json, a shard, the shard index, model.safetensors", () => {
+    for (const path of ["config.json", "ft/model-00002-of-00004.safetensors", "model.safetensors.index.json", "ft/model.safetensors"]) {
+      const parsed = parseEvent("push", pushAdding([path]));
+      expect(parsed.ok && parsed.event.kind, path).toBe("push");
+    }
+    // Named like one, but not save_pretrained's: not a checkpoint.
+    expect((parseEvent("push", pushAdding(["model-1-of-2.safetensors", "old-config.json"])) as { event: { kind: string } }).event.kind).toBe("ignored");
+  });
+
   it("the example push (README.md only) is ignored, with its repo and installation", () => {
     expect(parseEvent("push", example("push", (payload) => payload.ref === "refs/heads/master"))).toEqual({
       ok: true,
-      event: { kind: "ignored", forge: "github", repo: REPO, reason: "no adapter_config.json or adapter weights added or modified" },
+      event: { kind: "ignored", forge: "github", repo: REPO, reason: "no adapter or checkpoint config or weights added or modified" },
       installationId: 1,
     });
   });
