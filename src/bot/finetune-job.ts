@@ -38,7 +38,6 @@ export const FinetunePayload = z.object({
 });
 export type FinetunePayload = z.infer<typeof FinetunePayload>;
 
-/** Per fine-tune version and configuration, like a patch job's key: a README-only commit makes no new job. */
 /** One re-patch per comment that asked for it, however often the command job runs. */
 export function commandFinetuneKey(params: { forge: ForgeName; repo: string; folder: string; commentId: string }): string {
   return jobKey("finetune", params.forge, params.repo, params.folder, "comment", params.commentId);
@@ -46,6 +45,7 @@ export function commandFinetuneKey(params: { forge: ForgeName; repo: string; fol
 
 export const committedFinetuneReport = (files: PinnedRepo, folder: string) => readCommittedReport(files, folder, FullFinetuneReport);
 
+/** Per fine-tune version and configuration, like a patch job's key: a README-only commit makes no new job. */
 export function finetuneKey(params: { forge: ForgeName; repo: string; folder: string; filesKey: string; configKey: string }): string {
   return jobKey("finetune", params.forge, params.repo, params.folder, params.filesKey, params.configKey);
 }
@@ -66,15 +66,15 @@ async function alreadyCovered(context: JobContext, repo: string, mine: readonly 
 /**
  * One full fine-tune folder: patch it (W_aligned + C·ΔW where selected) and publish the variant, a sharded
  * checkpoint in `safe-lora/`, as a pull request of its own — opened once, updated by later commits. The committed
- * report's record decides that a run would change nothing, as for adapters. Comment commands and the behavioural
- * check are the adapters' only (README, "Full fine-tunes").
+ * report's record decides that a run would change nothing, as for adapters. A comment's re-patch is answered by
+ * editing its acknowledgement; the behavioural check is the adapters' only (README, "Full fine-tunes").
  */
 export async function runFinetune(context: JobContext, payload: FinetunePayload, jobSignal?: AbortSignal): Promise<PatchOutcome> {
   const { command } = payload;
   const reply = async (text: string) => {
     if (command) await context.forge.editComment({ repo: payload.repo, discussion: command.discussion, commentId: command.ackId, text });
   };
-  const outcome = await patchFinetune(context, payload, reply, jobSignal);
+  const outcome = await patchFinetuneFolder(context, payload, reply, jobSignal);
   // A refusal has answered already, with what is wrong and what to do.
   if (outcome.outcome !== "refused") await reply(replyText(context, payload, outcome));
   return outcome;
@@ -93,7 +93,7 @@ function replyText(context: JobContext, payload: FinetunePayload, outcome: Exclu
   }
 }
 
-async function patchFinetune(context: JobContext, payload: FinetunePayload, reply: (text: string) => Promise<void>, jobSignal?: AbortSignal): Promise<PatchOutcome> {
+async function patchFinetuneFolder(context: JobContext, payload: FinetunePayload, reply: (text: string) => Promise<void>, jobSignal?: AbortSignal): Promise<PatchOutcome> {
   const { repo, folder } = payload;
   const sha = payload.sha ?? (await context.forge.head(repo)).sha;
   const files = await context.forge.open({ repo, revision: sha });

@@ -10,7 +10,6 @@ import { isCheckpointWeightsFile } from "../safetensors/checkpoint.js";
 import { inSubfolder } from "../storage/repo-files.js";
 import { coveredFolders } from "./adapters.js";
 
-
 /** config.json as far as routing needs it: the sizes that make the largest linear module. Anything else is ignored. */
 const RoutingConfig = z.looseObject({
   hidden_size: z.number().int().positive().optional(),
