@@ -157,7 +157,7 @@ async function patchFinetuneFolder(context: JobContext, payload: FinetunePayload
         signal: deadline.signal,
       });
       inputs.onClose(() => patched.release()); // the staged shards stay on disk until the commit is done
-      for (const source of ["base", "aligned"] as const) context.metrics.bytesRead.inc({ source }, patched.report.bytesRead[source]);
+      for (const source of ["base", "aligned", "finetuned"] as const) context.metrics.bytesRead.inc({ source }, patched.report.bytesRead[source]);
       const card = cardContextOf(patched.report, inputs, folder, context.hub.hubUrl);
       const commit: FileToCommit[] = finetuneVariantFiles(patched, card).map((file) => ({ path: posix.join(variantFolderOf(folder), file.path), content: new Blob([...file.chunks]) }));
       return await publish(context, { repo, folder, main: files, open, record, report: patched.report, files: commit });

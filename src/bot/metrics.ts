@@ -25,7 +25,7 @@ export class BotMetrics {
   });
   readonly bytesRead = new Counter({
     name: "safe_lora_bytes_read_total",
-    help: "Bytes read by patch jobs, by source (base, aligned, adapter)",
+    help: "Bytes read by patch jobs, by source (base, aligned, adapter; finetuned for full fine-tunes)",
     labelNames: ["source"],
     registers: [this.registry],
   });

@@ -43,7 +43,7 @@ local folder (when that path exists) or a Hub repo id, read by range requests at
                       an 8B model's MLP is a job for --ep cuda
   --max-cpu-module-elements <n>
                       with --finetune: the largest d_out·d_in a CPU run takes on
-  --subfolder <dir>   adapter folder inside --adapter, for repos that hold several adapters
+  --subfolder <dir>   the folder inside --adapter (or --finetune), for repos that hold several
   --aligned <loc>     the aligned chat/instruct model the adapter was trained on
                       (default: the adapter's base_model_name_or_path, else its card's base_model;
                       for --finetune, its card's base_model)
