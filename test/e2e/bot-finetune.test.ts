@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seedRepo } from "../../src/local-hub/seed.js";
+import { folderFiles, seedRepo } from "../../src/local-hub/seed.js";
 import { FullFinetuneReport } from "../../src/report/full-finetune-schema.js";
 import { BotWorld } from "../helpers/bot-world.js";
 import { runCli } from "../helpers/cli.js";
@@ -136,6 +136,36 @@ describe("the bot on a repo holding a family's own release", () => {
     const job = (await world.bot!.context.queue.recent(100)).find((j) => j.kind === "finetune" && j.repo === "acme/tiny-chat-release");
     expect(job).toMatchObject({ state: "done", result: { outcome: "skipped", reason: expect.stringMatching(/^no base\/aligned pair for this model .*name one with pair: in safe-lora\.yaml/) } });
     expect(world.repo("acme/tiny-chat-release").discussions).toHaveLength(0);
+  });
+});
+
+describe("a fine-tune whose card names another organisation's private model", () => {
+  let world: BotWorld;
+  let models: TinyFullFinetune;
+  beforeAll(async () => {
+    world = await BotWorld.create();
+    models = await seedFinetuneFamily(world);
+    // otherorg's private copy of the family; the bot's account is a member, so its token could read it.
+    world.hub.store.addOrg("otherorg", [world.botUser.id]);
+    await seedRepo(world.hub, "otherorg/private-base", await folderFiles(models.base), { private: true });
+    await seedRepo(world.hub, "otherorg/private-chat", [...(await folderFiles(models.aligned)), { path: "README.md", data: "---\nbase_model: otherorg/private-base\n---\n" }], { private: true });
+    await seedRepo(world.hub, FINETUNE_REPO, [{ path: "README.md", data: FINETUNE_CARD.replace("test-org/tiny-chat", "otherorg/private-chat") }]);
+    await world.startBot();
+  });
+  afterAll(() => world.close());
+
+  it("is refused with a notice, and not one byte of the private models is read or published", async () => {
+    const reads: string[] = [];
+    world.hub.hooks.onRequest = (method, path) => {
+      if (path.includes("otherorg/private-") && (path.includes("/resolve/") || path.includes("/tree/"))) reads.push(`${method} ${path}`);
+    };
+    await pushFinetune(world, models);
+    await world.idle(60_000);
+    const discussions = world.repo(FINETUNE_REPO).discussions;
+    expect(discussions.filter((d) => d.isPullRequest)).toHaveLength(0);
+    const notice = discussions.find((d) => !d.isPullRequest)!.events[0]!.content!;
+    expect(notice).toMatch(/otherorg\/private-chat is not a public model \(or does not exist\)/);
+    expect(reads).toEqual([]);
   });
 });
 
