@@ -4,14 +4,13 @@
 // protocol), as test/behaviour/miniature-scores.test.ts measures the paper's variants against reference.json.
 //
 //   npx tsx bench/subspace-behaviour.ts
-import { join } from "node:path";
 import { loadPromptSet } from "../src/behaviour/load-prompt-set.js";
 import { measureBehaviour, type CheckSubject } from "../src/behaviour/measure-behaviour.js";
 import { InferenceEndpointConfig } from "../src/behaviour/schema.js";
 import { seedRepo, type SeedFile } from "../src/local-hub/seed.js";
 import { formatOperator, parseOperator, type Operator } from "../src/projection/operator.js";
 import type { ModuleReport } from "../src/report/schema.js";
-import { endpointWorld, MINIATURE_DIR, patchHarmfulMix, REFERENCE_MAX_NEW_TOKENS } from "../test/local-inference/endpoint-world.js";
+import { endpointWorld, patchHarmfulMix, REFERENCE_MAX_NEW_TOKENS } from "../test/local-inference/endpoint-world.js";
 
 const SELECTIONS = ["threshold:0.5", "top-k:4"];
 const OPERATORS = ["paper", "subspace:1", "subspace:4", "subspace:16", "subspace:0.9"].map(parseOperator);

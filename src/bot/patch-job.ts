@@ -6,7 +6,7 @@ import { redactRepo, repoLogFields } from "./log-fields.js";
 import { code, plainLine } from "../report/markdown.js";
 import { posix } from "node:path";
 import type { RepoConfig } from "../config/bot-config.js";
-import { isUsersToFix, SafeLoraError, type SafeLoraErrorCode } from "../errors.js";
+import { isUsersToFix, type SafeLoraErrorCode } from "../errors.js";
 import type { BotPullRequest, FileToCommit, ForgeName, PinnedRepo } from "../forge/forge.js";
 import { openInputs, type OpenedInputs } from "../pipeline/open-inputs.js";
 import { patchAdapter, type PatchedAdapter } from "../pipeline/patch-adapter.js";

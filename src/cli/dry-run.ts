@@ -1,5 +1,5 @@
 import { formatSelection, previewSelection, type Selection } from "../projection/selection.js";
-import type { SafeLoraReport, SelectionPreview } from "../report/schema.js";
+import type { SelectionPreview } from "../report/schema.js";
 
 /**
  * The selections a dry run compares with the one asked for: shares around the default and the paper's 11 % and

@@ -1,7 +1,7 @@
 import type { HubAccess } from "../hub/hub-access.js";
 import { AdapterCache } from "./adapter-cache.js";
 import { parseAdapterId } from "./adapter-id.js";
-import type { CausalLm, LlamaLora } from "../llama/causal-lm.js";
+import type { CausalLm } from "../llama/causal-lm.js";
 
 /** One generation as a route asks for it. */
 export interface GenerationAsk {

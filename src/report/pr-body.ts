@@ -1,4 +1,4 @@
-import { code, codeBlock, escapeMarkdown, linkPath, plainLine, tableCell } from "./markdown.js";
+import { code, codeBlock, linkPath, plainLine, tableCell } from "./markdown.js";
 import { variantFolderOf } from "./variant-folder.js";
 import { behaviourPendingLine, behaviourPullRequestSection } from "./behaviour-section.js";
 import { bytesReadText, givenUp, majorityWarning, modelTreeWarning, resolvedByWords } from "./headline.js";

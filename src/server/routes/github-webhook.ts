@@ -6,7 +6,7 @@ import { acceptEvent } from "../../bot/intake.js";
 import { SafeLoraError } from "../../errors.js";
 import type { GithubAppSettings } from "../../github/app-env.js";
 import { parseGithubEvent } from "../../github/github-webhook.js";
-import { BodyTooLarge, readBody, send, sendTooLarge } from "../http.js";
+import { BodyTooLarge, readBody, sendTooLarge } from "../http.js";
 
 /** GitHub caps webhook payloads at 25 MB (a push of many commits can pass the Hub's 5 MB). */
 const GITHUB_MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
